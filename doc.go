@@ -1,0 +1,26 @@
+// Package devicemail is the overview of the devicemail SDK: sending mail through
+// Microsoft Exchange Online (and Outlook.com, the sovereign clouds, and any OAuth 2.0
+// provider) from printers, scanners and desktop tools after SMTP Basic authentication
+// is switched off, by signing in with OAuth 2.0 and sending with SASL XOAUTH2.
+//
+// The packages:
+//
+//   - [github.com/devicemail/devicemail/oauthmail] is the facade most programs need:
+//     sign in once, then Send for years; every failure maps to a stable code with a
+//     panel number and an operator message in English and Japanese.
+//   - [github.com/devicemail/devicemail/devicecode] signs in: the RFC 8628 device
+//     authorization grant (a code on the panel) and the authorization-code flow with
+//     PKCE and a loopback redirect, admin-consent URLs, and the account identity.
+//   - [github.com/devicemail/devicemail/tokenstore] keeps sign-ins: memory, atomic
+//     file and encrypted file stores; [github.com/devicemail/devicemail/tokenstore/keyringstore]
+//     uses the OS keyring; [github.com/devicemail/devicemail/tokenstore/tokenstoretest]
+//     checks any Store.
+//   - [github.com/devicemail/devicemail/smtpx] sends: XOAUTH2 over STARTTLS, sender
+//     policy, streamed attachments, typed Exchange replies.
+//   - [github.com/devicemail/devicemail/oauthmail/oauthmailtest] emulates Entra ID and
+//     Exchange Online for tests, in-process or as `oauthmail emulator`.
+//
+// The command github.com/devicemail/devicemail/cmd/oauthmail signs in, sends, prints
+// tokens for msmtp and runs the emulator; `go run ./cmd/oauthmail demo` shows the
+// whole job against the built-in emulator.
+package devicemail

@@ -1,0 +1,117 @@
+package oauthmailtest
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"log/slog"
+	"net/http"
+	"testing"
+	"time"
+)
+
+// Options configures an [Emulator]. The zero value (or nil) starts the default
+// directory on 127.0.0.1 with HTTPS, wall-clock time and fast error replies.
+type Options struct {
+	// Directory holds tenants, apps and users; nil means DefaultDirectory().
+	// The emulator owns it after New: change it through Emulator.Update.
+	Directory *Directory
+	// Clock is the emulated time; nil means the wall clock (which Advance can
+	// still move forward).
+	Clock *Clock
+	// HTTPAddr and SMTPAddr are the listen addresses; empty means "127.0.0.1:0".
+	HTTPAddr string
+	SMTPAddr string
+	// PlainHTTP serves the Entra side over plain HTTP instead of HTTPS.
+	PlainHTTP bool
+	// Hosts are extra DNS names or IPs for the server certificate
+	// (localhost, 127.0.0.1 and ::1 are always in it).
+	Hosts []string
+	// Realistic adds the delay Exchange puts before SMTP error replies
+	// (about 5 s, exchange-online-smtp.md §4e). Off by default so tests stay fast.
+	Realistic bool
+	// StrictRefreshRotation makes a refresh token die once it is used, so that a
+	// client that loses the rotated token is caught. By default old refresh
+	// tokens stay valid, as Entra's do (entra-id.md §4.2).
+	StrictRefreshRotation bool
+	// AccessTokenLifetime is the access token lifetime; zero means 1 hour.
+	AccessTokenLifetime time.Duration
+	// RefreshInactivity is how long an unused refresh token lives; zero means
+	// 90 days (AADSTS700082, entra-id.md §4.2).
+	RefreshInactivity time.Duration
+	// AutoApprove signs this UPN in for every device code as soon as it is polled
+	// (for unattended runs of the emulator command).
+	AutoApprove string
+	// Logger receives one Debug record per request; nil discards.
+	Logger *slog.Logger
+}
+
+// Emulator is a running emulator of Entra ID (HTTP) and Exchange Online (SMTP).
+type Emulator struct {
+	core  *core
+	opts  Options
+	entra *entraServer
+	smtp  *smtpServer
+}
+
+// New starts an emulator. It panics if it cannot listen, like httptest.NewServer.
+// Call Close when done, or use [Start] in tests.
+func New(opts *Options) *Emulator {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.AccessTokenLifetime == 0 {
+		o.AccessTokenLifetime = time.Hour
+	}
+	if o.RefreshInactivity == 0 {
+		o.RefreshInactivity = 90 * 24 * time.Hour
+	}
+	e := &Emulator{opts: o, core: newCore(o.Directory, o.Clock, o.Hosts)}
+	e.entra = startEntra(e.core, &e.opts)
+	e.smtp = startSMTP(e.core, &e.opts)
+	return e
+}
+
+// Start starts an emulator for a test and closes it when the test ends.
+func Start(t testing.TB, opts *Options) *Emulator {
+	t.Helper()
+	e := New(opts)
+	t.Cleanup(e.Close)
+	return e
+}
+
+// Close stops both servers.
+func (e *Emulator) Close() {
+	e.smtp.close()
+	e.entra.close()
+}
+
+// Clock returns the emulator's clock.
+func (e *Emulator) Clock() *Clock { return e.core.clock }
+
+// CAPEM returns the emulator's CA certificate in PEM form.
+func (e *Emulator) CAPEM() []byte { return append([]byte(nil), e.core.caPEM...) }
+
+// CertPool returns a pool that trusts the emulator's CA, and only it.
+func (e *Emulator) CertPool() *x509.CertPool { return e.core.certPool() }
+
+// TLSConfig returns a client TLS configuration that trusts the emulator's CA.
+func (e *Emulator) TLSConfig() *tls.Config {
+	return &tls.Config{RootCAs: e.core.certPool(), MinVersion: tls.VersionTLS12}
+}
+
+// Client returns an HTTP client that trusts the emulator's CA, like httptest.Server.Client.
+func (e *Emulator) Client() *http.Client {
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: e.TLSConfig()}, Timeout: 30 * time.Second}
+}
+
+// Update runs f with the directory locked, to change tenants, apps or users
+// while the emulator runs (for example to disable SMTP AUTH for a mailbox).
+func (e *Emulator) Update(f func(d *Directory)) {
+	e.core.mu.Lock()
+	defer e.core.mu.Unlock()
+	f(e.core.dir)
+}
