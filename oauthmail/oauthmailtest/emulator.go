@@ -38,6 +38,16 @@ type Options struct {
 	// RefreshInactivity is how long an unused refresh token lives; zero means
 	// 90 days (AADSTS700082, entra-id.md §4.2).
 	RefreshInactivity time.Duration
+	// MaxMessageSize is the SIZE the SMTP side advertises and enforces; zero means
+	// 157286400 (150 MiB, exchange-online-smtp.md §2c/§5).
+	MaxMessageSize int64
+	// MaxConcurrent is how many connections may submit for one mailbox at once
+	// before "432 4.3.2"; zero means 3 (exchange-online-smtp.md §5).
+	MaxConcurrent int
+	// SendRate is the per-mailbox submission rate per minute; excess messages are
+	// delayed (in emulated time), not refused. Zero means 30 (exchange-online-smtp.md §5);
+	// negative means unlimited.
+	SendRate int
 	// AutoApprove signs this UPN in for every device code as soon as it is polled
 	// (for unattended runs of the emulator command).
 	AutoApprove string
@@ -106,6 +116,34 @@ func (e *Emulator) TLSConfig() *tls.Config {
 // Client returns an HTTP client that trusts the emulator's CA, like httptest.Server.Client.
 func (e *Emulator) Client() *http.Client {
 	return &http.Client{Transport: &http.Transport{TLSClientConfig: e.TLSConfig()}, Timeout: 30 * time.Second}
+}
+
+// AccessToken mints a valid delegated access token for Exchange Online SMTP
+// (audience https://outlook.office.com, scp SMTP.Send) for the user upn, signed
+// by the emulator and valid for Options.AccessTokenLifetime. Tests that exercise
+// only the SMTP side use it instead of a sign-in. It panics if upn is unknown.
+func (e *Emulator) AccessToken(upn string) string {
+	e.core.mu.Lock()
+	u := e.core.dir.user(upn)
+	var tid, oid, name, UPN string
+	if u != nil {
+		tid, oid, name, UPN = u.TenantID, u.ObjectID, u.DisplayName, u.UPN
+	}
+	e.core.mu.Unlock()
+	if u == nil {
+		panic("oauthmailtest: AccessToken: unknown user " + upn)
+	}
+	now := e.core.clock.Now()
+	tok, err := e.core.sign(accessClaims{
+		Aud: AudienceDelegated, Iss: "https://sts.windows.net/" + tid + "/",
+		Iat: now.Unix(), Nbf: now.Unix(), Exp: now.Add(e.opts.AccessTokenLifetime).Unix(),
+		AppID: DeviceAppClientID, Scp: "SMTP.Send", UPN: UPN, UniqueName: UPN, Name: name,
+		Oid: oid, Sub: oid, Tid: tid, Ver: "1.0", Uti: newGUID(),
+	})
+	if err != nil {
+		panic("oauthmailtest: AccessToken: " + err.Error())
+	}
+	return tok
 }
 
 // Update runs f with the directory locked, to change tenants, apps or users
