@@ -1,0 +1,106 @@
+// Package oauthmail signs a mailbox in to Microsoft Exchange Online (or
+// Outlook.com, a sovereign cloud, any RFC 8628 server) once, keeps the sign-in
+// alive, and sends mail as it over SMTP with XOAUTH2 — the ten lines a printer,
+// scanner or desktop tool needs:
+//
+//	a, _ := devicecode.ExchangeOnline(tenantID)
+//	m, _ := oauthmail.New(oauthmail.Config{
+//		Authority: a,
+//		ClientID:  clientID,
+//		Store:     &tokenstore.Encrypted{Dir: dir, Secret: key},
+//	})
+//	if _, err := m.SignIn(ctx, showCodeOnPanel); err != nil { ... }
+//	err := m.Send(ctx, &smtpx.Message{To: to, Subject: "Scan", Attachments: scans})
+//	panel.Show(oauthmail.PanelTable(nil).Panel(oauthmail.ErrorCode(err)))
+//
+// It ties together [devicecode] (sign-in), [tokenstore] (where sign-ins live)
+// and [smtpx] (submission). The command cmd/oauthmail is built on it.
+//
+// # Sign-in and sender
+//
+// [Mailer.SignIn] runs the device code flow (RFC 8628): the device shows a code
+// and a URL, a person signs in on a computer or phone, and the sign-in is saved
+// under the Mailer's account key. The signed-in account's UPN becomes the
+// sender (seed 000: Exchange accepts only the UPN, or an address the account
+// has Send As rights on). A configured sender (Config.From or the message's
+// From) that is neither the UPN nor in Config.SendAs is refused before any
+// connection with [*smtpx.SenderMismatchError] (code sender_mismatch). The
+// mailbox's primary address may differ from the UPN (seed 003); the UPN is
+// still what is used.
+//
+// One store holds many accounts ([Mailer.Account], [Mailer.Accounts]), for a
+// device on which each user signs in with their own mailbox.
+//
+// # Refresh and keep-alive
+//
+// An access token with less than Config.RefreshMargin (10 minutes by default)
+// left is refreshed before use. Within a process one refresh per account runs
+// at a time and every caller waiting for it shares its result, so a thousand
+// concurrent sends on an expired token make one token request. Across
+// processes, a store that implements [tokenstore.Locker] is locked around
+// "reload, refresh if still needed, save". The rotated refresh token is saved
+// to the store before the new access token is handed out. A 535 reply makes
+// smtpx ask for one forced refresh and retry once.
+//
+// Microsoft forgets a refresh token that is not used for 90 days ([Inactivity]):
+// an idle printer's sign-in lapses and the next send fails with
+// sign_in_expired (panel 361). [Mailer.KeepAlive] refreshes now, or every
+// interval in a loop, and [Status.LapsesAt] says when the sign-in dies if
+// nothing refreshes it.
+//
+// # Error codes
+//
+// [ErrorCode] maps any error from any layer to a stable [Code]. Each code says
+// whether retrying can help ([Code.Retryable]) and what the operator should do
+// in English and Japanese ([Code.Message]), and has a panel number from a
+// [PanelTable]. The default table uses the job codes of seed 001 where they
+// fit (360 not linked, 361 link expired, 370 re-sign-in required); integrators
+// pass their own table.
+//
+//	panel code                   retry  meaning
+//	360   not_signed_in          no     no sign-in stored for the account
+//	361   sign_in_expired        no     refresh token lapsed (idle for 90 days)
+//	362   code_expired           no     the sign-in code expired before use
+//	363   declined               no     the user declined the sign-in
+//	364   consent_required       no     an administrator must consent for the app
+//	365   conditional_access     no     a Conditional Access policy blocked the sign-in
+//	366   device_flow_blocked    no     policy blocks the device code flow
+//	367   mfa_required           no     multi-factor authentication is needed
+//	370   reauth_required        no     revoked, password changed: sign in again
+//	371   invalid_client         no     client ID or app settings are wrong
+//	372   client_secret_expired  no     the app's client secret expired
+//	373   app_not_found          no     no such app registration in the tenant
+//	374   tenant_not_found       no     no such tenant
+//	375   invalid_scope          no     scope missing or not granted
+//	380   smtp_auth_disabled     no     SMTP AUTH is off for the tenant or mailbox
+//	381   auth_failed            yes    the mail server refused the token
+//	382   send_as_denied         no     the account may not send as that address
+//	383   sender_mismatch        no     sender is not the signed-in account (refused locally)
+//	384   message_too_large      no     the message exceeds the server's size limit
+//	385   throttled              yes    too many messages or connections; wait
+//	390   tls_failure            no     TLS could not be set up
+//	391   certificate_invalid    no     the server certificate did not verify
+//	392   network                yes    the server could not be reached
+//	393   server_unavailable     yes    the service failed or answered nonsense
+//	395   bad_input              no     a setting or message field is invalid
+//	396   store_corrupt          no     the sign-in store is unreadable (or wrong key)
+//	399   internal               no     anything else
+//
+// # Security
+//
+// Tokens, refresh tokens, device codes and client secrets never appear in a
+// log record, an error string, a [Status] or the output of fmt on a [Config].
+// The SMTP transcript (Config.Debug) has its AUTH lines masked by smtpx. The
+// token is only sent over TLS (STARTTLS) with the certificate verified unless
+// Config.TLSConfig says otherwise, which [Status.VerifyCertificate] reports.
+// Choose the store to match the device: [tokenstore.Encrypted] for firmware,
+// the keyring (tokenstore/keyringstore) for a desktop.
+//
+// # Testing
+//
+// Package [oauthmailtest] emulates Entra ID and Exchange Online on loopback.
+// Point a preset at it with Authority.WithLoginURL(e.URL()), set SMTPAddr to
+// e.SMTPAddr(), TLSConfig to e.TLSConfig() and HTTPClient to e.Client(); approve
+// the device code with e.Approve. Its manual clock (Config.Clock) lets a test
+// pass 90 days at once.
+package oauthmail

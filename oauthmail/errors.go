@@ -1,0 +1,289 @@
+package oauthmail
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"syscall"
+
+	"github.com/devicemail/devicemail/devicecode"
+	"github.com/devicemail/devicemail/smtpx"
+	"github.com/devicemail/devicemail/tokenstore"
+)
+
+// Code is a stable name for a class of failure. Codes are API: they never change
+// meaning, and new ones may be added. [ErrorCode] maps any error to one; the
+// package documentation lists them with their panel numbers.
+type Code string
+
+// The codes. Each has a retry hint ([Code.Retryable]), an operator message in
+// English and Japanese ([Code.Message]) and a panel number ([PanelTable]).
+const (
+	NotSignedIn         Code = "not_signed_in"         // no sign-in stored for the account
+	SignInExpired       Code = "sign_in_expired"       // refresh token lapsed (idle for 90 days)
+	ReauthRequired      Code = "reauth_required"       // revoked, password changed: sign in again
+	ConsentRequired     Code = "consent_required"      // an administrator must consent for the app
+	ConditionalAccess   Code = "conditional_access"    // a Conditional Access policy blocked the sign-in
+	DeviceFlowBlocked   Code = "device_flow_blocked"   // policy blocks the device code flow
+	MFARequired         Code = "mfa_required"          // multi-factor authentication is needed
+	Declined            Code = "declined"              // the user declined the sign-in
+	CodeExpired         Code = "code_expired"          // the sign-in code expired before use
+	InvalidClient       Code = "invalid_client"        // client ID or app settings are wrong
+	ClientSecretExpired Code = "client_secret_expired" // the app's client secret expired
+	AppNotFound         Code = "app_not_found"         // no such app registration in the tenant
+	TenantNotFound      Code = "tenant_not_found"      // no such tenant
+	InvalidScope        Code = "invalid_scope"         // scope missing or not granted
+	SMTPAuthDisabled    Code = "smtp_auth_disabled"    // SMTP AUTH is off for the tenant or mailbox
+	AuthFailed          Code = "auth_failed"           // the mail server refused the token
+	SendAsDenied        Code = "send_as_denied"        // the account may not send as that address
+	SenderMismatch      Code = "sender_mismatch"       // sender is not the signed-in account (refused locally)
+	Throttled           Code = "throttled"             // too many messages or connections; wait
+	MessageTooLarge     Code = "message_too_large"     // the message exceeds the server's size limit
+	TLSFailure          Code = "tls_failure"           // TLS could not be set up
+	CertificateInvalid  Code = "certificate_invalid"   // the server certificate did not verify
+	Network             Code = "network"               // the server could not be reached
+	ServerUnavailable   Code = "server_unavailable"    // the service failed or answered nonsense
+	BadInput            Code = "bad_input"             // a setting or message field is invalid
+	StoreCorrupt        Code = "store_corrupt"         // the sign-in store is unreadable (or wrong key)
+	Internal            Code = "internal"              // anything else
+)
+
+// ErrNotSignedIn is returned by methods that need a sign-in when the account has
+// none stored. [ErrorCode] maps it (and [tokenstore.ErrNotFound]) to [NotSignedIn].
+var ErrNotSignedIn = errors.New("oauthmail: not signed in")
+
+// inputError is a configuration or message mistake found before any network use.
+type inputError struct{ msg string }
+
+func (e *inputError) Error() string { return "oauthmail: " + e.msg }
+
+func badInput(msg string) error { return &inputError{msg} }
+
+// ErrorCode returns the stable code for err, looking through wrapped errors from
+// every layer (devicecode, tokenstore, smtpx, the network). It returns "" for a
+// nil error and [Internal] for an error it does not recognise.
+func ErrorCode(err error) Code {
+	if err == nil {
+		return ""
+	}
+	var (
+		de  *devicecode.Error
+		se  *smtpx.Error
+		sm  *smtpx.SenderMismatchError
+		hi  *smtpx.HeaderInjectionError
+		ce  *tokenstore.CorruptError
+		ie  *inputError
+		cfe *devicecode.ConfigError
+		ne  net.Error
+		dns *net.DNSError
+		op  *net.OpError
+	)
+	switch {
+	case errors.As(err, &sm):
+		return SenderMismatch
+	case errors.As(err, &hi), errors.As(err, &ie), errors.As(err, &cfe),
+		errors.Is(err, smtpx.ErrInvalidMessage):
+		return BadInput
+	case errors.As(err, &de):
+		return deviceCode(de.Reason)
+	case errors.As(err, &se):
+		return smtpCode(se.Reason)
+	case errors.Is(err, ErrNotSignedIn), errors.Is(err, tokenstore.ErrNotFound):
+		return NotSignedIn
+	case errors.As(err, &ce), errors.Is(err, tokenstore.ErrWrongKey):
+		return StoreCorrupt
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):
+		return Network
+	case errors.As(err, &dns), errors.As(err, &op), errors.As(err, &ne),
+		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET):
+		return Network
+	}
+	return Internal
+}
+
+// deviceCode maps a devicecode reason (design.md) to a code.
+func deviceCode(r devicecode.Reason) Code {
+	switch string(r) {
+	case "declined", "access_denied":
+		return Declined
+	case "expired", "bad_code":
+		return CodeExpired
+	case "conditional_access":
+		return ConditionalAccess
+	case "device_flow_blocked":
+		return DeviceFlowBlocked
+	case "mfa_required":
+		return MFARequired
+	case "consent_required":
+		return ConsentRequired
+	case "public_client_not_allowed", "invalid_client", "redirect_mismatch":
+		return InvalidClient
+	case "app_not_found":
+		return AppNotFound
+	case "tenant_not_found":
+		return TenantNotFound
+	case "invalid_scope":
+		return InvalidScope
+	case "client_secret_expired":
+		return ClientSecretExpired
+	case "refresh_expired":
+		return SignInExpired
+	case "reauth_required":
+		return ReauthRequired
+	case "server", "protocol":
+		return ServerUnavailable
+	case "network":
+		return Network
+	}
+	return Internal
+}
+
+// smtpCode maps an smtpx reason (design.md) to a code.
+func smtpCode(r smtpx.Reason) Code {
+	switch string(r) {
+	case "auth_failed", "not_authenticated", "token_expiring":
+		return AuthFailed
+	case "smtp_auth_disabled":
+		return SMTPAuthDisabled
+	case "send_as_denied":
+		return SendAsDenied
+	case "throttled":
+		return Throttled
+	case "too_large":
+		return MessageTooLarge
+	case "tls":
+		return TLSFailure
+	case "certificate":
+		return CertificateInvalid
+	case "network":
+		return Network
+	case "temporary":
+		return ServerUnavailable
+	case "rejected":
+		return BadInput
+	}
+	return Internal
+}
+
+type codeInfo struct {
+	retry  bool
+	panel  int
+	en, ja string
+}
+
+// codes is the built-in description of every code. Read-only.
+var codes = map[Code]codeInfo{
+	NotSignedIn: {false, 360, "Not linked to the mail service. Sign in with the mailbox that will send.",
+		"メールサービスと連携されていません。送信に使うメールボックスでサインインしてください。"},
+	SignInExpired: {false, 361, "The link to the mail service has expired (no mail was sent for a long time). An administrator must sign in again.",
+		"メールサービスとの連携の有効期限が切れました（長期間送信がなかったため）。管理者が再度サインインしてください。"},
+	ReauthRequired: {false, 370, "Sign in to the cloud service again (the sign-in was revoked or the password changed).",
+		"クラウドサービスへの再サインインが必要です（サインインが取り消されたか、パスワードが変更されました）。"},
+	CodeExpired: {false, 362, "The sign-in code expired before it was used. Start the sign-in again.",
+		"サインインコードが使用前に期限切れになりました。もう一度サインインを開始してください。"},
+	Declined: {false, 363, "The sign-in was declined. Start it again and accept the request.",
+		"サインインが拒否されました。もう一度開始し、要求を承認してください。"},
+	ConsentRequired: {false, 364, "An administrator must grant consent for this app in the organisation (admin consent), then sign in again.",
+		"組織の管理者がこのアプリに同意（管理者の同意）を与えてから、再度サインインしてください。"},
+	ConditionalAccess: {false, 365, "A Conditional Access policy blocked the sign-in. Ask the administrator to exclude this app or user.",
+		"条件付きアクセスポリシーによりサインインがブロックされました。管理者にこのアプリまたはユーザーの除外を依頼してください。"},
+	DeviceFlowBlocked: {false, 366, "The organisation blocks the device code sign-in. Ask the administrator to exclude this app or user from the policy.",
+		"組織がデバイスコードによるサインインをブロックしています。管理者にポリシーからの除外を依頼してください。"},
+	MFARequired: {false, 367, "Multi-factor authentication is required. Complete it on the sign-in page and sign in again.",
+		"多要素認証が必要です。サインインページで完了してから再度サインインしてください。"},
+	InvalidClient: {false, 371, "The app registration does not allow this sign-in. Check the client ID and enable \"Allow public client flows\".",
+		"アプリの登録設定がこのサインインを許可していません。クライアントIDを確認し、「パブリック クライアント フローを許可する」を有効にしてください。"},
+	ClientSecretExpired: {false, 372, "The app's client secret has expired. Create a new secret and enter it.",
+		"アプリのクライアントシークレットの有効期限が切れました。新しいシークレットを作成して入力してください。"},
+	AppNotFound: {false, 373, "No app with this client ID exists in the tenant. Check the client (application) ID.",
+		"このクライアントIDのアプリがテナントに存在しません。クライアント（アプリケーション）IDを確認してください。"},
+	TenantNotFound: {false, 374, "The tenant was not found. Check the tenant ID or domain.",
+		"テナントが見つかりません。テナントIDまたはドメインを確認してください。"},
+	InvalidScope: {false, 375, "The requested permission (scope) is wrong or not granted. Leave the scope at its default and check the app's API permissions.",
+		"要求したアクセス許可（スコープ）が誤っているか付与されていません。スコープは既定のままにし、アプリのAPIのアクセス許可を確認してください。"},
+	SMTPAuthDisabled: {false, 380, "SMTP AUTH is disabled for the organisation or the mailbox. Ask the Exchange administrator to enable it (it can take a while to apply).",
+		"組織またはメールボックスでSMTP AUTHが無効です。Exchange管理者に有効化を依頼してください（反映に時間がかかる場合があります）。"},
+	AuthFailed: {true, 381, "The mail server refused the sign-in. Check that the sender is the signed-in account's UPN and that the mailbox exists, then sign in again if it persists.",
+		"メールサーバーが認証を拒否しました。送信者がサインインしたアカウントのUPNであること、メールボックスが存在することを確認し、続く場合は再度サインインしてください。"},
+	SendAsDenied: {false, 382, "The signed-in account may not send as this address. Use the account's UPN as the sender, or have the administrator grant Send As.",
+		"サインインしたアカウントはこのアドレスとして送信できません。送信者をアカウントのUPNにするか、管理者に「送信者として送信」の権限付与を依頼してください。"},
+	SenderMismatch: {false, 383, "The sender address differs from the signed-in account. Set the sender to the account's UPN (or add the address to the allowed senders if delegation is set up).",
+		"送信者アドレスがサインインしたアカウントと異なります。送信者をアカウントのUPNに設定してください（代理送信が設定済みの場合は許可する送信者に追加してください）。"},
+	MessageTooLarge: {false, 384, "The message is too large for the mail server. Send fewer or smaller attachments.",
+		"メッセージがメールサーバーの上限を超えています。添付ファイルを減らすか小さくしてください。"},
+	Throttled: {true, 385, "The mail server is limiting this account (too many messages or connections). Wait and try again.",
+		"メールサーバーがこのアカウントの送信を制限しています（メッセージまたは接続が多すぎます）。しばらく待ってから再試行してください。"},
+	TLSFailure: {false, 390, "A secure (TLS) connection could not be set up. Check the server, port 587 and STARTTLS.",
+		"安全な（TLS）接続を確立できませんでした。サーバー、ポート587、STARTTLSの設定を確認してください。"},
+	CertificateInvalid: {false, 391, "The server certificate could not be verified. Check the date and time, the server name and the trusted certificates.",
+		"サーバー証明書を検証できませんでした。日付と時刻、サーバー名、信頼する証明書を確認してください。"},
+	Network: {true, 392, "The server could not be reached. Check the network, DNS and proxy settings.",
+		"サーバーに接続できませんでした。ネットワーク、DNS、プロキシの設定を確認してください。"},
+	ServerUnavailable: {true, 393, "The service is temporarily unavailable. Try again later.",
+		"サービスが一時的に利用できません。しばらくしてから再試行してください。"},
+	BadInput: {false, 395, "A setting or message field is invalid. Check the addresses and settings.",
+		"設定またはメッセージの項目が正しくありません。アドレスと設定を確認してください。"},
+	StoreCorrupt: {false, 396, "The saved sign-in could not be read (damaged, or wrong key). Sign in again.",
+		"保存されたサインイン情報を読み取れません（破損しているか鍵が違います）。再度サインインしてください。"},
+	Internal: {false, 399, "An unexpected error occurred. Contact support with the log.",
+		"予期しないエラーが発生しました。ログを添えてサポートに連絡してください。"},
+}
+
+// Codes returns every code, in panel-number order of the default table.
+func Codes() []Code {
+	return []Code{NotSignedIn, SignInExpired, CodeExpired, Declined, ConsentRequired,
+		ConditionalAccess, DeviceFlowBlocked, MFARequired, ReauthRequired, InvalidClient,
+		ClientSecretExpired, AppNotFound, TenantNotFound, InvalidScope, SMTPAuthDisabled,
+		AuthFailed, SendAsDenied, SenderMismatch, MessageTooLarge, Throttled, TLSFailure,
+		CertificateInvalid, Network, ServerUnavailable, BadInput, StoreCorrupt, Internal}
+}
+
+// Retryable reports whether trying the same thing again later, without changing
+// any setting, can succeed.
+func (c Code) Retryable() bool { return codes[c].retry }
+
+// Message returns what the operator should do, in English (lang "en" or "") or
+// Japanese (lang "ja"). Unknown codes get the message of [Internal]; other
+// languages get English.
+func (c Code) Message(lang string) string {
+	info, ok := codes[c]
+	if !ok {
+		info = codes[Internal]
+	}
+	if lang == "ja" {
+		return info.ja
+	}
+	return info.en
+}
+
+// PanelTable maps codes to the numbers a device shows on its panel or prints on
+// a job log. A nil or empty table means [DefaultPanels]. Integrators replace it
+// with their own numbering; a code missing from a non-empty table gets the
+// table's number for [Internal], or 0 if that is missing too.
+type PanelTable map[Code]int
+
+// DefaultPanels returns a new copy of the default table: seed 001's job codes
+// 360 (not linked), 361 (link expired) and 370 (re-sign-in required) where they
+// fit, and the rest in 362–399 as listed in the package documentation.
+func DefaultPanels() PanelTable {
+	t := make(PanelTable, len(codes))
+	for c, info := range codes {
+		t[c] = info.panel
+	}
+	return t
+}
+
+// Panel returns the panel number for c.
+func (t PanelTable) Panel(c Code) int {
+	if len(t) == 0 {
+		if info, ok := codes[c]; ok {
+			return info.panel
+		}
+		return codes[Internal].panel
+	}
+	if n, ok := t[c]; ok {
+		return n
+	}
+	return t[Internal]
+}

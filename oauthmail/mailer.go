@@ -1,0 +1,613 @@
+package oauthmail
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/devicemail/devicemail/devicecode"
+	"github.com/devicemail/devicemail/smtpx"
+	"github.com/devicemail/devicemail/tokenstore"
+)
+
+// DefaultRefreshMargin is how long before expiry an access token is refreshed when
+// Config.RefreshMargin is zero. Exchange rejects tokens close to expiry on some
+// endpoints (5.5.127), so a token is never used in its last minutes.
+const DefaultRefreshMargin = 10 * time.Minute
+
+// Inactivity is how long Microsoft keeps an unused refresh token (MaxInactiveTime,
+// entra-id.md §4.2). [Status.LapsesAt] is the last token issue plus Inactivity.
+const Inactivity = 90 * 24 * time.Hour
+
+// Config configures a [Mailer]. Only Authority and ClientID are required. The
+// Mailer keeps a copy; changing a Config after [New] has no effect.
+type Config struct {
+	// Authority is the identity provider and cloud, from a devicecode preset
+	// (devicecode.ExchangeOnline, devicecode.OutlookCom, ...) or devicecode.Generic.
+	Authority devicecode.Authority
+	// ClientID is the application (client) ID of the app registration.
+	ClientID string
+	// Scopes are requested at sign-in; nil means Authority.Scopes.
+	Scopes []string
+	// Store keeps sign-ins, one record per account; nil means a new
+	// tokenstore.Memory (sign-ins last as long as the Mailer). If it also
+	// implements tokenstore.Locker, refreshes are serialised across processes.
+	Store tokenstore.Store
+	// Account is the store key of the account this Mailer uses; "" means
+	// "default". [Mailer.Account] gives Mailers for other accounts.
+	Account string
+	// SMTPAddr is the submission server host:port; "" means Authority.SMTPAddr
+	// (smtp.office365.com:587 for Exchange Online, smtp-mail.outlook.com:587 for
+	// Outlook.com). The connection always uses STARTTLS.
+	SMTPAddr string
+	// TLSConfig is used for STARTTLS; nil means the system roots. Set RootCAs to
+	// trust a private CA (the emulator's). InsecureSkipVerify shows up in Status.
+	TLSConfig *tls.Config
+	// From is the sender address; "" means the signed-in account's UPN (seed 000).
+	From string
+	// SendAs lists further sender addresses the account has Send As rights on.
+	// A sender that is neither the UPN nor in SendAs is refused before sending
+	// with *smtpx.SenderMismatchError ([SenderMismatch]).
+	SendAs []string
+	// RefreshMargin: an access token with less than this left is refreshed
+	// before use; zero means [DefaultRefreshMargin].
+	RefreshMargin time.Duration
+	// HTTPClient talks to the identity provider; nil means http.DefaultClient.
+	HTTPClient *http.Client
+	// Logger receives Debug records of sign-in, refresh and send steps; nil
+	// discards. Secrets are never logged.
+	Logger *slog.Logger
+	// Debug, if set, receives the SMTP transcript with AUTH lines masked.
+	Debug io.Writer
+	// Clock is the time source; nil means real time.
+	Clock devicecode.Clock
+	// Progress receives device-code sign-in progress (see devicecode.Config).
+	Progress func(devicecode.Progress)
+}
+
+// Mailer signs an account in, keeps its sign-in fresh and sends mail as it.
+// It is safe for concurrent use.
+type Mailer struct {
+	cfg    Config
+	key    string
+	shared *shared
+}
+
+// shared is what all Mailers made from one New share: the in-process refresh
+// lock and a cache of records, per account key.
+type shared struct {
+	mu      sync.Mutex
+	flights map[string]*flight
+	cache   map[string]*tokenstore.Record
+	locks   map[string]*sync.Mutex // serialise read-modify-write of a record
+}
+
+// lockRecord takes the in-process and (if the store has one) cross-process
+// lock of the account's record.
+func (m *Mailer) lockRecord(ctx context.Context) (func(), error) {
+	m.shared.mu.Lock()
+	mu := m.shared.locks[m.key]
+	if mu == nil {
+		mu = new(sync.Mutex)
+		m.shared.locks[m.key] = mu
+	}
+	m.shared.mu.Unlock()
+	mu.Lock()
+	if l, ok := m.cfg.Store.(tokenstore.Locker); ok {
+		unlock, err := l.Lock(ctx, m.key)
+		if err != nil {
+			mu.Unlock()
+			return nil, fmt.Errorf("oauthmail: lock sign-in: %w", err)
+		}
+		return func() { _ = unlock(); mu.Unlock() }, nil
+	}
+	return mu.Unlock, nil
+}
+
+type flight struct {
+	done chan struct{}
+	rec  *tokenstore.Record
+	err  error
+}
+
+// New checks cfg and returns a Mailer. It does no I/O.
+func New(cfg Config) (*Mailer, error) {
+	if cfg.ClientID == "" {
+		return nil, badInput("config: client ID is empty")
+	}
+	if cfg.Authority.TokenURL == "" {
+		return nil, badInput("config: authority has no token URL")
+	}
+	if cfg.Store == nil {
+		cfg.Store = &tokenstore.Memory{}
+	}
+	if cfg.Account == "" {
+		cfg.Account = "default"
+	}
+	if cfg.SMTPAddr == "" {
+		cfg.SMTPAddr = cfg.Authority.SMTPAddr
+	}
+	if cfg.RefreshMargin <= 0 {
+		cfg.RefreshMargin = DefaultRefreshMargin
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = realClock{}
+	}
+	if len(cfg.Scopes) == 0 {
+		cfg.Scopes = cfg.Authority.Scopes
+	}
+	cfg.Scopes = append([]string(nil), cfg.Scopes...)
+	cfg.SendAs = append([]string(nil), cfg.SendAs...)
+	return &Mailer{cfg: cfg, key: cfg.Account, shared: &shared{
+		flights: map[string]*flight{},
+		cache:   map[string]*tokenstore.Record{},
+		locks:   map[string]*sync.Mutex{},
+	}}, nil
+}
+
+// Account returns a Mailer for another account of the same store. It shares
+// the configuration and the in-process refresh lock with m. The sender of the
+// new Mailer is its own account's UPN unless Config.From was set.
+func (m *Mailer) Account(name string) *Mailer {
+	if name == "" {
+		name = "default"
+	}
+	return &Mailer{cfg: m.cfg, key: name, shared: m.shared}
+}
+
+// Accounts lists the account keys with a stored sign-in.
+func (m *Mailer) Accounts(ctx context.Context) ([]string, error) {
+	keys, err := m.cfg.Store.List(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("oauthmail: list accounts: %w", err)
+	}
+	return keys, nil
+}
+
+type realClock struct{}
+
+func (realClock) Now() time.Time { return time.Now() }
+func (realClock) Sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (m *Mailer) deviceConfig() *devicecode.Config {
+	return &devicecode.Config{
+		Authority:  m.cfg.Authority,
+		ClientID:   m.cfg.ClientID,
+		Scopes:     m.cfg.Scopes,
+		HTTPClient: m.cfg.HTTPClient,
+		Logger:     m.cfg.Logger,
+		Clock:      m.cfg.Clock,
+		Progress:   m.cfg.Progress,
+	}
+}
+
+// SignIn runs the device code flow for the Mailer's account. It calls show with
+// the prompt (the code and URL to show the user; show may return an error to
+// abort), waits for the user, then saves the sign-in and returns who signed in.
+// From then on the account's UPN is the default sender.
+func (m *Mailer) SignIn(ctx context.Context, show func(*devicecode.Prompt) error) (*devicecode.Identity, error) {
+	dc := m.deviceConfig()
+	p, err := dc.Start(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if show != nil {
+		if err := show(p); err != nil {
+			return nil, err
+		}
+	}
+	tok, err := dc.Wait(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	id, err := devicecode.IdentityFromToken(tok)
+	if err != nil {
+		return nil, fmt.Errorf("oauthmail: sign-in: %w", err)
+	}
+	now := m.cfg.Clock.Now()
+	rec := &tokenstore.Record{
+		Account: tokenstore.Account{UPN: id.UPN, Email: id.Email, Name: id.Name,
+			TenantID: id.TenantID, ObjectID: id.ObjectID},
+		Provider:     m.cfg.Authority.Name,
+		ClientID:     m.cfg.ClientID,
+		Authority:    m.cfg.Authority.TokenURL,
+		Scopes:       append([]string(nil), m.cfg.Scopes...),
+		AccessToken:  tok.AccessToken,
+		RefreshToken: tok.RefreshToken,
+		TokenType:    tok.TokenType,
+		Expiry:       tok.Expiry,
+		Obtained:     now,
+	}
+	if err := m.cfg.Store.Save(ctx, m.key, rec); err != nil {
+		return nil, fmt.Errorf("oauthmail: save sign-in: %w", err)
+	}
+	m.setCache(rec)
+	m.cfg.Logger.LogAttrs(ctx, slog.LevelDebug, "signed in",
+		slog.String("account", m.key), slog.String("upn", id.UPN), slog.Time("expiry", tok.Expiry))
+	return id, nil
+}
+
+// SignOut forgets the account's sign-in. Signing out an account that is not
+// signed in is not an error.
+func (m *Mailer) SignOut(ctx context.Context) error {
+	m.shared.mu.Lock()
+	delete(m.shared.cache, m.key)
+	m.shared.mu.Unlock()
+	if err := m.cfg.Store.Delete(ctx, m.key); err != nil {
+		return fmt.Errorf("oauthmail: sign out: %w", err)
+	}
+	return nil
+}
+
+// Status is what a device's status page shows about an account (seed 001).
+// It never holds a token.
+type Status struct {
+	Account           string    `json:"account"`             // store key
+	SignedIn          bool      `json:"signed_in"`           // a sign-in is stored
+	UPN               string    `json:"upn,omitempty"`       // user principal name (the auth account)
+	Email             string    `json:"email,omitempty"`     // e-mail claim, may differ from the UPN
+	Name              string    `json:"name,omitempty"`      // display name
+	TenantID          string    `json:"tenant_id,omitempty"` // tenant GUID
+	Provider          string    `json:"provider,omitempty"`  // authority preset name
+	ClientID          string    `json:"client_id,omitempty"` // app registration
+	Sender            string    `json:"sender,omitempty"`    // From address that Send uses
+	Server            string    `json:"server"`              // SMTP host
+	Port              int       `json:"port"`                // SMTP port
+	TLS               string    `json:"tls"`                 // "STARTTLS"
+	VerifyCertificate bool      `json:"verify_certificate"`  // server certificate is checked
+	SignedInAt        time.Time `json:"signed_in_at,omitzero"`
+	TokenExpiry       time.Time `json:"token_expiry,omitzero"` // access token expiry
+	LastRefresh       time.Time `json:"last_refresh,omitzero"` // last token issue (sign-in or refresh)
+	LastSend          time.Time `json:"last_send,omitzero"`
+	LapsesAt          time.Time `json:"lapses_at,omitzero"` // when the sign-in dies if nothing refreshes it
+	Lapsed            bool      `json:"lapsed,omitempty"`   // LapsesAt has passed: sign in again
+}
+
+// Status reports the account's sign-in from the store, without network use. An
+// account that is not signed in gives SignedIn false and no error.
+func (m *Mailer) Status(ctx context.Context) (*Status, error) {
+	host, portStr, _ := net.SplitHostPort(m.cfg.SMTPAddr)
+	port, _ := strconv.Atoi(portStr)
+	st := &Status{
+		Account:           m.key,
+		Provider:          m.cfg.Authority.Name,
+		ClientID:          m.cfg.ClientID,
+		Server:            host,
+		Port:              port,
+		TLS:               "STARTTLS",
+		VerifyCertificate: m.cfg.TLSConfig == nil || !m.cfg.TLSConfig.InsecureSkipVerify,
+		Sender:            m.cfg.From,
+	}
+	rec, err := m.cfg.Store.Load(ctx, m.key)
+	if err != nil {
+		if ErrorCode(err) == NotSignedIn {
+			return st, nil
+		}
+		return nil, fmt.Errorf("oauthmail: status: %w", err)
+	}
+	st.SignedIn = true
+	st.UPN, st.Email, st.Name, st.TenantID = rec.Account.UPN, rec.Account.Email, rec.Account.Name, rec.Account.TenantID
+	if st.Sender == "" {
+		st.Sender = rec.Account.UPN
+	}
+	if rec.ClientID != "" {
+		st.ClientID = rec.ClientID
+	}
+	st.SignedInAt = rec.Obtained
+	st.TokenExpiry = rec.Expiry
+	st.LastRefresh = lastIssue(rec)
+	st.LastSend = rec.Used
+	if !st.LastRefresh.IsZero() {
+		st.LapsesAt = st.LastRefresh.Add(Inactivity)
+		st.Lapsed = !m.cfg.Clock.Now().Before(st.LapsesAt)
+	}
+	return st, nil
+}
+
+func lastIssue(r *tokenstore.Record) time.Time {
+	if r.Refreshed.After(r.Obtained) {
+		return r.Refreshed
+	}
+	return r.Obtained
+}
+
+// Token returns a valid access token for the account, refreshing it first when
+// less than the refresh margin remains. For advanced use (msmtp's passwordeval,
+// other protocols); Send calls it itself.
+func (m *Mailer) Token(ctx context.Context) (*oauth2.Token, error) {
+	rec, err := m.fresh(ctx, false, "")
+	if err != nil {
+		return nil, err
+	}
+	return recToken(rec), nil
+}
+
+// KeepAlive refreshes the account's tokens now, which restarts Microsoft's
+// 90-day inactivity limit. With every > 0 it keeps doing so every interval
+// until ctx ends (then it returns nil), logging retryable failures and returning
+// on the first failure that retrying cannot fix (for example [SignInExpired]).
+func (m *Mailer) KeepAlive(ctx context.Context, every time.Duration) error {
+	for {
+		_, err := m.fresh(ctx, true, "")
+		if err != nil && (every <= 0 || !ErrorCode(err).Retryable()) {
+			if every > 0 && ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		if err != nil {
+			m.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "keep-alive failed",
+				slog.String("account", m.key), slog.String("code", string(ErrorCode(err))))
+		}
+		if every <= 0 {
+			return nil
+		}
+		if err := m.cfg.Clock.Sleep(ctx, every); err != nil {
+			return nil
+		}
+	}
+}
+
+func recToken(r *tokenstore.Record) *oauth2.Token {
+	return &oauth2.Token{AccessToken: r.AccessToken, RefreshToken: r.RefreshToken,
+		TokenType: r.TokenType, Expiry: r.Expiry}
+}
+
+func (m *Mailer) setCache(r *tokenstore.Record) {
+	c := *r
+	m.shared.mu.Lock()
+	m.shared.cache[m.key] = &c
+	m.shared.mu.Unlock()
+}
+
+// usable reports whether r's access token has more than the margin left.
+func (m *Mailer) usable(r *tokenstore.Record) bool {
+	return r.AccessToken != "" && m.cfg.Clock.Now().Add(m.cfg.RefreshMargin).Before(r.Expiry)
+}
+
+// fresh returns the account's record with a usable access token. force asks
+// for a refresh even if the token looks valid; rejected, if set, is the access
+// token the server refused: a refresh is skipped if the stored token differs
+// (someone else refreshed already).
+//
+// One refresh per account runs at a time in the process (callers wait for it
+// and share its result), and across processes through tokenstore.Locker.
+func (m *Mailer) fresh(ctx context.Context, force bool, rejected string) (*tokenstore.Record, error) {
+	m.shared.mu.Lock()
+	rec := m.shared.cache[m.key]
+	m.shared.mu.Unlock()
+	if rec == nil {
+		r, err := m.cfg.Store.Load(ctx, m.key)
+		if err != nil {
+			if ErrorCode(err) == NotSignedIn {
+				return nil, fmt.Errorf("oauthmail: account %q: %w", m.key, ErrNotSignedIn)
+			}
+			return nil, fmt.Errorf("oauthmail: load sign-in: %w", err)
+		}
+		m.setCache(r)
+		rec = r
+	}
+	if !force && m.usable(rec) {
+		return rec, nil
+	}
+	if rejected != "" && rec.AccessToken != rejected && m.usable(rec) {
+		return rec, nil
+	}
+
+	m.shared.mu.Lock()
+	f := m.shared.flights[m.key]
+	if f == nil {
+		f = &flight{done: make(chan struct{})}
+		m.shared.flights[m.key] = f
+		m.shared.mu.Unlock()
+		// The refresh outlives a caller that gives up, so that the rotated
+		// refresh token is always saved; it has its own time limit.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+		f.rec, f.err = m.refresh(fctx, force, rejected)
+		cancel()
+		m.shared.mu.Lock()
+		delete(m.shared.flights, m.key)
+		m.shared.mu.Unlock()
+		close(f.done)
+	} else {
+		m.shared.mu.Unlock()
+	}
+	select {
+	case <-f.done:
+		return f.rec, f.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// refresh does one refresh under the store's cross-process lock: reload, refresh
+// only if still needed, save the rotated refresh token, and only then hand out
+// the new access token.
+func (m *Mailer) refresh(ctx context.Context, force bool, rejected string) (*tokenstore.Record, error) {
+	unlock, err := m.lockRecord(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	rec, err := m.cfg.Store.Load(ctx, m.key)
+	if err != nil {
+		if ErrorCode(err) == NotSignedIn {
+			return nil, fmt.Errorf("oauthmail: account %q: %w", m.key, ErrNotSignedIn)
+		}
+		return nil, fmt.Errorf("oauthmail: load sign-in: %w", err)
+	}
+	m.shared.mu.Lock()
+	cached := m.shared.cache[m.key]
+	m.shared.mu.Unlock()
+	// Another process (or Mailer) may have refreshed while we waited.
+	changed := cached != nil && rec.AccessToken != cached.AccessToken
+	if m.usable(rec) && (!force || changed || (rejected != "" && rec.AccessToken != rejected)) {
+		m.setCache(rec)
+		return rec, nil
+	}
+	if rec.RefreshToken == "" {
+		return nil, fmt.Errorf("oauthmail: account %q has no refresh token: %w", m.key, ErrNotSignedIn)
+	}
+	dc := m.deviceConfig()
+	if len(rec.Scopes) > 0 {
+		dc.Scopes = rec.Scopes
+	}
+	m.cfg.Logger.LogAttrs(ctx, slog.LevelDebug, "refreshing token",
+		slog.String("account", m.key), slog.Time("expiry", rec.Expiry), slog.Bool("forced", force))
+	tok, err := dc.Refresh(ctx, rec.RefreshToken)
+	if err != nil {
+		return nil, fmt.Errorf("oauthmail: refresh %q: %w", m.key, err)
+	}
+	next := *rec
+	next.AccessToken = tok.AccessToken
+	if tok.RefreshToken != "" {
+		next.RefreshToken = tok.RefreshToken
+	}
+	if tok.TokenType != "" {
+		next.TokenType = tok.TokenType
+	}
+	next.Expiry = tok.Expiry
+	next.Refreshed = m.cfg.Clock.Now()
+	// Save before anyone uses the new access token: the old refresh token may
+	// be dead once the new one exists.
+	if err := m.cfg.Store.Save(ctx, m.key, &next); err != nil {
+		return nil, fmt.Errorf("oauthmail: save refreshed sign-in: %w", err)
+	}
+	m.setCache(&next)
+	m.cfg.Logger.LogAttrs(ctx, slog.LevelDebug, "token refreshed",
+		slog.String("account", m.key), slog.Time("expiry", next.Expiry))
+	return &next, nil
+}
+
+// tokenSource adapts a Mailer to smtpx.Refresher for one send.
+type tokenSource struct{ m *Mailer }
+
+func (s tokenSource) Token(ctx context.Context) (*oauth2.Token, error) { return s.m.Token(ctx) }
+
+func (s tokenSource) Refresh(ctx context.Context, rejected *oauth2.Token) (*oauth2.Token, error) {
+	r := ""
+	if rejected != nil {
+		r = rejected.AccessToken
+	}
+	rec, err := s.m.fresh(ctx, true, r)
+	if err != nil {
+		return nil, err
+	}
+	return recToken(rec), nil
+}
+
+// sender returns the From address policy for rec: the configured sender or the UPN.
+func (m *Mailer) sender(rec *tokenstore.Record) string {
+	if m.cfg.From != "" {
+		return m.cfg.From
+	}
+	return rec.Account.UPN
+}
+
+// allowed reports whether the account may send as addr: its UPN or an
+// allow-listed address (seeds 000, 002, 003).
+func (m *Mailer) allowed(rec *tokenstore.Record, addr string) bool {
+	if strings.EqualFold(addr, rec.Account.UPN) {
+		return true
+	}
+	for _, a := range m.cfg.SendAs {
+		if strings.EqualFold(addr, a) {
+			return true
+		}
+	}
+	return false
+}
+
+// Send sends msg as the account. An empty msg.From becomes the configured
+// sender (Config.From, else the UPN). A sender that is neither the UPN nor in
+// Config.SendAs is refused before connecting, with *smtpx.SenderMismatchError.
+// The access token is refreshed first when needed, and once more if the server
+// rejects it (535).
+func (m *Mailer) Send(ctx context.Context, msg *smtpx.Message) error {
+	if msg == nil || len(msg.To)+len(msg.Cc)+len(msg.Bcc) == 0 {
+		return badInput("send: no recipients")
+	}
+	rec, err := m.fresh(ctx, false, "")
+	if err != nil {
+		return err
+	}
+	from := msg.From.Email
+	if from == "" {
+		from = m.sender(rec)
+	}
+	if !m.allowed(rec, from) {
+		return fmt.Errorf("oauthmail: send: %w", &smtpx.SenderMismatchError{From: from, Account: rec.Account.UPN})
+	}
+	if m.cfg.SMTPAddr == "" {
+		return badInput("send: no SMTP server configured")
+	}
+	mm := *msg
+	mm.From.Email = from
+	s := &smtpx.Sender{
+		Addr:        m.cfg.SMTPAddr,
+		TLSConfig:   m.cfg.TLSConfig,
+		Username:    rec.Account.UPN,
+		Account:     rec.Account.UPN,
+		SendAs:      m.cfg.SendAs,
+		TokenSource: tokenSource{m},
+		Logger:      m.cfg.Logger,
+		Debug:       m.cfg.Debug,
+		Now:         m.cfg.Clock.Now,
+	}
+	if err := s.Send(ctx, &mm); err != nil {
+		return err
+	}
+	m.noteUsed(ctx)
+	return nil
+}
+
+// noteUsed records the time of the last send, at most once a minute.
+func (m *Mailer) noteUsed(ctx context.Context) {
+	now := m.cfg.Clock.Now()
+	m.shared.mu.Lock()
+	c := m.shared.cache[m.key]
+	stale := c != nil && now.Sub(c.Used) >= time.Minute
+	if stale {
+		c.Used = now
+	}
+	m.shared.mu.Unlock()
+	if !stale {
+		return
+	}
+	unlock, err := m.lockRecord(ctx)
+	if err != nil {
+		return
+	}
+	defer unlock()
+	rec, err := m.cfg.Store.Load(ctx, m.key)
+	if err != nil {
+		return
+	}
+	rec.Used = now
+	if err := m.cfg.Store.Save(ctx, m.key, rec); err != nil {
+		m.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "could not record last send",
+			slog.String("account", m.key), slog.String("code", string(ErrorCode(err))))
+	}
+}
