@@ -1,0 +1,229 @@
+package devicecode
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/devicemail/devicemail/internal/redact"
+)
+
+// Clock is the time source of [Config]: Wait reads Now and waits with Sleep.
+// A test passes a manual clock (oauthmailtest's *Clock satisfies Clock) so that
+// fifteen minutes of polling run at once.
+type Clock interface {
+	Now() time.Time
+	// Sleep waits for d, or returns ctx.Err() if ctx ends first.
+	Sleep(ctx context.Context, d time.Duration) error
+}
+
+type realClock struct{}
+
+func (realClock) Now() time.Time { return time.Now() }
+
+func (realClock) Sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Config signs a device in. Fields may be changed until the first method call;
+// after that a Config is safe for concurrent use.
+type Config struct {
+	// Authority is the authorization server, from a preset or Generic.
+	Authority Authority
+	// ClientID is the application (client) ID. Microsoft presets require the
+	// GUID form.
+	ClientID string
+	// ClientSecret is the client secret of a confidential client; empty for a
+	// public client (the usual case for devices). It is sent in the request
+	// body (client_secret_post) and never printed: %v, %+v and slog show
+	// REDACTED.
+	ClientSecret string
+	// Scopes overrides the authority's default scopes; nil means
+	// Authority.Scopes (for ClientCredentials, Authority.AppScopes).
+	Scopes []string
+	// Locale, e.g. "ja-JP", asks Microsoft for the Prompt.Message in that
+	// language (the mkt query parameter, entra-id.md §2); empty means the
+	// server's default.
+	Locale string
+	// HTTPClient sends the requests; nil means http.DefaultClient. Set it for
+	// an HTTP proxy or a private CA.
+	HTTPClient *http.Client
+	// Logger receives Debug records of each request and poll; nil discards.
+	// It never receives the device code, tokens or the client secret.
+	Logger *slog.Logger
+	// Clock is the time source; nil means real time.
+	Clock Clock
+	// Progress, if set, is called by Wait before each wait between polls, from
+	// Wait's goroutine; it should return quickly.
+	Progress func(Progress)
+}
+
+// Format prints the Config with ClientSecret redacted, for every verb.
+func (c Config) Format(f fmt.State, verb rune) {
+	type plain Config // no methods, so no recursion
+	p := plain(c)
+	if p.ClientSecret != "" {
+		p.ClientSecret = redact.Redacted
+	}
+	fmt.Fprintf(f, fmt.FormatString(f, verb), p)
+}
+
+// LogValue implements slog.LogValuer without the client secret.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("authority", c.Authority.Name),
+		slog.String("tenant", c.Authority.Tenant),
+		slog.String("client_id", c.ClientID),
+		slog.Bool("confidential", c.ClientSecret != ""),
+	)
+}
+
+// Prompt is what the user needs to sign the device in: show Message (or
+// UserCode and VerificationURI) on the panel, then call [Config.Wait].
+type Prompt struct {
+	// UserCode is the short code the user types at VerificationURI.
+	UserCode string
+	// VerificationURI is the page where the user enters UserCode.
+	VerificationURI string
+	// VerificationURIComplete is VerificationURI with the code in it, when the
+	// server sends one (Microsoft does not, entra-id.md §2).
+	VerificationURIComplete string
+	// Message is the server's instruction text, localised by Config.Locale;
+	// empty if the server sent none.
+	Message string
+	// Issued is when the device code arrived, by the Config's clock; Wait
+	// polls first one Interval after it.
+	Issued time.Time
+	// Expires is when the code stops working: expires_in after the request
+	// was sent (so never later than the server's own expiry).
+	Expires time.Time
+	// Interval is the minimum time between polls the server asked for.
+	Interval time.Duration
+	// DeviceCode is the secret the device polls with. It prints as REDACTED.
+	DeviceCode redact.Secret
+}
+
+// QRURI returns the URI a QR code should carry: the complete verification URI
+// when the server sent one, else the verification URI.
+func (p *Prompt) QRURI() string {
+	if p.VerificationURIComplete != "" {
+		return p.VerificationURIComplete
+	}
+	return p.VerificationURI
+}
+
+// Progress reports the state of [Config.Wait] to Config.Progress.
+type Progress struct {
+	Remaining time.Duration // time until the code expires
+	Polls     int           // token requests sent so far
+	Interval  time.Duration // current minimum time between polls (grows on slow_down)
+	LastError error         // last transient failure, nil if the last poll got an answer
+}
+
+func (c *Config) clock() Clock {
+	if c.Clock == nil {
+		return realClock{}
+	}
+	return c.Clock
+}
+
+func (c *Config) logger() *slog.Logger {
+	if c.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return c.Logger
+}
+
+func (c *Config) httpClient() *http.Client {
+	if c.HTTPClient == nil {
+		return http.DefaultClient
+	}
+	return c.HTTPClient
+}
+
+func (c *Config) scopes() []string {
+	if c.Scopes != nil {
+		return c.Scopes
+	}
+	return c.Authority.Scopes
+}
+
+// check validates the settings every request needs.
+func (c *Config) check(endpointField, endpoint string) error {
+	ms := c.Authority.microsoftAuthority()
+	if ms {
+		if err := checkTenant(c.Authority.Tenant, true); err != nil {
+			return err
+		}
+	}
+	if err := checkClientID(c.ClientID, ms); err != nil {
+		return err
+	}
+	if endpoint == "" {
+		return &ConfigError{Field: endpointField, Msg: "missing (set Config.Authority from a preset or Generic)"}
+	}
+	if !ms {
+		return checkEndpoint(endpointField, endpoint)
+	}
+	if u, err := url.Parse(endpoint); err != nil || !u.IsAbs() {
+		return &ConfigError{Field: endpointField, Value: endpoint, Msg: "not an absolute URL"}
+	}
+	return nil
+}
+
+// Start asks the authority for a device code (RFC 8628 §3.1) and returns the
+// prompt to show. Transient failures are retried a few times; a typed [*Error]
+// reports the rest (an unknown tenant or app, an invalid scope, ...), and a
+// [*ConfigError] a bad setting.
+func (c *Config) Start(ctx context.Context) (*Prompt, error) {
+	if err := c.check("device_auth_url", c.Authority.DeviceAuthURL); err != nil {
+		return nil, err
+	}
+	endpoint := c.Authority.DeviceAuthURL
+	if c.Locale != "" {
+		// The mkt query parameter localises message (entra-id.md §2).
+		u, _ := url.Parse(endpoint)
+		q := u.Query()
+		q.Set("mkt", c.Locale)
+		u.RawQuery = q.Encode()
+		endpoint = u.String()
+	}
+	form := url.Values{"client_id": {c.ClientID}}
+	if s := c.scopes(); len(s) > 0 {
+		form.Set("scope", strings.Join(s, " "))
+	}
+	var p *Prompt
+	err := c.retry(ctx, grantDeviceAuth, func() error {
+		issued := c.clock().Now()
+		body, err := c.exchange(ctx, grantDeviceAuth, endpoint, form)
+		if err != nil {
+			return err
+		}
+		da, err := parseDeviceAuth(body)
+		if err != nil {
+			return err
+		}
+		p = da.prompt(issued, c.clock().Now())
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.logger().LogAttrs(ctx, slog.LevelDebug, "devicecode: device code issued",
+		slog.String("oauth.grant", "device_code"),
+		slog.String("verification_uri", p.VerificationURI),
+		slog.Duration("expires_in", p.Expires.Sub(p.Issued)),
+		slog.Duration("interval", p.Interval))
+	return p, nil
+}

@@ -1,0 +1,298 @@
+package devicecode
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Reason classifies an [Error]. Reason values are stable API: programs may store
+// them, map them to panel codes and compare them.
+type Reason string
+
+// The reasons an [Error] can carry. Each has a sentinel error of the same meaning
+// (ErrDeclined for ReasonDeclined, and so on) that errors.Is matches.
+const (
+	ReasonDeclined               Reason = "declined"                  // the user declined the sign-in on the verification page
+	ReasonExpired                Reason = "expired"                   // the device code expired before the user finished
+	ReasonBadCode                Reason = "bad_code"                  // the server does not know the device code
+	ReasonConditionalAccess      Reason = "conditional_access"        // a Conditional Access policy blocks the sign-in (AADSTS53003)
+	ReasonDeviceFlowBlocked      Reason = "device_flow_blocked"       // the device code flow is blocked for this user (AADSTS53003 on a device code grant)
+	ReasonMFARequired            Reason = "mfa_required"              // multi-factor authentication is required (AADSTS50076, 50079, 50158)
+	ReasonConsentRequired        Reason = "consent_required"          // nobody consented to the app's permissions (AADSTS65001)
+	ReasonPublicClientNotAllowed Reason = "public_client_not_allowed" // the app is not enabled for public client flows (AADSTS7000218)
+	ReasonAppNotFound            Reason = "app_not_found"             // the client ID is unknown in the tenant (AADSTS700016)
+	ReasonTenantNotFound         Reason = "tenant_not_found"          // the tenant does not exist (AADSTS90002, 900023)
+	ReasonInvalidScope           Reason = "invalid_scope"             // a scope is not valid (AADSTS70011, 28000, 1002012)
+	ReasonInvalidClient          Reason = "invalid_client"            // client authentication failed (AADSTS7000215)
+	ReasonClientSecretExpired    Reason = "client_secret_expired"     // the client secret expired (AADSTS7000222)
+	ReasonRefreshExpired         Reason = "refresh_expired"           // the refresh token expired through inactivity or age (AADSTS700082)
+	ReasonReauthRequired         Reason = "reauth_required"           // the grant was revoked or needs a new sign-in (AADSTS50173, 70043, 70008, other invalid_grant)
+	ReasonRedirectMismatch       Reason = "redirect_mismatch"         // the redirect URI is not registered (AADSTS50011)
+	ReasonAccessDenied           Reason = "access_denied"             // the user or server denied an authorization-code request
+	ReasonServer                 Reason = "server"                    // the server failed (5xx, 429, temporarily_unavailable) after retries
+	ReasonNetwork                Reason = "network"                   // the server could not be reached after retries
+	ReasonProtocol               Reason = "protocol"                  // a malformed response, or an error this package does not know
+)
+
+// Sentinel errors, one per [Reason]. An [*Error] matches the sentinel of its
+// Reason with errors.Is, so both errors.Is(err, ErrDeclined) and errors.As work.
+var (
+	ErrDeclined               = errors.New("devicecode: sign-in declined")
+	ErrExpired                = errors.New("devicecode: device code expired")
+	ErrBadCode                = errors.New("devicecode: device code not recognised")
+	ErrConditionalAccess      = errors.New("devicecode: blocked by conditional access")
+	ErrDeviceFlowBlocked      = errors.New("devicecode: device code flow blocked")
+	ErrMFARequired            = errors.New("devicecode: multi-factor authentication required")
+	ErrConsentRequired        = errors.New("devicecode: consent required")
+	ErrPublicClientNotAllowed = errors.New("devicecode: app not enabled for public client flows")
+	ErrAppNotFound            = errors.New("devicecode: app not found")
+	ErrTenantNotFound         = errors.New("devicecode: tenant not found")
+	ErrInvalidScope           = errors.New("devicecode: invalid scope")
+	ErrInvalidClient          = errors.New("devicecode: invalid client")
+	ErrClientSecretExpired    = errors.New("devicecode: client secret expired")
+	ErrRefreshExpired         = errors.New("devicecode: refresh token expired")
+	ErrReauthRequired         = errors.New("devicecode: sign-in again required")
+	ErrRedirectMismatch       = errors.New("devicecode: redirect URI mismatch")
+	ErrAccessDenied           = errors.New("devicecode: access denied")
+	ErrServer                 = errors.New("devicecode: server unavailable")
+	ErrNetwork                = errors.New("devicecode: network error")
+	ErrProtocol               = errors.New("devicecode: protocol error")
+)
+
+// ErrNoIDToken is returned by [IdentityFromToken] when the token carries no ID
+// token (the scope lacked "openid", or the server does not speak OpenID Connect):
+// the account is unknown.
+var ErrNoIDToken = errors.New("devicecode: no id token, account identity unknown")
+
+var sentinels = map[Reason]error{
+	ReasonDeclined:               ErrDeclined,
+	ReasonExpired:                ErrExpired,
+	ReasonBadCode:                ErrBadCode,
+	ReasonConditionalAccess:      ErrConditionalAccess,
+	ReasonDeviceFlowBlocked:      ErrDeviceFlowBlocked,
+	ReasonMFARequired:            ErrMFARequired,
+	ReasonConsentRequired:        ErrConsentRequired,
+	ReasonPublicClientNotAllowed: ErrPublicClientNotAllowed,
+	ReasonAppNotFound:            ErrAppNotFound,
+	ReasonTenantNotFound:         ErrTenantNotFound,
+	ReasonInvalidScope:           ErrInvalidScope,
+	ReasonInvalidClient:          ErrInvalidClient,
+	ReasonClientSecretExpired:    ErrClientSecretExpired,
+	ReasonRefreshExpired:         ErrRefreshExpired,
+	ReasonReauthRequired:         ErrReauthRequired,
+	ReasonRedirectMismatch:       ErrRedirectMismatch,
+	ReasonAccessDenied:           ErrAccessDenied,
+	ReasonServer:                 ErrServer,
+	ReasonNetwork:                ErrNetwork,
+	ReasonProtocol:               ErrProtocol,
+}
+
+// Error is a failed sign-in, refresh or token request. Reason is the stable
+// classification; the other fields are what the server said, for logs and
+// support tickets. None of them holds a secret.
+//
+// When Wait ends because the device code expired after transient failures, Err
+// holds the last transient failure (a network error or an HTTP status).
+type Error struct {
+	Reason        Reason        // stable classification
+	Code          string        // OAuth "error" value, e.g. "invalid_grant"; empty if the server sent none
+	AADSTS        int           // first Microsoft error code (error_codes), 0 if none
+	SubError      string        // Microsoft "suberror", e.g. "basic_action"
+	Description   string        // server's error_description (first line only in Error())
+	TraceID       string        // Microsoft trace_id
+	CorrelationID string        // Microsoft correlation_id
+	HTTPStatus    int           // HTTP status of the response, 0 if none
+	RetryAfter    time.Duration // server's Retry-After for ReasonServer, 0 if none
+	Err           error         // underlying cause, if any
+}
+
+// Error returns a one-line description starting with "devicecode: ".
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString("devicecode: ")
+	b.WriteString(string(e.Reason))
+	if e.Code != "" {
+		b.WriteString(": ")
+		b.WriteString(e.Code)
+	}
+	if e.AADSTS != 0 {
+		b.WriteString(" (AADSTS")
+		b.WriteString(strconv.Itoa(e.AADSTS))
+		b.WriteString(")")
+	}
+	if e.HTTPStatus != 0 && e.Code == "" {
+		fmt.Fprintf(&b, " (HTTP %d)", e.HTTPStatus)
+	}
+	if d := firstLine(e.Description); d != "" {
+		b.WriteString(": ")
+		b.WriteString(d)
+	}
+	if e.Err != nil {
+		b.WriteString(": ")
+		b.WriteString(e.Err.Error())
+	}
+	return b.String()
+}
+
+// Unwrap returns the underlying cause.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Is reports whether target is the sentinel of e's Reason.
+func (e *Error) Is(target error) bool {
+	s, ok := sentinels[e.Reason]
+	return ok && s == target
+}
+
+// firstLine returns the first line of a Microsoft error_description, without the
+// "AADSTSnnnn: " prefix that Error already prints.
+func firstLine(s string) string {
+	if i := strings.IndexAny(s, "\r\n"); i >= 0 {
+		s = s[:i]
+	}
+	if strings.HasPrefix(s, "AADSTS") {
+		if i := strings.Index(s, ": "); i > 0 {
+			s = s[i+2:]
+		}
+	}
+	const max = 300
+	if len(s) > max {
+		s = s[:max] + "..."
+	}
+	return strings.TrimSpace(s)
+}
+
+// ConfigError reports a setting that is missing or malformed, before anything is
+// sent. Field names the setting ("tenant", "client_id", ...).
+type ConfigError struct {
+	Field string // the setting, e.g. "tenant" or "client_id"
+	Value string // the value given (never a secret)
+	Msg   string // what is wrong with it
+}
+
+func (e *ConfigError) Error() string {
+	if e.Value == "" {
+		return "devicecode: " + e.Field + ": " + e.Msg
+	}
+	return fmt.Sprintf("devicecode: %s %q: %s", e.Field, e.Value, e.Msg)
+}
+
+// grant names the kind of token request, because one error code means different
+// things in different flows (access_denied is "declined" for the device flow).
+type grant int
+
+const (
+	grantDeviceAuth grant = iota // the device authorization request (Start)
+	grantDeviceCode              // polling the token endpoint (Wait)
+	grantRefresh
+	grantClientCredentials
+	grantAuthCode
+)
+
+// classify maps an OAuth error response to a Reason. AADSTS numbers win over the
+// "error" string because Microsoft reuses invalid_grant for many conditions
+// (entra-id.md §3.2). It returns "" for the polling states authorization_pending
+// and slow_down, which are not failures.
+func classify(g grant, code string, aadsts []int, suberror string) Reason {
+	for _, n := range aadsts {
+		if r := classifyAADSTS(g, n); r != "" {
+			return r
+		}
+	}
+	switch suberror { // entra-id.md §3.1
+	case "consent_required":
+		return ReasonConsentRequired
+	case "basic_action", "additional_action":
+		return ReasonMFARequired
+	}
+	switch code { // RFC 6749 §5.2, RFC 8628 §3.5, entra-id.md §3.2
+	case "authorization_pending", "slow_down":
+		return ""
+	case "authorization_declined":
+		return ReasonDeclined
+	case "access_denied":
+		if g == grantDeviceCode {
+			return ReasonDeclined
+		}
+		return ReasonAccessDenied
+	case "expired_token", "code_expired":
+		return ReasonExpired
+	case "bad_verification_code":
+		return ReasonBadCode
+	case "invalid_scope":
+		return ReasonInvalidScope
+	case "invalid_client":
+		return ReasonInvalidClient
+	case "unauthorized_client":
+		return ReasonAppNotFound
+	case "invalid_tenant":
+		return ReasonTenantNotFound
+	case "consent_required":
+		return ReasonConsentRequired
+	case "invalid_grant":
+		if g == grantDeviceCode {
+			// A device code the server no longer accepts, with no AADSTS code
+			// that says why (RFC 8628 servers other than Entra).
+			return ReasonBadCode
+		}
+		return ReasonReauthRequired
+	case "interaction_required", "login_required":
+		return ReasonReauthRequired
+	case "temporarily_unavailable", "server_error":
+		return ReasonServer
+	}
+	return ReasonProtocol
+}
+
+// classifyAADSTS maps the Microsoft error codes of entra-id.md §3.2.
+func classifyAADSTS(g grant, n int) Reason {
+	switch n {
+	case 70016: // authorization pending
+		return ""
+	case 70019, 70020: // verification code / device code expired
+		return ReasonExpired
+	case 70018: // bad verification code
+		return ReasonBadCode
+	case 53003: // blocked by Conditional Access
+		// Entra reports a Conditional Access "authentication flows" policy that
+		// blocks the device code flow with the same number, so on a device code
+		// grant it is the device flow that is blocked.
+		if g == grantDeviceCode || g == grantDeviceAuth {
+			return ReasonDeviceFlowBlocked
+		}
+		return ReasonConditionalAccess
+	case 50076, 50079, 50158: // MFA required / enrolment / external challenge
+		return ReasonMFARequired
+	case 65001: // no delegation (consent)
+		return ReasonConsentRequired
+	case 65004: // the user declined consent
+		if g == grantDeviceCode {
+			return ReasonDeclined
+		}
+		return ReasonAccessDenied
+	case 7000218: // a secret was required: public client flows not enabled
+		return ReasonPublicClientNotAllowed
+	case 700016, 50194: // app not found in tenant / not multi-tenant
+		return ReasonAppNotFound
+	case 90002, 900023: // tenant not found / invalid tenant identifier
+		return ReasonTenantNotFound
+	case 70011, 28000, 28003, 1002012, 500011: // scope invalid / several resources / resource not in tenant
+		return ReasonInvalidScope
+	case 7000215, 700025, 700027, 7000112: // bad secret / secret on public client / assertion / app disabled
+		return ReasonInvalidClient
+	case 7000222: // client secret expired
+		return ReasonClientSecretExpired
+	case 700082: // refresh token expired through inactivity
+		return ReasonRefreshExpired
+	case 50173, 70043, 70008, 54005, 50126, 50057, 50053, 50055, 700003, 70000: // revoked, sign-in frequency, expired grant, reused code, ...
+		if g == grantDeviceCode && n == 70000 {
+			return ReasonBadCode
+		}
+		return ReasonReauthRequired
+	case 50011: // redirect URI mismatch
+		return ReasonRedirectMismatch
+	}
+	return ""
+}
