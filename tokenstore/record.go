@@ -1,0 +1,144 @@
+package tokenstore
+
+import (
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/oauth2"
+)
+
+// Account identifies the signed-in user or mailbox. None of its fields is secret.
+type Account struct {
+	UPN      string // user principal name, e.g. "alice@contoso.com"
+	Email    string // primary SMTP address, if it differs from the UPN
+	Name     string // display name
+	TenantID string // directory (tenant) ID, a GUID
+	ObjectID string // the user's object ID in the tenant, a GUID
+}
+
+// Record is what a [Store] keeps for one account: the OAuth 2.0 token, who it
+// belongs to, where it came from and when it was obtained, refreshed and used, so
+// that a caller can tell how close a sign-in is to lapsing.
+//
+// Printing a Record with fmt (any verb, %+v and %#v included) or logging it with
+// log/slog never shows AccessToken or RefreshToken: it shows "REDACTED" when a token
+// is present and "" when it is empty.
+type Record struct {
+	Account Account
+
+	Provider  string   // e.g. "microsoft"; free-form, chosen by the caller
+	ClientID  string   // the application (client) ID the token was issued to
+	Authority string   // the authority or token endpoint URL
+	Scopes    []string // the scopes that were granted
+
+	AccessToken  string    // secret
+	RefreshToken string    // secret
+	TokenType    string    // usually "Bearer"
+	Expiry       time.Time // expiry of AccessToken; zero means unknown
+
+	Obtained  time.Time // when the user signed in (the first token)
+	Refreshed time.Time // when the token was last refreshed; zero if never
+	Used      time.Time // when the token was last used to send mail; zero if never
+}
+
+// Clone returns a deep copy of r (nil for nil).
+func (r *Record) Clone() *Record {
+	if r == nil {
+		return nil
+	}
+	c := *r
+	c.Scopes = slices.Clone(r.Scopes)
+	return &c
+}
+
+// Token returns the token part of r as an [oauth2.Token].
+func (r *Record) Token() *oauth2.Token {
+	return &oauth2.Token{
+		AccessToken:  r.AccessToken,
+		TokenType:    r.TokenType,
+		RefreshToken: r.RefreshToken,
+		Expiry:       r.Expiry,
+	}
+}
+
+// SetToken copies the token fields of t into r. An empty RefreshToken in t keeps
+// the refresh token r already holds, because a token endpoint that does not rotate
+// refresh tokens omits it from a refresh response (RFC 6749 §6).
+func (r *Record) SetToken(t *oauth2.Token) {
+	r.AccessToken = t.AccessToken
+	r.TokenType = t.TokenType
+	r.Expiry = t.Expiry
+	if t.RefreshToken != "" {
+		r.RefreshToken = t.RefreshToken
+	}
+}
+
+func redacted(s string) string {
+	if s == "" {
+		return `""`
+	}
+	return "REDACTED"
+}
+
+func fmtTime(t time.Time) string {
+	if t.IsZero() {
+		return "0"
+	}
+	return t.Round(0).Format(time.RFC3339)
+}
+
+// String describes r without its tokens.
+func (r Record) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "tokenstore.Record{Account:%s Provider:%s ClientID:%s Authority:%s Scopes:%v",
+		r.Account.UPN, r.Provider, r.ClientID, r.Authority, r.Scopes)
+	fmt.Fprintf(&b, " AccessToken:%s RefreshToken:%s TokenType:%s Expiry:%s",
+		redacted(r.AccessToken), redacted(r.RefreshToken), r.TokenType, fmtTime(r.Expiry))
+	fmt.Fprintf(&b, " Obtained:%s Refreshed:%s Used:%s}",
+		fmtTime(r.Obtained), fmtTime(r.Refreshed), fmtTime(r.Used))
+	return b.String()
+}
+
+// GoString is used by %#v; it omits the tokens like String.
+func (r Record) GoString() string {
+	return fmt.Sprintf("tokenstore.Record{Account:%#v, Provider:%q, ClientID:%q, Authority:%q, Scopes:%#v, "+
+		"AccessToken:%s, RefreshToken:%s, TokenType:%q, Expiry:%q, Obtained:%q, Refreshed:%q, Used:%q}",
+		r.Account, r.Provider, r.ClientID, r.Authority, r.Scopes,
+		redacted(r.AccessToken), redacted(r.RefreshToken), r.TokenType,
+		fmtTime(r.Expiry), fmtTime(r.Obtained), fmtTime(r.Refreshed), fmtTime(r.Used))
+}
+
+// Format implements [fmt.Formatter] so that every verb (%v, %+v, %s, %q, %x, ...)
+// prints the redacted form; %#v prints [Record.GoString].
+func (r Record) Format(f fmt.State, verb rune) {
+	if verb == 'v' && f.Flag('#') {
+		fmt.Fprint(f, r.GoString())
+		return
+	}
+	fmt.Fprint(f, r.String())
+}
+
+// LogValue implements [slog.LogValuer]: the account, client, scopes and times, and
+// whether each token is present, never the tokens themselves.
+func (r Record) LogValue() slog.Value {
+	attrs := []slog.Attr{
+		slog.String("account", r.Account.UPN),
+		slog.String("tenant", r.Account.TenantID),
+		slog.String("client_id", r.ClientID),
+		slog.Any("scopes", r.Scopes),
+		slog.Bool("access_token", r.AccessToken != ""),
+		slog.Bool("refresh_token", r.RefreshToken != ""),
+	}
+	for _, t := range []struct {
+		k string
+		v time.Time
+	}{{"expiry", r.Expiry}, {"obtained", r.Obtained}, {"refreshed", r.Refreshed}, {"used", r.Used}} {
+		if !t.v.IsZero() {
+			attrs = append(attrs, slog.Time(t.k, t.v))
+		}
+	}
+	return slog.GroupValue(attrs...)
+}

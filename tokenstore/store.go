@@ -1,0 +1,73 @@
+package tokenstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// Store keeps one [Record] per account key. Keys are chosen by the caller (the
+// facade uses the account's UPN) and may contain any characters.
+//
+// Implementations are safe for concurrent use, store and return copies (a caller
+// may change a Record after Save or Load without affecting the store), and return
+// ctx.Err() (wrapped) when ctx ends before the operation completes.
+type Store interface {
+	// Load returns the record stored under key, or an error wrapping ErrNotFound.
+	Load(ctx context.Context, key string) (*Record, error)
+	// Save stores a copy of r under key, replacing any previous record.
+	Save(ctx context.Context, key string, r *Record) error
+	// Delete removes the record under key. Deleting an absent key returns nil.
+	Delete(ctx context.Context, key string) error
+	// List returns the keys that hold a record, in no particular order.
+	List(ctx context.Context) ([]string, error)
+}
+
+// Locker is an optional add-on to [Store] for the "lock around refresh" protocol:
+//
+//	unlock, err := s.(Locker).Lock(ctx, key)
+//	// reload: another process may have refreshed (and rotated) the token meanwhile
+//	r, err := s.Load(ctx, key)
+//	// refresh only if r still needs it, then
+//	err = s.Save(ctx, key, r)
+//	err = unlock()
+//
+// Lock blocks until it holds the lock for key or ctx ends. Save, Load and Delete do
+// not take the lock themselves, so they may be called while it is held. [*File] and
+// [*Encrypted] lock across processes; [*Memory] locks within the process.
+type Locker interface {
+	Lock(ctx context.Context, key string) (unlock func() error, err error)
+}
+
+// ErrNotFound is returned (wrapped) by Load when no record is stored under the key.
+var ErrNotFound = errors.New("tokenstore: record not found")
+
+// ErrWrongKey is returned (wrapped) by [*Encrypted] when a file was written with a
+// different secret. The file is left in place: Save refuses to replace it until it
+// is deleted, because it may be another installation's good record.
+var ErrWrongKey = errors.New("tokenstore: file encrypted with a different secret")
+
+// CorruptError reports a stored record that cannot be read: truncated, empty,
+// not in the expected format, of an unsupported version, too large, or (for
+// [*Encrypted]) failing authentication. It never contains token values.
+type CorruptError struct {
+	Key    string // the account key
+	Path   string // the file, for file-based stores
+	Reason string // what is wrong, e.g. "truncated", "unsupported version 7"
+	Err    error  // underlying cause, if any
+}
+
+func (e *CorruptError) Error() string {
+	msg := fmt.Sprintf("tokenstore: corrupt record for %q", e.Key)
+	if e.Path != "" {
+		msg += " in " + e.Path
+	}
+	msg += ": " + e.Reason
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg
+}
+
+// Unwrap returns the underlying cause.
+func (e *CorruptError) Unwrap() error { return e.Err }
