@@ -1,0 +1,5 @@
+//go:build !race
+
+package smtpx_test
+
+const raceEnabled = false

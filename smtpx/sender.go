@@ -1,0 +1,621 @@
+package smtpx
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/textproto"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+	"golang.org/x/oauth2"
+)
+
+// TokenSource supplies the OAuth 2.0 access token for SMTP AUTH. It is
+// asked once per connection, with the context of the call that connects.
+type TokenSource interface {
+	Token(ctx context.Context) (*oauth2.Token, error)
+}
+
+// Refresher is an optional add-on to [TokenSource]. When the server
+// refuses a token from a Refresher with 535 (or 5.5.127, token expiring),
+// the Sender calls Refresh once with the rejected token and retries AUTH
+// once with the new token.
+type Refresher interface {
+	TokenSource
+	Refresh(ctx context.Context, rejected *oauth2.Token) (*oauth2.Token, error)
+}
+
+// TLSMode selects how the connection is secured.
+type TLSMode int
+
+const (
+	// StartTLS connects in plaintext and upgrades with STARTTLS (port 587,
+	// what Exchange Online offers). A server that does not offer STARTTLS,
+	// or fails it, is an error, never a downgrade.
+	StartTLS TLSMode = iota
+	// ImplicitTLS starts TLS at once (port 465). Exchange Online has no
+	// such endpoint (exchange-online-smtp.md §1).
+	ImplicitTLS
+)
+
+// Dialer opens network connections; *net.Dialer satisfies it.
+type Dialer interface {
+	DialContext(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// Sender submits mail with SMTP AUTH XOAUTH2 (or OAUTHBEARER). The zero
+// value is not usable: Addr, Account (or SendAs) and TokenSource must be
+// set. Fields may not be changed once a method has been called; a Sender
+// is safe for concurrent use.
+type Sender struct {
+	// Addr is the server's host:port, e.g. "smtp.office365.com:587".
+	Addr string
+	// TLS is the TLS mode; the zero value is StartTLS.
+	TLS TLSMode
+	// TLSConfig configures TLS. nil means system roots and the host of
+	// Addr as ServerName. smtpx works on a clone, fills ServerName from
+	// Addr when empty and raises MinVersion to TLS 1.2. InsecureSkipVerify
+	// is refused. Set RootCAs to trust a private CA (e.g. the emulator's).
+	TLSConfig *tls.Config
+	// Username is the SASL user (XOAUTH2 "user="); "" means Account. For a
+	// shared mailbox it is the mailbox's address (exchange-online-smtp.md §3).
+	Username string
+	// Account is the signed-in account's address (the token's UPN). The
+	// From address of every message must equal it (case-insensitive) or
+	// appear in SendAs.
+	Account string
+	// SendAs lists other From addresses the account may use (send-as
+	// rights, shared mailboxes, aliases), compared case-insensitively.
+	SendAs []string
+	// TokenSource is asked for a token once per connection. If it also
+	// implements Refresher, a rejected token is refreshed once.
+	TokenSource TokenSource
+	// Mechanism is the SASL mechanism: "" or "XOAUTH2", or "OAUTHBEARER"
+	// (RFC 7628, from go-sasl).
+	Mechanism string
+	// Dialer opens the TCP connection; nil means a *net.Dialer.
+	Dialer Dialer
+	// Logger receives protocol steps at Debug level; nil discards. Tokens
+	// are never logged.
+	Logger *slog.Logger
+	// Debug, if set, receives the SMTP transcript of each connection from
+	// the moment AUTH has succeeded, with AUTH lines masked. It includes
+	// message bodies.
+	Debug io.Writer
+	// InsecureAllowPlaintextAuth allows AUTH without TLS when the peer is
+	// a loopback address (for tests against a plaintext server). AUTH is
+	// never sent in plaintext to any other address.
+	InsecureAllowPlaintextAuth bool
+	// Now returns the current time for Date headers; nil means time.Now.
+	Now func() time.Time
+	// LocalName is the EHLO name; "" means "localhost".
+	LocalName string
+}
+
+// Send submits one message on a new connection, then closes it. The sender
+// policy and the message are checked before dialing.
+func (s *Sender) Send(ctx context.Context, m *Message) error {
+	if err := s.check(m); err != nil {
+		return err
+	}
+	sess, err := s.Dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer sess.Close()
+	if err := sess.Send(ctx, m); err != nil {
+		return err
+	}
+	return sess.quit(ctx)
+}
+
+// Dial opens an authenticated session, to send several messages over one
+// connection.
+func (s *Sender) Dial(ctx context.Context) (*Session, error) {
+	if s.TokenSource == nil {
+		return nil, errors.New("smtpx: Sender.TokenSource is nil")
+	}
+	if s.Addr == "" {
+		return nil, errors.New("smtpx: Sender.Addr is empty")
+	}
+	if s.TLSConfig != nil && s.TLSConfig.InsecureSkipVerify {
+		return nil, errors.New("smtpx: TLSConfig.InsecureSkipVerify is not supported")
+	}
+	switch strings.ToUpper(s.Mechanism) {
+	case "", MechanismXOAUTH2, "OAUTHBEARER":
+	default:
+		return nil, fmt.Errorf("smtpx: unsupported mechanism %q", s.Mechanism)
+	}
+	sess := &Session{s: s}
+	if err := sess.connect(ctx); err != nil {
+		return nil, err
+	}
+	return sess, nil
+}
+
+func (s *Sender) logger() *slog.Logger {
+	if s.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return s.Logger
+}
+
+func (s *Sender) now() time.Time {
+	if s.Now == nil {
+		return time.Now()
+	}
+	return s.Now()
+}
+
+func (s *Sender) username() string {
+	if s.Username != "" {
+		return s.Username
+	}
+	return s.Account
+}
+
+// check applies the sender policy and validates the message.
+func (s *Sender) check(m *Message) error {
+	if err := m.validate(); err != nil {
+		return err
+	}
+	from := m.From.Email
+	if s.Account != "" && strings.EqualFold(from, s.Account) {
+		return nil
+	}
+	for _, a := range s.SendAs {
+		if strings.EqualFold(from, a) {
+			return nil
+		}
+	}
+	return &SenderMismatchError{From: from, Account: s.Account}
+}
+
+func (s *Sender) tlsConfig() *tls.Config {
+	var cfg *tls.Config
+	if s.TLSConfig != nil {
+		cfg = s.TLSConfig.Clone()
+	} else {
+		cfg = &tls.Config{}
+	}
+	if cfg.ServerName == "" {
+		host, _, err := net.SplitHostPort(s.Addr)
+		if err != nil {
+			host = s.Addr
+		}
+		cfg.ServerName = host
+	}
+	if cfg.MinVersion < tls.VersionTLS12 {
+		cfg.MinVersion = tls.VersionTLS12
+	}
+	return cfg
+}
+
+// Session is an authenticated SMTP connection that sends messages one
+// after the other. If the server drops the connection between messages
+// (idle timeout, 421), the next Send reconnects once, transparently. A
+// Session is safe for concurrent use; sends are serialised.
+type Session struct {
+	s *Sender
+
+	mu     sync.Mutex
+	c      *smtp.Client // nil: not connected
+	conn   *ctxConn
+	dirty  bool // a transaction was left unfinished: RSET before the next
+	closed bool
+}
+
+// connect dials, secures, and authenticates a connection.
+func (ss *Session) connect(ctx context.Context) error {
+	s := ss.s
+	log := s.logger()
+	if ctx.Err() != nil {
+		return fmt.Errorf("smtpx: %s: %w", StageDial, ctx.Err())
+	}
+	d := s.Dialer
+	if d == nil {
+		d = &net.Dialer{}
+	}
+	log.LogAttrs(ctx, slog.LevelDebug, "smtp dial", slog.String("smtp.stage", string(StageDial)), slog.String("smtp.addr", s.Addr))
+	raw, err := d.DialContext(ctx, "tcp", s.Addr)
+	if err != nil {
+		return ctxOr(ctx, StageDial, err)
+	}
+	cc := &ctxConn{Conn: raw}
+	unbind := cc.bind(ctx)
+	defer unbind()
+	c, isTLS, err := ss.secure(ctx, cc)
+	if err != nil {
+		cc.Close()
+		return err
+	}
+
+	// The guard against plaintext AUTH (STYLE 3.7): go-sasl's Start gets no
+	// server information, so it is checked here.
+	if !isTLS && !(s.InsecureAllowPlaintextAuth && isLoopback(raw.RemoteAddr())) {
+		c.Close()
+		return &Error{Stage: StageAuth, Reason: ReasonTLS, Message: "refusing to send AUTH over a connection without TLS"}
+	}
+	if err := ss.auth(ctx, c); err != nil {
+		c.Close()
+		return err
+	}
+	if s.Debug != nil {
+		c.DebugWriter = newMaskWriter(s.Debug)
+	}
+	ss.c, ss.conn, ss.dirty = c, cc, false
+	log.LogAttrs(ctx, slog.LevelDebug, "smtp authenticated", slog.String("smtp.stage", string(StageAuth)), slog.String("account", s.Account))
+	return nil
+}
+
+// secure returns a client that has greeted the server and is, unless the
+// plaintext escape hatch applies, running over verified TLS.
+func (ss *Session) secure(ctx context.Context, cc *ctxConn) (*smtp.Client, bool, error) {
+	s := ss.s
+	cfg := s.tlsConfig()
+	localName := s.LocalName
+	if localName == "" {
+		localName = "localhost"
+	}
+	if strings.ContainsAny(localName, "\r\n ") {
+		return nil, false, errors.New("smtpx: LocalName is malformed")
+	}
+
+	if s.TLS == ImplicitTLS {
+		tc := tls.Client(cc, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return nil, false, tlsFailure(ctx, StageDial, err)
+		}
+		c := smtp.NewClient(tc)
+		if err := c.Hello(localName); err != nil {
+			return nil, false, ctxOr(ctx, StageDial, err)
+		}
+		return c, true, nil
+	}
+
+	// Pre-TLS dialogue: banner, EHLO, STARTTLS (RFC 3207).
+	tp := textproto.NewConn(cc)
+	if _, _, err := tp.ReadResponse(220); err != nil {
+		return nil, false, ctxOr(ctx, StageDial, protoErr(err))
+	}
+	ext, err := ehlo(tp, localName)
+	if err != nil {
+		return nil, false, ctxOr(ctx, StageDial, err)
+	}
+	if _, ok := ext["STARTTLS"]; !ok {
+		if s.InsecureAllowPlaintextAuth && isLoopback(cc.RemoteAddr()) {
+			// Test-only plaintext path: hand the greeted connection to
+			// go-smtp, replaying a greeting.
+			if tp.R.Buffered() > 0 {
+				return nil, false, &Error{Stage: StageDial, Reason: ReasonRejected, Message: "unexpected data after EHLO"}
+			}
+			c := smtp.NewClient(&greetingConn{Conn: cc, greeting: []byte("220 smtpx\r\n")})
+			if err := c.Hello(localName); err != nil {
+				return nil, false, ctxOr(ctx, StageDial, err)
+			}
+			return c, false, nil
+		}
+		return nil, false, &Error{Stage: StageStartTLS, Reason: ReasonTLS, Message: "server does not offer STARTTLS"}
+	}
+	id, err := tp.Cmd("STARTTLS")
+	if err != nil {
+		return nil, false, ctxOr(ctx, StageStartTLS, err)
+	}
+	tp.StartResponse(id)
+	_, _, err = tp.ReadResponse(220)
+	tp.EndResponse(id)
+	if err != nil {
+		e := ctxOr(ctx, StageStartTLS, protoErr(err))
+		var se *Error
+		if errors.As(e, &se) && se.Reason != ReasonNetwork {
+			se.Reason = ReasonTLS // a refused STARTTLS is a TLS failure, whatever the code
+		}
+		return nil, false, e
+	}
+	if tp.R.Buffered() > 0 {
+		// Plaintext injected after the STARTTLS reply (CVE-2011-0411 class).
+		return nil, false, &Error{Stage: StageStartTLS, Reason: ReasonTLS, Message: "server sent data after the STARTTLS reply"}
+	}
+	tc := tls.Client(cc, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return nil, false, tlsFailure(ctx, StageStartTLS, err)
+	}
+	c := smtp.NewClient(&greetingConn{Conn: tc, greeting: []byte("220 smtpx\r\n")})
+	if err := c.Hello(localName); err != nil {
+		return nil, false, ctxOr(ctx, StageStartTLS, err)
+	}
+	return c, true, nil
+}
+
+// ehlo sends EHLO on the pre-TLS connection and returns the extensions.
+func ehlo(tp *textproto.Conn, localName string) (map[string]string, error) {
+	id, err := tp.Cmd("EHLO %s", localName)
+	if err != nil {
+		return nil, err
+	}
+	tp.StartResponse(id)
+	defer tp.EndResponse(id)
+	_, msg, err := tp.ReadResponse(250)
+	if err != nil {
+		return nil, protoErr(err)
+	}
+	ext := map[string]string{}
+	lines := strings.Split(msg, "\n")
+	for _, l := range lines[1:] {
+		k, v, _ := strings.Cut(l, " ")
+		ext[strings.ToUpper(k)] = v
+	}
+	return ext, nil
+}
+
+// protoErr converts a textproto reply error into go-smtp's SMTPError, so
+// that pre-TLS replies look like every other reply.
+func protoErr(err error) error {
+	var te *textproto.Error
+	if !errors.As(err, &te) {
+		return err
+	}
+	se := &smtp.SMTPError{Code: te.Code, Message: te.Msg}
+	if code, rest, ok := strings.Cut(te.Msg, " "); ok {
+		var e [3]int
+		if n, _ := fmt.Sscanf(code, "%d.%d.%d", &e[0], &e[1], &e[2]); n == 3 && strings.Count(code, ".") == 2 {
+			se.EnhancedCode = smtp.EnhancedCode(e)
+			se.Message = rest
+		}
+	}
+	return se
+}
+
+func tlsFailure(ctx context.Context, stage Stage, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("smtpx: %s: %w", stage, ctx.Err())
+	}
+	e := replyError(stage, err)
+	if e.Reason == ReasonNetwork {
+		e.Reason, e.Message = ReasonTLS, "tls handshake failed"
+	}
+	return e
+}
+
+// ctxOr returns the context's error if it ended (the I/O error is then
+// only its symptom), else the classified error.
+func ctxOr(ctx context.Context, stage Stage, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("smtpx: %s: %w", stage, ctx.Err())
+	}
+	return replyError(stage, err)
+}
+
+func isLoopback(a net.Addr) bool {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.IP.IsLoopback()
+	}
+	host, _, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func (ss *Session) saslClient(tok *oauth2.Token) sasl.Client {
+	s := ss.s
+	if strings.EqualFold(s.Mechanism, "OAUTHBEARER") {
+		host, port, _ := net.SplitHostPort(s.Addr)
+		p := 0
+		fmt.Sscanf(port, "%d", &p)
+		return sasl.NewOAuthBearerClient(&sasl.OAuthBearerOptions{Username: s.username(), Token: tok.AccessToken, Host: host, Port: p})
+	}
+	return XOAUTH2(s.username(), tok.AccessToken)
+}
+
+func (ss *Session) auth(ctx context.Context, c *smtp.Client) error {
+	s := ss.s
+	tok, err := s.TokenSource.Token(ctx)
+	if err != nil {
+		return fmt.Errorf("smtpx: token: %w", err)
+	}
+	if tok == nil || tok.AccessToken == "" {
+		return errors.New("smtpx: token: token source returned no access token")
+	}
+	err = c.Auth(ss.saslClient(tok))
+	if err == nil {
+		return nil
+	}
+	e := ctxOr(ctx, StageAuth, err)
+	var se *Error
+	r, ok := s.TokenSource.(Refresher)
+	if !ok || !errors.As(e, &se) || (se.Reason != ReasonAuthFailed && se.Reason != ReasonTokenExpiring) {
+		return e
+	}
+	s.logger().LogAttrs(ctx, slog.LevelDebug, "smtp auth rejected, refreshing token",
+		slog.String("smtp.stage", string(StageAuth)), slog.Int("smtp.code", se.Code))
+	tok2, rerr := r.Refresh(ctx, tok)
+	if rerr != nil {
+		return errors.Join(e, fmt.Errorf("smtpx: token refresh: %w", rerr))
+	}
+	if tok2 == nil || tok2.AccessToken == "" {
+		return e
+	}
+	if err := c.Auth(ss.saslClient(tok2)); err != nil {
+		return ctxOr(ctx, StageAuth, err)
+	}
+	return nil
+}
+
+// Send submits m on the session. The sender policy and the message are
+// checked before anything is sent. If the connection was dropped while
+// idle, Send reconnects once and retries.
+func (ss *Session) Send(ctx context.Context, m *Message) error {
+	if err := ss.s.check(m); err != nil {
+		return err
+	}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.closed {
+		return errors.New("smtpx: session is closed")
+	}
+	reconnected := false
+	if ss.c == nil {
+		if err := ss.connect(ctx); err != nil {
+			return err
+		}
+		reconnected = true
+	}
+	err := ss.send(ctx, m)
+	if err != nil && !reconnected && errors.Is(err, errDropped) {
+		ss.s.logger().LogAttrs(ctx, slog.LevelDebug, "smtp connection dropped, reconnecting", slog.String("smtp.stage", string(StageMail)))
+		ss.drop()
+		if cerr := ss.connect(ctx); cerr != nil {
+			return cerr
+		}
+		err = ss.send(ctx, m)
+	}
+	var de *droppedError
+	if errors.As(err, &de) {
+		err = de.err
+	}
+	return err
+}
+
+// errDropped marks a connection that was found dead before the first
+// command of a transaction had been answered, so retrying is safe.
+var errDropped = errors.New("smtpx: connection dropped")
+
+type droppedError struct{ err error }
+
+func (e *droppedError) Error() string        { return e.err.Error() }
+func (e *droppedError) Unwrap() error        { return e.err }
+func (e *droppedError) Is(target error) bool { return target == errDropped }
+
+func (ss *Session) drop() {
+	if ss.c != nil {
+		ss.c.Close()
+	}
+	ss.c, ss.conn = nil, nil
+}
+
+// send runs one transaction. On any failure that leaves the connection in
+// an unknown state, the connection is dropped (the next Send redials).
+func (ss *Session) send(ctx context.Context, m *Message) (err error) {
+	s := ss.s
+	c := ss.c
+	unbind := ss.conn.bind(ctx)
+	defer unbind()
+	log := s.logger()
+
+	if ss.dirty {
+		if err := c.Reset(); err != nil {
+			// Treat like a dropped idle connection.
+			return &droppedError{ctxOr(ctx, StageMail, err)}
+		}
+		ss.dirty = false
+	}
+
+	size := m.estimateSize()
+	if max, ok := c.MaxMessageSize(); ok && max > 0 && size > int64(max) {
+		return &Error{Stage: StageMail, Reason: ReasonTooLarge,
+			Message: fmt.Sprintf("message of at least %d bytes exceeds the server's SIZE limit of %d bytes", size, max)}
+	}
+
+	log.LogAttrs(ctx, slog.LevelDebug, "smtp mail", slog.String("smtp.stage", string(StageMail)), slog.String("smtp.from", m.From.Email))
+	opts := &smtp.MailOptions{Size: size, UTF8: needsUTF8(m)}
+	if err := c.Mail(m.From.Email, opts); err != nil {
+		if ctx.Err() != nil {
+			ss.drop()
+			return fmt.Errorf("smtpx: %s: %w", StageMail, ctx.Err())
+		}
+		e := replyError(StageMail, err)
+		var se *Error
+		if errors.As(e, &se) && (se.Reason == ReasonNetwork || se.Code == 421) {
+			// The server closed the connection while it was idle.
+			ss.drop()
+			return &droppedError{e}
+		}
+		ss.dirty = true
+		return e
+	}
+	ss.dirty = true
+	for _, l := range [][]Address{m.To, m.Cc, m.Bcc} {
+		for _, a := range l {
+			if err := c.Rcpt(a.Email, nil); err != nil {
+				return ss.fail(ctx, StageRcpt, err)
+			}
+		}
+	}
+	w, err := c.Data()
+	if err != nil {
+		return ss.fail(ctx, StageData, err)
+	}
+	msgID := m.MessageID
+	if msgID == "" {
+		msgID = newMessageID(m.From.Email[strings.LastIndexByte(m.From.Email, '@')+1:])
+	}
+	date := m.Date
+	if date.IsZero() {
+		date = s.now()
+	}
+	if err := writeMessage(w, m, date, msgID); err != nil {
+		// The message is incomplete: sending the final dot would submit a
+		// truncated message, so the connection is abandoned instead.
+		ss.drop()
+		var ae *attachmentError
+		if errors.As(err, &ae) {
+			return ae
+		}
+		return ctxOr(ctx, StageData, err)
+	}
+	if _, err := w.CloseWithResponse(); err != nil {
+		return ss.fail(ctx, StageData, err)
+	}
+	ss.dirty = false
+	log.LogAttrs(ctx, slog.LevelDebug, "smtp message accepted", slog.String("smtp.stage", string(StageData)), slog.String("smtp.message_id", msgID))
+	return nil
+}
+
+// fail classifies err; a non-reply failure drops the connection.
+func (ss *Session) fail(ctx context.Context, stage Stage, err error) error {
+	e := ctxOr(ctx, stage, err)
+	var se *Error
+	if !errors.As(e, &se) || se.Code == 0 || se.Code == 421 {
+		ss.drop()
+	}
+	return e
+}
+
+func (ss *Session) quit(ctx context.Context) error {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.c == nil {
+		return nil
+	}
+	unbind := ss.conn.bind(ctx)
+	defer unbind()
+	c := ss.c
+	ss.c, ss.conn, ss.closed = nil, nil, true
+	// A failed QUIT is not worth an error: every message has been
+	// answered already.
+	c.Quit()
+	c.Close()
+	return nil
+}
+
+// Close ends the session with QUIT (waiting at most a few seconds) and
+// closes the connection.
+func (ss *Session) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := ss.quit(ctx)
+	ss.mu.Lock()
+	ss.closed = true
+	ss.mu.Unlock()
+	return err
+}
