@@ -82,6 +82,8 @@ func New(opts *Options) *Emulator {
 	e := &Emulator{opts: o, core: newCore(o.Directory, o.Clock, o.Hosts)}
 	e.entra = startEntra(e.core, &e.opts)
 	e.smtp = startSMTP(e.core, &e.opts)
+	// The Exchange side's accepted mail, as JSON, for the emulator command.
+	e.entra.mux.Handle("/_emulator/messages", e.smtp)
 	return e
 }
 

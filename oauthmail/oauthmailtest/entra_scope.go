@@ -1,0 +1,168 @@
+package oauthmailtest
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Resources the emulator knows. Scopes without a resource prefix are
+// Microsoft Graph's (entra-id.md §4.4).
+const (
+	resourceGraph    = "https://graph.microsoft.com"
+	resourceExchange = "exchange" // family of outlook.office.com, outlook.office365.com, ps.outlook.com
+)
+
+// oidcScopes never need a resource (entra-id.md §4.4).
+var oidcScopes = map[string]bool{"openid": true, "profile": true, "email": true, "offline_access": true}
+
+// scopeSet is a parsed scope parameter.
+type scopeSet struct {
+	raw      []string
+	oidc     map[string]bool // lower-case OIDC scopes asked for
+	resource string          // audience of the access token (first resource), "" if none
+	family   string          // resourceExchange, resourceGraph, or the resource itself
+	names    []string        // scope names under resource, e.g. "SMTP.Send", ".default"
+	families []string        // every resource family named, in order
+	pairs    [][2]string     // every {family, name} asked for, all resources
+}
+
+// has reports whether an OIDC scope was asked for.
+func (s *scopeSet) has(name string) bool { return s.oidc[name] }
+
+// resourceOf splits a scope into its resource and name.
+func resourceOf(sc string) (resource, family, name string) {
+	if i := strings.LastIndex(sc, "/"); i > 0 {
+		resource, name = strings.TrimSuffix(sc[:i], "/"), sc[i+1:]
+	} else {
+		return resourceGraph, resourceGraph, sc
+	}
+	rl := strings.ToLower(resource)
+	switch {
+	case rl == "https://graph.microsoft.com" || rl == "00000003-0000-0000-c000-000000000000":
+		return resourceGraph, resourceGraph, name
+	case rl == "https://outlook.office.com" || rl == "https://outlook.office365.com" ||
+		rl == "https://ps.outlook.com" || rl == "00000002-0000-0ff1-ce00-000000000000":
+		if rl == "00000002-0000-0ff1-ce00-000000000000" {
+			resource = AudienceDelegated
+		}
+		return strings.ToLower(resource), resourceExchange, name
+	}
+	return resource, rl, name
+}
+
+func errInvalidScope(msg string) *aadError {
+	// entra-id.md §3.2 row 70011.
+	return &aadError{status: 400, code: "invalid_scope", aadsts: 70011, msg: msg}
+}
+
+// parseScopes parses a scope parameter for a delegated flow. Several resources
+// are allowed here (as /authorize allows them); callers that issue a token
+// check multi() (AADSTS28000, entra-id.md §4.4).
+func parseScopes(param string) (*scopeSet, *aadError) {
+	s := &scopeSet{oidc: map[string]bool{}}
+	for _, sc := range strings.Fields(param) {
+		s.raw = append(s.raw, sc)
+		if oidcScopes[strings.ToLower(sc)] {
+			s.oidc[strings.ToLower(sc)] = true
+			continue
+		}
+		res, fam, name := resourceOf(sc)
+		if name == "" {
+			return nil, errInvalidScope(fmt.Sprintf("The provided value for the input parameter 'scope' is not valid. The scope %s is not valid. The scope format is invalid.", sc))
+		}
+		if fam == resourceExchange && strings.HasSuffix(strings.ToLower(name), "asapp") {
+			// entra-id.md §1.4: a delegated request for SMTP.SendAsApp "does not exist".
+			return nil, errInvalidScope(fmt.Sprintf("The provided value for the input parameter 'scope' is not valid. The scope '%s' does not exist.", sc))
+		}
+		if fam != resourceGraph && fam != resourceExchange && !strings.HasPrefix(fam, "api://") && !guidRE.MatchString(fam) {
+			// entra-id.md §3.2 row 500011.
+			return nil, &aadError{status: 400, code: "invalid_resource", aadsts: 500011,
+				msg: fmt.Sprintf("The resource principal named %s was not found in the tenant. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant.", res)}
+		}
+		seen := false
+		for _, f := range s.families {
+			seen = seen || f == fam
+		}
+		if !seen {
+			s.families = append(s.families, fam)
+		}
+		if s.resource == "" {
+			s.resource, s.family = res, fam
+		}
+		if fam == s.family {
+			s.names = append(s.names, name)
+		}
+		s.pairs = append(s.pairs, [2]string{fam, name})
+	}
+	if len(s.raw) == 0 {
+		return nil, errMissing("scope")
+	}
+	hasDefault := false
+	for _, n := range s.names {
+		hasDefault = hasDefault || n == ".default"
+	}
+	if hasDefault && len(s.names) > 1 {
+		// entra-id.md §4.4: .default cannot be mixed with dynamic scopes.
+		return nil, errInvalidScope(fmt.Sprintf("The provided value for the input parameter 'scope' is not valid. The scope %s is not valid. static scope limit exceeded.", strings.Join(s.raw, " ")))
+	}
+	if s.has("profile") && !s.has("openid") && s.resource == "" {
+		// entra-id.md §4.4: profile without openid.
+		return nil, errInvalidScope("The provided value for the input parameter 'scope' is not valid. openid scope is required.")
+	}
+	return s, nil
+}
+
+// multi returns the AADSTS28000 error if s spans more than one resource
+// (entra-id.md §3.2 row 28000, §4.4).
+func (s *scopeSet) multi() *aadError {
+	if len(s.families) <= 1 {
+		return nil
+	}
+	return &aadError{status: 400, code: "invalid_scope", aadsts: 28000,
+		msg: fmt.Sprintf("Provided value for the input parameter scope is not valid because it contains more than one resource. Scope %s is not valid.", strings.Join(s.raw, " "))}
+}
+
+// granted returns the audience and the scope names the access token carries
+// for app: .default expands to the app's configured permissions.
+func (s *scopeSet) granted(app *App) (aud string, names []string) {
+	aud, names = s.resource, s.names
+	if aud == "" {
+		// Only OIDC scopes: Entra issues a Microsoft Graph token.
+		return resourceGraph, []string{"User.Read"}
+	}
+	if len(names) == 1 && names[0] == ".default" {
+		names = nil
+		for _, p := range app.Permissions {
+			if oidcScopes[strings.ToLower(p)] {
+				continue
+			}
+			if _, fam, n := resourceOf(p); fam == s.family {
+				names = append(names, n)
+			}
+		}
+	}
+	return aud, names
+}
+
+// fullNames returns names qualified with the resource, as the token response's
+// scope field lists them (entra-id.md §4.1).
+func fullNames(aud string, names []string) []string {
+	out := make([]string, 0, len(names))
+	for _, n := range names {
+		out = append(out, aud+"/"+n)
+	}
+	return out
+}
+
+// configured reports whether app has the delegated permission name of family.
+func configured(app *App, family, name string) bool {
+	for _, p := range app.Permissions {
+		if oidcScopes[strings.ToLower(p)] {
+			continue
+		}
+		if _, fam, n := resourceOf(p); fam == family && strings.EqualFold(n, name) {
+			return true
+		}
+	}
+	return false
+}
