@@ -1,0 +1,567 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/devicemail/devicemail/devicecode"
+	"github.com/devicemail/devicemail/oauthmail"
+	"github.com/devicemail/devicemail/smtpx"
+	"github.com/devicemail/devicemail/tokenstore"
+)
+
+// common holds the flags every subcommand has.
+type common struct {
+	store   string
+	keyFile string
+	account string
+	caFile  string
+	json    bool
+}
+
+func (c *common) register(fs *flag.FlagSet, withCA bool) {
+	fs.StringVar(&c.store, "store", "", "token store: file:DIR, encrypted-file:DIR, keyring or memory (default: keyring if usable, else a file in the user config directory)")
+	fs.StringVar(&c.keyFile, "key-file", "", "key file of an encrypted-file store (else $OAUTHMAIL_STORE_KEY)")
+	fs.StringVar(&c.account, "account", "default", "account name (store key)")
+	fs.BoolVar(&c.json, "json", false, "machine-readable output")
+	if withCA {
+		fs.StringVar(&c.caFile, "ca-file", "", "PEM file of extra trusted CAs (e.g. the emulator's)")
+	}
+}
+
+// multi is a repeatable string flag.
+type multi []string
+
+func (m *multi) String() string     { return strings.Join(*m, ",") }
+func (m *multi) Set(s string) error { *m = append(*m, s); return nil }
+
+func newFlags(e *env, name string) *flag.FlagSet {
+	fs := flag.NewFlagSet("oauthmail "+name, flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	return fs
+}
+
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usagef("%s: %v", fs.Name(), err)
+	}
+	if fs.NArg() > 0 {
+		return usagef("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
+	}
+	return nil
+}
+
+// tlsSetup returns the TLS configuration and HTTP client for --ca-file ("" =
+// system roots).
+func tlsSetup(caFile string) (*tls.Config, *http.Client, error) {
+	if caFile == "" {
+		return nil, nil, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, nil, usagef("--ca-file: %v", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, nil, usagef("--ca-file: no PEM certificate in %s", caFile)
+	}
+	tc := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: tc.Clone(), Proxy: http.ProxyFromEnvironment}, Timeout: 60 * time.Second}
+	return tc, hc, nil
+}
+
+// authority builds the provider preset from the login flags. For generic,
+// devURL and tokURL are the RFC 8628 device authorization and token endpoints.
+func authority(provider, tenant, loginURL, devURL, tokURL string, scopes []string) (devicecode.Authority, error) {
+	var (
+		a   devicecode.Authority
+		err error
+	)
+	switch provider {
+	case "exchange", "":
+		if tenant == "" {
+			return a, usagef("login: --tenant is required for --provider exchange (tenant ID GUID or domain)")
+		}
+		a, err = devicecode.ExchangeOnline(tenant)
+	case "outlook":
+		a = devicecode.OutlookCom()
+	case "generic":
+		if devURL == "" || tokURL == "" {
+			return a, usagef("login: --device-auth-url and --token-url are required for --provider generic")
+		}
+		a, err = devicecode.Generic("generic", oauth2.Endpoint{DeviceAuthURL: devURL, TokenURL: tokURL}, scopes...)
+		loginURL = ""
+	default:
+		return a, usagef("login: unknown --provider %q (exchange, outlook or generic)", provider)
+	}
+	if err != nil {
+		return a, err
+	}
+	if loginURL != "" {
+		a = a.WithLoginURL(loginURL)
+	}
+	if len(scopes) > 0 {
+		a.Scopes = scopes
+	}
+	return a, nil
+}
+
+// storeFor opens the store named by spec; it says on stderr which default it chose.
+func (e *env) storeFor(c *common) (tokenstore.Store, error) {
+	spec := c.store
+	if spec == "" {
+		s, desc := defaultStore()
+		if !e.quiet {
+			fmt.Fprintf(e.stderr, "oauthmail: using %s (choose with --store)\n", desc)
+		}
+		return s, nil
+	}
+	kind, arg, _ := strings.Cut(spec, ":")
+	switch kind {
+	case "memory":
+		return &tokenstore.Memory{}, nil
+	case "keyring":
+		return newKeyring(), nil
+	case "file":
+		if arg == "" {
+			return nil, usagef("--store file:DIR needs a directory")
+		}
+		return &tokenstore.File{Dir: arg}, nil
+	case "encrypted-file":
+		if arg == "" {
+			return nil, usagef("--store encrypted-file:DIR needs a directory")
+		}
+		key, err := e.storeKey(c.keyFile)
+		if err != nil {
+			return nil, err
+		}
+		return newEncrypted(arg, key), nil
+	}
+	return nil, usagef("unknown --store %q (file:DIR, encrypted-file:DIR, keyring or memory)", spec)
+}
+
+// storeKey reads the encrypted store's key from --key-file or $OAUTHMAIL_STORE_KEY.
+func (e *env) storeKey(keyFile string) ([]byte, error) {
+	if keyFile != "" {
+		b, err := os.ReadFile(keyFile)
+		if err != nil {
+			return nil, usagef("--key-file: %v", err)
+		}
+		b = []byte(strings.TrimSpace(string(b)))
+		if len(b) == 0 {
+			return nil, usagef("--key-file %s is empty", keyFile)
+		}
+		return b, nil
+	}
+	if k := e.getenv("OAUTHMAIL_STORE_KEY"); k != "" {
+		return []byte(k), nil
+	}
+	return nil, usagef("encrypted-file store needs --key-file or $OAUTHMAIL_STORE_KEY")
+}
+
+// defaultStore is the keyring when one answers, else a file store in the user's
+// configuration directory.
+func defaultStore() (tokenstore.Store, string) {
+	if keyringUsable() {
+		return newKeyring(), "the system keyring"
+	}
+	dir, err := os.UserConfigDir()
+	if err != nil {
+		dir = "."
+	}
+	dir = filepath.Join(dir, "oauthmail", "tokens")
+	return &tokenstore.File{Dir: dir}, "file store " + dir + " (no keyring available)"
+}
+
+// presetSMTP returns the submission server of the Microsoft preset named name
+// ("" for generic and unknown names).
+func presetSMTP(name string) string {
+	presets := []devicecode.Authority{devicecode.OutlookCom(), devicecode.Common()}
+	for _, f := range []func(string) (devicecode.Authority, error){
+		devicecode.ExchangeOnline, devicecode.USGovGCCHigh, devicecode.USGovDoD, devicecode.China21Vianet,
+	} {
+		if a, err := f("organizations"); err == nil {
+			presets = append(presets, a)
+		}
+	}
+	for _, a := range presets {
+		if a.Name == name {
+			return a.SMTPAddr
+		}
+	}
+	return ""
+}
+
+// mailerFor builds a Mailer for an account that has signed in: the provider,
+// client and token endpoint come from the stored record.
+// From cfg it takes SMTPAddr, From and SendAs.
+func (e *env) mailerFor(ctx context.Context, c *common, cfg oauthmail.Config) (*oauthmail.Mailer, *tokenstore.Record, error) {
+	st, err := e.storeFor(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	tc, hc, err := tlsSetup(c.caFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	rec, err := st.Load(ctx, c.account)
+	if err != nil {
+		if errors.Is(err, tokenstore.ErrNotFound) {
+			return nil, nil, fmt.Errorf("account %q: %w (run oauthmail login)", c.account, oauthmail.ErrNotSignedIn)
+		}
+		return nil, nil, err
+	}
+	a := devicecode.Authority{Name: rec.Provider, TokenURL: rec.Authority, Scopes: rec.Scopes, SMTPAddr: presetSMTP(rec.Provider)}
+	cfg.Authority, cfg.ClientID, cfg.Store, cfg.Account = a, rec.ClientID, st, c.account
+	cfg.TLSConfig, cfg.HTTPClient = tc, hc
+	m, err := oauthmail.New(cfg)
+	return m, rec, err
+}
+
+func (e *env) login(ctx context.Context, args []string) error {
+	fs := newFlags(e, "login")
+	var c common
+	c.register(fs, true)
+	var scopes multi
+	provider := fs.String("provider", "exchange", "exchange (Exchange Online, a tenant), outlook (Outlook.com) or generic")
+	tenant := fs.String("tenant", "", "tenant ID (GUID) or domain, for --provider exchange")
+	clientID := fs.String("client-id", "", "application (client) ID of the app registration")
+	loginURL := fs.String("authority", "", "login base URL instead of the cloud's (e.g. the emulator's URL)")
+	noQR := fs.Bool("no-qr", false, "do not draw the QR code")
+	devURL := fs.String("device-auth-url", "", "device authorization endpoint (--provider generic)")
+	tokURL := fs.String("token-url", "", "token endpoint (--provider generic)")
+	fs.Var(&scopes, "scope", "scope to request (repeatable; default: the provider's)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	e.json = c.json
+	if *clientID == "" {
+		return usagef("login: --client-id is required")
+	}
+	a, err := authority(*provider, *tenant, *loginURL, *devURL, *tokURL, scopes)
+	if err != nil {
+		return err
+	}
+	st, err := e.storeFor(&c)
+	if err != nil {
+		return err
+	}
+	tc, hc, err := tlsSetup(c.caFile)
+	if err != nil {
+		return err
+	}
+	m, err := oauthmail.New(oauthmail.Config{
+		Authority: a, ClientID: *clientID, Store: st, Account: c.account,
+		TLSConfig: tc, HTTPClient: hc, Progress: e.countdown(),
+	})
+	if err != nil {
+		return err
+	}
+	id, err := m.SignIn(ctx, func(p *devicecode.Prompt) error {
+		e.showPrompt(p, !*noQR)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(e.stderr)
+	if e.json {
+		e.printJSON(map[string]any{"signed_in": true, "account": c.account, "upn": id.UPN, "tenant_id": id.TenantID})
+		return nil
+	}
+	fmt.Fprintf(e.stdout, "signed in as %s (tenant %s); sender set to %s\n", id.UPN, id.TenantID, id.UPN)
+	if id.Email != "" && !strings.EqualFold(id.Email, id.UPN) {
+		fmt.Fprintf(e.stdout, "note: the mailbox's address %s differs from the UPN; mail is sent as the UPN %s\n", id.Email, id.UPN)
+	}
+	return nil
+}
+
+func (e *env) status(ctx context.Context, args []string) error {
+	fs := newFlags(e, "status")
+	var c common
+	c.register(fs, false)
+	smtpAddr := fs.String("smtp", "", "SMTP server host:port to report instead of the provider's")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	e.json = c.json
+	m, _, err := e.mailerFor(ctx, &c, oauthmail.Config{SMTPAddr: *smtpAddr})
+	if oauthmail.ErrorCode(err) == oauthmail.NotSignedIn {
+		st := &oauthmail.Status{Account: c.account}
+		if e.json {
+			e.printJSON(st)
+		} else {
+			fmt.Fprintf(e.stdout, "account:      %s\nsigned in:    no\n", c.account)
+		}
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	st, err := m.Status(ctx)
+	if err != nil {
+		return err
+	}
+	if e.json {
+		e.printJSON(st)
+		return nil
+	}
+	printStatus(e.stdout, st)
+	return nil
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func when(t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	return t.Local().Format(time.RFC3339)
+}
+
+func printStatus(w io.Writer, st *oauthmail.Status) {
+	fmt.Fprintf(w, "account:      %s\n", st.Account)
+	fmt.Fprintf(w, "signed in:    %s\n", yesNo(st.SignedIn))
+	if !st.SignedIn {
+		return
+	}
+	fmt.Fprintf(w, "auth account: %s\n", st.UPN)
+	if st.Email != "" && !strings.EqualFold(st.Email, st.UPN) {
+		fmt.Fprintf(w, "mail address: %s\n", st.Email)
+	}
+	fmt.Fprintf(w, "tenant:       %s\n", st.TenantID)
+	fmt.Fprintf(w, "provider:     %s\n", st.Provider)
+	fmt.Fprintf(w, "client ID:    %s\n", st.ClientID)
+	fmt.Fprintf(w, "sender:       %s\n", st.Sender)
+	fmt.Fprintf(w, "SMTP server:  %s\n", st.Server)
+	fmt.Fprintf(w, "port:         %d\n", st.Port)
+	fmt.Fprintf(w, "TLS:          %s\n", st.TLS)
+	fmt.Fprintf(w, "verify cert:  %s\n", yesNo(st.VerifyCertificate))
+	fmt.Fprintf(w, "signed in at: %s\n", when(st.SignedInAt))
+	fmt.Fprintf(w, "token expiry: %s\n", when(st.TokenExpiry))
+	fmt.Fprintf(w, "last refresh: %s\n", when(st.LastRefresh))
+	fmt.Fprintf(w, "last send:    %s\n", when(st.LastSend))
+	fmt.Fprintf(w, "lapses at:    %s (if nothing is sent or refreshed before)\n", when(st.LapsesAt))
+	if st.Lapsed {
+		fmt.Fprintln(w, "EXPIRED:      sign in again")
+	}
+}
+
+func (e *env) send(ctx context.Context, args []string) error {
+	fs := newFlags(e, "send")
+	var c common
+	c.register(fs, true)
+	var to, cc, bcc, attach multi
+	fs.Var(&to, "to", "recipient (repeatable)")
+	fs.Var(&cc, "cc", "copy recipient (repeatable)")
+	fs.Var(&bcc, "bcc", "blind copy recipient (repeatable)")
+	fs.Var(&attach, "attach", "file to attach (repeatable)")
+	from := fs.String("from", "", "sender address (default: the signed-in UPN)")
+	subject := fs.String("subject", "", "subject")
+	body := fs.String("body", "", "text body")
+	bodyFile := fs.String("body-file", "", "file holding the text body (- for stdin)")
+	smtpAddr := fs.String("smtp", "", "SMTP server host:port (default: the provider's)")
+	var sendAs multi
+	fs.Var(&sendAs, "send-as", "address the account has Send As rights on (repeatable)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	e.json = c.json
+	if len(to)+len(cc)+len(bcc) == 0 {
+		return usagef("send: at least one --to, --cc or --bcc is required")
+	}
+	if *body != "" && *bodyFile != "" {
+		return usagef("send: --body and --body-file are exclusive")
+	}
+	text := *body
+	if *bodyFile != "" {
+		b, err := readBody(*bodyFile)
+		if err != nil {
+			return err
+		}
+		text = b
+	}
+	msg := &smtpx.Message{Subject: *subject, Text: text, From: smtpx.Address{Email: *from}}
+	for _, a := range to {
+		msg.To = append(msg.To, smtpx.Address{Email: a})
+	}
+	for _, a := range cc {
+		msg.Cc = append(msg.Cc, smtpx.Address{Email: a})
+	}
+	for _, a := range bcc {
+		msg.Bcc = append(msg.Bcc, smtpx.Address{Email: a})
+	}
+	for _, p := range attach {
+		att, err := e.attachment(p)
+		if err != nil {
+			return err
+		}
+		msg.Attachments = append(msg.Attachments, att)
+	}
+	m, _, err := e.mailerFor(ctx, &c, oauthmail.Config{SMTPAddr: *smtpAddr, SendAs: sendAs})
+	if err != nil {
+		return err
+	}
+	if err := m.Send(ctx, msg); err != nil {
+		return err
+	}
+	if e.json {
+		e.printJSON(map[string]any{"sent": true, "account": c.account, "recipients": len(to) + len(cc) + len(bcc)})
+	} else {
+		fmt.Fprintf(e.stdout, "sent to %d recipient(s)\n", len(to)+len(cc)+len(bcc))
+	}
+	return nil
+}
+
+func readBody(path string) (string, error) {
+	var (
+		b   []byte
+		err error
+	)
+	if path == "-" {
+		b, err = io.ReadAll(os.Stdin)
+	} else {
+		b, err = os.ReadFile(path)
+	}
+	if err != nil {
+		return "", usagef("--body-file: %v", err)
+	}
+	return string(b), nil
+}
+
+// attachment opens path lazily and reports upload progress on stderr for
+// files of 1 MiB or more.
+func (e *env) attachment(path string) (smtpx.Attachment, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return smtpx.Attachment{}, usagef("--attach: %v", err)
+	}
+	if fi.IsDir() {
+		return smtpx.Attachment{}, usagef("--attach: %s is a directory", path)
+	}
+	name := filepath.Base(path)
+	ct := mime.TypeByExtension(filepath.Ext(name))
+	size := fi.Size()
+	return smtpx.Attachment{
+		Name: name, ContentType: ct, Size: size,
+		Open: func() (io.ReadCloser, error) {
+			f, err := os.Open(path)
+			if err != nil {
+				return nil, err
+			}
+			if size < 1<<20 || e.json {
+				return f, nil
+			}
+			return &progressReader{f: f, name: name, size: size, w: e.stderr}, nil
+		},
+	}, nil
+}
+
+// progressReader prints the share of an attachment read so far, every 10 %.
+type progressReader struct {
+	f          *os.File
+	name       string
+	size, done int64
+	last       int64
+	w          io.Writer
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.f.Read(b)
+	p.done += int64(n)
+	pct := p.done * 100 / p.size
+	if pct/10 > p.last/10 || (err == io.EOF && p.last < 100) {
+		p.last = pct
+		fmt.Fprintf(p.w, "\rsending %s: %3d%% of %d bytes", p.name, pct, p.size)
+		if pct >= 100 || err == io.EOF {
+			fmt.Fprintln(p.w)
+			p.last = 100
+		}
+	}
+	return n, err
+}
+
+func (p *progressReader) Close() error { return p.f.Close() }
+
+func (e *env) token(ctx context.Context, args []string) error {
+	fs := newFlags(e, "token")
+	var c common
+	c.register(fs, true)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	e.json = c.json
+	e.quiet = true // nothing but the token, for passwordeval
+	m, _, err := e.mailerFor(ctx, &c, oauthmail.Config{})
+	if err != nil {
+		return err
+	}
+	tok, err := m.Token(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(e.stdout, tok.AccessToken)
+	return nil
+}
+
+func (e *env) logout(ctx context.Context, args []string) error {
+	fs := newFlags(e, "logout")
+	var c common
+	c.register(fs, false)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	e.json = c.json
+	st, err := e.storeFor(&c)
+	if err != nil {
+		return err
+	}
+	if err := st.Delete(ctx, c.account); err != nil {
+		return err
+	}
+	if e.json {
+		e.printJSON(map[string]any{"signed_in": false, "account": c.account})
+	} else {
+		fmt.Fprintf(e.stdout, "signed out %s\n", c.account)
+	}
+	return nil
+}
+
+// hintFor adds a concrete next step for some failures.
+func hintFor(c oauthmail.Code, err error) string {
+	var sm *smtpx.SenderMismatchError
+	if errors.As(err, &sm) {
+		return fmt.Sprintf("hint: send as %s, or pass --send-as %s if the account has Send As rights on it", sm.Account, sm.From)
+	}
+	switch c {
+	case oauthmail.NotSignedIn, oauthmail.SignInExpired, oauthmail.ReauthRequired:
+		return "hint: run oauthmail login"
+	case oauthmail.ConsentRequired:
+		return "hint: a global administrator opens https://login.microsoftonline.com/common/adminconsent?client_id=<client ID> once for the tenant"
+	}
+	return ""
+}

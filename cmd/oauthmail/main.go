@@ -1,0 +1,228 @@
+// Command oauthmail signs a mailbox in to Microsoft Exchange Online or
+// Outlook.com with the OAuth 2.0 device code flow and sends mail through SMTP
+// with XOAUTH2, keeping the sign-in in a token store.
+//
+// Usage:
+//
+//	oauthmail login  --client-id C [--provider exchange|outlook|generic] [--tenant T] [--scope S]... [--authority URL] [--account NAME] [--store SPEC] [--ca-file F] [--no-qr]
+//	oauthmail status [--account NAME] [--json]
+//	oauthmail send   --to A [--to B] [--cc C] [--from F] [--subject S] [--body TEXT | --body-file F] [--attach FILE]... [--smtp HOST:PORT] [--ca-file F] [--account NAME]
+//	oauthmail token  [--account NAME]
+//	oauthmail logout [--account NAME]
+//	oauthmail emulator [flags]   run the Entra ID + Exchange Online emulator
+//	oauthmail demo [--interactive]
+//
+// Every subcommand takes --store SPEC (file:DIR, encrypted-file:DIR, keyring,
+// memory; the default is the keyring when one is usable, else a file in the
+// user's configuration directory), --key-file F (the key of encrypted-file,
+// else the environment variable OAUTHMAIL_STORE_KEY) and --json.
+//
+// On failure oauthmail prints the stable error code, the panel number and what
+// the operator should do (in Japanese too when LANG starts with "ja"), and
+// exits with a status that tells the class of failure:
+//
+//	0  success
+//	1  internal error
+//	2  usage or input error (bad_input)
+//	3  sign in again (not_signed_in, sign_in_expired, reauth_required, code_expired, declined, mfa_required)
+//	4  an administrator must change a setting (consent_required, conditional_access,
+//	   device_flow_blocked, invalid_client, client_secret_expired, app_not_found,
+//	   tenant_not_found, invalid_scope, smtp_auth_disabled, auth_failed,
+//	   send_as_denied, sender_mismatch)
+//	5  temporary: try again later (throttled, network, server_unavailable)
+//	6  the message was refused (message_too_large)
+//	7  TLS or certificate problem (tls_failure, certificate_invalid)
+//	8  the token store is unreadable (store_corrupt)
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+
+	"github.com/devicemail/devicemail/oauthmail"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
+	stop()
+	os.Exit(code)
+}
+
+const usage = `usage: oauthmail <command> [flags]
+
+commands:
+  login     sign a mailbox in with a device code
+  status    show the sign-in of an account (or of all accounts)
+  send      send a message
+  token     print a fresh access token (for msmtp passwordeval)
+  logout    forget an account's sign-in
+  emulator  run the Entra ID + Exchange Online emulator
+  demo      sign in and send through an in-process emulator
+
+Run "oauthmail <command> -h" for the flags of a command.
+`
+
+// Exit statuses, one per class of failure (see the package comment).
+const (
+	exitOK       = 0
+	exitInternal = 1
+	exitUsage    = 2
+	exitSignIn   = 3
+	exitAdmin    = 4
+	exitTemp     = 5
+	exitMessage  = 6
+	exitTLS      = 7
+	exitStore    = 8
+)
+
+// exitStatus returns the exit status for an error code.
+func exitStatus(c oauthmail.Code) int {
+	switch c {
+	case "":
+		return exitOK
+	case oauthmail.BadInput:
+		return exitUsage
+	case oauthmail.NotSignedIn, oauthmail.SignInExpired, oauthmail.ReauthRequired,
+		oauthmail.CodeExpired, oauthmail.Declined, oauthmail.MFARequired:
+		return exitSignIn
+	case oauthmail.ConsentRequired, oauthmail.ConditionalAccess, oauthmail.DeviceFlowBlocked,
+		oauthmail.InvalidClient, oauthmail.ClientSecretExpired, oauthmail.AppNotFound,
+		oauthmail.TenantNotFound, oauthmail.InvalidScope, oauthmail.SMTPAuthDisabled,
+		oauthmail.AuthFailed, oauthmail.SendAsDenied, oauthmail.SenderMismatch:
+		return exitAdmin
+	case oauthmail.Throttled, oauthmail.Network, oauthmail.ServerUnavailable:
+		return exitTemp
+	case oauthmail.MessageTooLarge:
+		return exitMessage
+	case oauthmail.TLSFailure, oauthmail.CertificateInvalid:
+		return exitTLS
+	case oauthmail.StoreCorrupt:
+		return exitStore
+	}
+	return exitInternal
+}
+
+// env is one invocation's surroundings.
+type env struct {
+	stdout, stderr io.Writer
+	getenv         func(string) string
+	json           bool
+	quiet          bool // no notes on stderr (token)
+}
+
+// run runs the command line args (without the program name) and returns the
+// exit status.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	if getenv == nil {
+		getenv = func(string) string { return "" }
+	}
+	e := &env{stdout: stdout, stderr: stderr, getenv: getenv}
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	cmd, rest := args[0], args[1:]
+	var err error
+	switch cmd {
+	case "login":
+		err = e.login(ctx, rest)
+	case "status":
+		err = e.status(ctx, rest)
+	case "send":
+		err = e.send(ctx, rest)
+	case "token":
+		err = e.token(ctx, rest)
+	case "logout":
+		err = e.logout(ctx, rest)
+	case "demo":
+		err = e.demo(ctx, rest)
+	case "emulator":
+		return runEmulator(ctx, rest, stdout, stderr)
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	default:
+		fmt.Fprintf(stderr, "oauthmail: unknown command %q\n%s", cmd, usage)
+		return exitUsage
+	}
+	return e.fail(err)
+}
+
+// usageError is a command-line mistake.
+type usageError struct{ msg string }
+
+func (u *usageError) Error() string { return u.msg }
+
+func usagef(format string, a ...any) error { return &usageError{fmt.Sprintf(format, a...)} }
+
+// errorReport is the --json form of a failure.
+type errorReport struct {
+	Error struct {
+		Code      oauthmail.Code `json:"code"`
+		Panel     int            `json:"panel"`
+		Retryable bool           `json:"retryable"`
+		Exit      int            `json:"exit"`
+		Message   string         `json:"message"`
+		MessageJA string         `json:"message_ja"`
+		Detail    string         `json:"detail"`
+	} `json:"error"`
+}
+
+// fail prints err (if any) and returns the exit status.
+func (e *env) fail(err error) int {
+	if err == nil {
+		return exitOK
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	var ue *usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(e.stderr, "oauthmail: %s\n", ue.msg)
+		if e.json {
+			var r errorReport
+			r.Error.Code, r.Error.Panel, r.Error.Exit = oauthmail.BadInput, oauthmail.PanelTable(nil).Panel(oauthmail.BadInput), exitUsage
+			r.Error.Message, r.Error.MessageJA = oauthmail.BadInput.Message("en"), oauthmail.BadInput.Message("ja")
+			r.Error.Detail = ue.msg
+			e.printJSON(r)
+		}
+		return exitUsage
+	}
+	code := oauthmail.ErrorCode(err)
+	if errors.Is(err, context.Canceled) {
+		fmt.Fprintln(e.stderr, "oauthmail: interrupted")
+		return exitInternal
+	}
+	status := exitStatus(code)
+	panel := oauthmail.PanelTable(nil).Panel(code)
+	if e.json {
+		var r errorReport
+		r.Error.Code, r.Error.Panel, r.Error.Retryable, r.Error.Exit = code, panel, code.Retryable(), status
+		r.Error.Message, r.Error.MessageJA = code.Message("en"), code.Message("ja")
+		r.Error.Detail = err.Error()
+		e.printJSON(r)
+	}
+	fmt.Fprintf(e.stderr, "oauthmail: error %s (panel %d): %s\n", code, panel, code.Message("en"))
+	if strings.HasPrefix(e.getenv("LANG"), "ja") {
+		fmt.Fprintf(e.stderr, "oauthmail: エラー %s (パネル %d): %s\n", code, panel, code.Message("ja"))
+	}
+	fmt.Fprintf(e.stderr, "  detail: %v\n", err)
+	if hint := hintFor(code, err); hint != "" {
+		fmt.Fprintf(e.stderr, "  %s\n", hint)
+	}
+	return status
+}
+
+func (e *env) printJSON(v any) {
+	enc := json.NewEncoder(e.stdout)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
