@@ -174,3 +174,38 @@ func isReply(s string) bool {
 	return len(s) >= 3 && s[0] >= '2' && s[0] <= '5' && s[1] >= '0' && s[1] <= '9' && s[2] >= '0' && s[2] <= '9' &&
 		(len(s) == 3 || s[3] == ' ' || s[3] == '-' || s[3] == '\r' || s[3] == '\n')
 }
+
+// maxReplyLine is where smtpx cuts reply lines. Exchange Online sends
+// SendAsDenied as one line of well over 1.5 kB (exchange-online-smtp.md
+// §2b), and go-smtp's client fails on lines over 2000 bytes with "too long
+// a line"; the start of the line carries the codes and the reason.
+const maxReplyLine = 1024
+
+// replyCapConn shortens overlong lines the server sends to maxReplyLine
+// bytes, dropping the rest of each such line but keeping its end.
+type replyCapConn struct {
+	net.Conn
+	n int // bytes of the current line passed on
+}
+
+func (c *replyCapConn) Read(p []byte) (int, error) {
+	for {
+		n, err := c.Conn.Read(p)
+		out := 0
+		for _, b := range p[:n] {
+			switch {
+			case b == '\n':
+				c.n = 0
+			case c.n >= maxReplyLine:
+				continue
+			default:
+				c.n++
+			}
+			p[out] = b
+			out++
+		}
+		if out > 0 || err != nil || n == 0 {
+			return out, err
+		}
+	}
+}

@@ -274,7 +274,7 @@ func (ss *Session) secure(ctx context.Context, cc *ctxConn) (*smtp.Client, bool,
 		if err := tc.HandshakeContext(ctx); err != nil {
 			return nil, false, tlsFailure(ctx, StageDial, err)
 		}
-		c := smtp.NewClient(tc)
+		c := smtp.NewClient(&replyCapConn{Conn: tc})
 		if err := c.Hello(localName); err != nil {
 			return nil, false, ctxOr(ctx, StageDial, err)
 		}
@@ -297,7 +297,7 @@ func (ss *Session) secure(ctx context.Context, cc *ctxConn) (*smtp.Client, bool,
 			if tp.R.Buffered() > 0 {
 				return nil, false, &Error{Stage: StageDial, Reason: ReasonRejected, Message: "unexpected data after EHLO"}
 			}
-			c := smtp.NewClient(&greetingConn{Conn: cc, greeting: []byte("220 smtpx\r\n")})
+			c := smtp.NewClient(&greetingConn{Conn: &replyCapConn{Conn: cc}, greeting: []byte("220 smtpx\r\n")})
 			if err := c.Hello(localName); err != nil {
 				return nil, false, ctxOr(ctx, StageDial, err)
 			}
@@ -328,7 +328,7 @@ func (ss *Session) secure(ctx context.Context, cc *ctxConn) (*smtp.Client, bool,
 	if err := tc.HandshakeContext(ctx); err != nil {
 		return nil, false, tlsFailure(ctx, StageStartTLS, err)
 	}
-	c := smtp.NewClient(&greetingConn{Conn: tc, greeting: []byte("220 smtpx\r\n")})
+	c := smtp.NewClient(&greetingConn{Conn: &replyCapConn{Conn: tc}, greeting: []byte("220 smtpx\r\n")})
 	if err := c.Hello(localName); err != nil {
 		return nil, false, ctxOr(ctx, StageStartTLS, err)
 	}
