@@ -448,9 +448,11 @@ func redirectAllowed(app *App, uri string, prefix bool) bool {
 		if err != nil {
 			continue
 		}
-		if gu.Scheme == "http" && ru.Scheme == "http" && loopback(gu.Hostname()) && loopback(ru.Hostname()) &&
-			strings.TrimSuffix(gu.Path, "/") == strings.TrimSuffix(ru.Path, "/") {
-			return true
+		if gu.Scheme == "http" && ru.Scheme == "http" && loopback(gu.Hostname()) && loopback(ru.Hostname()) {
+			gp, rp := strings.TrimSuffix(gu.Path, "/"), strings.TrimSuffix(ru.Path, "/")
+			if gp == rp || (prefix && strings.HasPrefix(rp, gp+"/")) {
+				return true
+			}
 		}
 	}
 	return false
