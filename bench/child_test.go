@@ -1,0 +1,271 @@
+package bench_test
+
+import (
+	"bufio"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	mrand "math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/devicemail/devicemail/oauthmail/oauthmailtest"
+	"github.com/devicemail/devicemail/smtpx"
+	"golang.org/x/oauth2"
+)
+
+// Child processes: the benchmark binary re-runs itself with BENCH_CHILD set,
+// so that a child's peak RSS (figure 3) holds only the sending side, and so
+// that the emulator of the allocation benchmarks (figure 6) does not count in
+// the client's allocations.
+
+const childEnv = "BENCH_CHILD"
+
+// childResult is what a child prints on its last stdout line.
+type childResult struct {
+	Seconds float64 `json:"seconds"`
+	PeakRSS int64   `json:"peak_rss"`
+	// Emulator mode:
+	URL, SMTPAddr, CAPEM, Token string `json:",omitempty"`
+}
+
+// TestChild is the child process entry point; without BENCH_CHILD it skips.
+func TestChild(t *testing.T) {
+	mode := os.Getenv(childEnv)
+	if mode == "" {
+		t.Skip("only run as a child process of a benchmark")
+	}
+	var res childResult
+	var err error
+	switch mode {
+	case "attach":
+		res, err = childAttach()
+	case "tlscopy":
+		res, err = childTLSCopy()
+	case "emulator":
+		childEmulator()
+		return
+	default:
+		err = fmt.Errorf("unknown child mode %q", mode)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.PeakRSS, err = vmHWM(); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := json.Marshal(res)
+	fmt.Printf("\nBENCHCHILD %s\n", out)
+}
+
+// runChild runs the benchmark binary as a child in mode with env, and returns
+// its result.
+func runChild(b testing.TB, mode string, env ...string) childResult {
+	b.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestChild$", "-test.bench=^$", "-test.count=1")
+	cmd.Env = append(append(os.Environ(), childEnv+"="+mode), env...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		b.Fatalf("child %s: %v\n%s", mode, err, out)
+	}
+	for l := range strings.Lines(string(out)) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "BENCHCHILD "); ok {
+			var r childResult
+			if err := json.Unmarshal([]byte(v), &r); err != nil {
+				b.Fatal(err)
+			}
+			return r
+		}
+	}
+	b.Fatalf("child %s printed no result:\n%s", mode, out)
+	return childResult{}
+}
+
+// writeRandomFile writes n pseudo-random (incompressible, reproducible) bytes.
+func writeRandomFile(path string, n int64) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	r := mrand.NewChaCha8([32]byte{9})
+	if _, err := io.CopyN(f, r, n); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func childRoots() (*x509.CertPool, error) {
+	pem, err := os.ReadFile(os.Getenv("BENCH_CA"))
+	if err != nil {
+		return nil, err
+	}
+	p := x509.NewCertPool()
+	if !p.AppendCertsFromPEM(pem) {
+		return nil, errors.New("no certificate in BENCH_CA")
+	}
+	return p, nil
+}
+
+// childAttach sends BENCH_FILE as an attachment with smtpx to BENCH_ADDR.
+func childAttach() (childResult, error) {
+	roots, err := childRoots()
+	if err != nil {
+		return childResult{}, err
+	}
+	tok, err := os.ReadFile(os.Getenv("BENCH_TOKEN"))
+	if err != nil {
+		return childResult{}, err
+	}
+	path := os.Getenv("BENCH_FILE")
+	fi, err := os.Stat(path)
+	if err != nil {
+		return childResult{}, err
+	}
+	s := &smtpx.Sender{
+		Addr:        os.Getenv("BENCH_ADDR"),
+		TLSConfig:   &tls.Config{RootCAs: roots},
+		Account:     sender,
+		TokenSource: staticSource{&oauth2.Token{AccessToken: strings.TrimSpace(string(tok)), TokenType: "Bearer", Expiry: time.Now().Add(time.Hour)}},
+	}
+	m := smallMessage(0)
+	m.Attachments = []smtpx.Attachment{{
+		Name: "scan.pdf", ContentType: "application/pdf", Size: fi.Size(),
+		Open: func() (io.ReadCloser, error) { return os.Open(path) },
+	}}
+	start := time.Now()
+	if err := s.Send(context.Background(), m); err != nil {
+		return childResult{}, err
+	}
+	return childResult{Seconds: time.Since(start).Seconds()}, nil
+}
+
+// childTLSCopy copies BENCH_FILE over TLS to BENCH_ADDR and waits for the
+// server's one-byte acknowledgement that it read everything.
+func childTLSCopy() (childResult, error) {
+	roots, err := childRoots()
+	if err != nil {
+		return childResult{}, err
+	}
+	f, err := os.Open(os.Getenv("BENCH_FILE"))
+	if err != nil {
+		return childResult{}, err
+	}
+	defer f.Close()
+	start := time.Now()
+	c, err := tls.Dial("tcp", os.Getenv("BENCH_ADDR"), &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"})
+	if err != nil {
+		return childResult{}, err
+	}
+	defer c.Close()
+	if _, err := io.Copy(c, f); err != nil {
+		return childResult{}, err
+	}
+	if err := c.CloseWrite(); err != nil {
+		return childResult{}, err
+	}
+	if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
+		return childResult{}, err
+	}
+	return childResult{Seconds: time.Since(start).Seconds()}, nil
+}
+
+// tlsSink is a TLS server on loopback that reads each connection to EOF and
+// answers one byte. It returns its address and the PEM of its certificate.
+func tlsSink(b testing.TB) (addr string, certPEM []byte) {
+	b.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	must(b, err)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "bench sink"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	must(b, err)
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}})
+	must(b, err)
+	b.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				io.Copy(io.Discard, c)
+				c.Write([]byte{1})
+			}()
+		}
+	}()
+	return ln.Addr().String(), pemCert(der)
+}
+
+func pemCert(der []byte) []byte {
+	var sb strings.Builder
+	sb.WriteString("-----BEGIN CERTIFICATE-----\n")
+	s := base64Std(der)
+	for len(s) > 64 {
+		sb.WriteString(s[:64] + "\n")
+		s = s[64:]
+	}
+	sb.WriteString(s + "\n-----END CERTIFICATE-----\n")
+	return []byte(sb.String())
+}
+
+// childEmulator runs an emulator, prints where it is, and serves until stdin
+// closes.
+func childEmulator() {
+	e := oauthmailtest.New(&oauthmailtest.Options{SendRate: -1, MaxConcurrent: 5000, AutoApprove: sender})
+	defer e.Close()
+	out, _ := json.Marshal(childResult{URL: e.URL(), SMTPAddr: e.SMTPAddr(), CAPEM: string(e.CAPEM()), Token: e.AccessToken(sender)})
+	fmt.Printf("\nBENCHCHILD %s\n", out)
+	io.Copy(io.Discard, os.Stdin)
+}
+
+// remoteEmulator is an emulator in a child process.
+type remoteEmulator struct {
+	childResult
+	roots *x509.CertPool
+}
+
+func startRemoteEmulator(b testing.TB) *remoteEmulator {
+	b.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestChild$", "-test.bench=^$", "-test.count=1")
+	cmd.Env = append(os.Environ(), childEnv+"=emulator")
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	must(b, err)
+	stdout, err := cmd.StdoutPipe()
+	must(b, err)
+	must(b, cmd.Start())
+	b.Cleanup(func() { stdin.Close(); cmd.Wait() })
+	sc := bufio.NewScanner(stdout)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "BENCHCHILD "); ok {
+			r := &remoteEmulator{roots: x509.NewCertPool()}
+			must(b, json.Unmarshal([]byte(v), &r.childResult))
+			r.roots.AppendCertsFromPEM([]byte(r.CAPEM))
+			go io.Copy(io.Discard, stdout)
+			return r
+		}
+	}
+	b.Fatalf("emulator child printed no address: %v", sc.Err())
+	return nil
+}
