@@ -1,0 +1,113 @@
+package devicecode
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// FuzzParse feeds one input to every parser of server data: the device
+// authorization response, the OAuth error body, the token response and the ID
+// token claims. None may panic, and what parses must survive a round trip.
+func FuzzParse(f *testing.F) {
+	seeds, err := filepath.Glob(filepath.Join("testdata", "seeds", "*"))
+	if err != nil || len(seeds) == 0 {
+		f.Fatalf("no seeds in testdata/seeds: %v", err)
+	}
+	for _, s := range seeds {
+		b, err := os.ReadFile(s)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		// Device authorization response.
+		if d, err := parseDeviceAuth(data); err == nil {
+			canon := deviceAuthJSON{
+				DeviceCode: d.DeviceCode, UserCode: d.UserCode, VerificationURI: d.VerificationURI,
+				VerificationURIComplete: d.VerificationURIComplete, ExpiresIn: d.ExpiresIn,
+				Interval: d.Interval, Message: d.Message,
+			}
+			b, err := json.Marshal(canon)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d2, err := parseDeviceAuth(b)
+			if err != nil {
+				t.Fatalf("re-parse of %s: %v", b, err)
+			}
+			if diff := cmp.Diff(canon, *d2); diff != "" {
+				t.Errorf("device auth round trip (-want +got):\n%s", diff)
+			}
+			p := d.prompt(t0, t0)
+			if p.Interval <= 0 || p.Interval > maxInterval || !p.Expires.After(t0) {
+				t.Errorf("prompt pacing = %v, %v", p.Interval, p.Expires)
+			}
+		} else if e, ok := err.(*Error); !ok || e.Reason != ReasonProtocol {
+			t.Errorf("parseDeviceAuth error %v is not ErrProtocol", err)
+		}
+
+		// OAuth error body.
+		e := parseError(grantDeviceCode, 400, data)
+		_ = e.Error()
+		if e.Code == "" && e.Reason != ReasonProtocol {
+			t.Errorf("error without code has reason %q", e.Reason)
+		}
+		var j errorJSON
+		if json.Unmarshal(data, &j) == nil {
+			b, _ := json.Marshal(j)
+			var j2 errorJSON
+			if err := json.Unmarshal(b, &j2); err != nil {
+				t.Fatalf("re-parse of %s: %v", b, err)
+			}
+			if diff := cmp.Diff(j, j2); diff != "" {
+				t.Errorf("error round trip (-want +got):\n%s", diff)
+			}
+		}
+
+		// Token response.
+		if tok, err := parseToken(data, t0); err == nil {
+			if tok.AccessToken == "" {
+				t.Error("token without access_token accepted")
+			}
+			canon := tokenJSON{AccessToken: tok.AccessToken, TokenType: tok.TokenType, RefreshToken: tok.RefreshToken, ExpiresIn: flexInt(tok.ExpiresIn)}
+			b, _ := json.Marshal(canon)
+			tok2, err := parseToken(b, t0)
+			if err != nil {
+				t.Fatalf("re-parse of %s: %v", b, err)
+			}
+			if tok2.AccessToken != tok.AccessToken || tok2.RefreshToken != tok.RefreshToken || !tok2.Expiry.Equal(tok.Expiry) {
+				t.Errorf("token round trip: %+v vs %+v", tok, tok2)
+			}
+			if !tok.Expiry.IsZero() && tok.Expiry.Before(t0.Add(time.Second)) {
+				t.Errorf("expiry %v before issue", tok.Expiry)
+			}
+			if s, ok := tok.Extra("id_token").(string); ok {
+				_, _ = identityFromIDToken(s)
+			}
+		} else if e, ok := err.(*Error); !ok || e.Reason != ReasonProtocol {
+			t.Errorf("parseToken error %v is not ErrProtocol", err)
+		}
+
+		// ID token claims: data as the raw token, and as the payload of one.
+		_, _ = identityFromIDToken(string(data))
+		raw := "eyJhbGciOiJub25lIn0." + base64.RawURLEncoding.EncodeToString(data) + ".c2ln"
+		if id, err := identityFromIDToken(raw); err == nil {
+			claims := map[string]string{"preferred_username": id.UPN, "email": id.Email, "name": id.Name, "tid": id.TenantID, "oid": id.ObjectID}
+			b, _ := json.Marshal(claims)
+			id2, err := identityFromIDToken("eyJhbGciOiJub25lIn0." + base64.RawURLEncoding.EncodeToString(b) + ".c2ln")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(id, id2); diff != "" {
+				t.Errorf("identity round trip (-want +got):\n%s", diff)
+			}
+		}
+	})
+}
