@@ -1,0 +1,164 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/devicemail/devicemail/oauthmail/oauthmailtest"
+)
+
+const emulatorUsage = `usage: oauthmail emulator [--config FILE] [--listen ADDR] [--smtp-listen ADDR] [--auto-approve UPN] [--plain-http] [--verbose]
+
+Runs the Entra ID + Exchange Online emulator (for tests, not for production)
+until interrupted. It prints one JSON line:
+
+  {"authority":"https://127.0.0.1:PORT","tenant":"<tenant GUID>","client_ids":[...],
+   "smtp":"127.0.0.1:PORT","ca_file":"/tmp/...pem","messages_url":"...","devicelogin_url":"..."}
+
+Point a client's login URL at "authority" (the tenant goes after it, as after
+https://login.microsoftonline.com), its SMTP server at "smtp" (STARTTLS), and
+make it trust the CA certificate in "ca_file" (deleted on exit). Accepted mail
+is listed as JSON at "messages_url"; users sign in at "devicelogin_url".
+
+--config FILE is a JSON directory; without it the built-in one is used
+(tenant contoso with alice@contoso.com and bob@contoso.com, fabrikam, and
+carol@outlook.com). Its format:
+
+  {"tenants": [{"id": "<GUID>", "name": "Contoso", "domains": ["contoso.com"],
+                "smtp_auth_disabled": false, "block_device_code_flow": false, "consumer": false}],
+   "apps":    [{"client_id": "<GUID>", "name": "Printer", "home_tenant": "<GUID>",
+                "multi_tenant": false, "personal_accounts": false, "public_client": true,
+                "secrets": [{"value": "s3cret", "expires": "2030-01-01T00:00:00Z"}],
+                "redirect_uris": ["http://localhost"],
+                "permissions": ["https://outlook.office.com/SMTP.Send", "offline_access", "openid", "profile", "email"],
+                "app_roles": ["SMTP.SendAsApp"], "consented_tenants": ["<GUID>"],
+                "user_consent": false, "mailboxes": ["scanner@contoso.com"]}],
+   "users":   [{"upn": "alice@contoso.com", "tenant_id": "<GUID>", "display_name": "Alice",
+                "primary_address": "alice@contoso.com", "aliases": [], "send_as": [],
+                "smtp_auth": "enabled|disabled|", "mfa_required": false, "password": "", "no_mailbox": false}]}
+
+Flags:
+`
+
+// emulatorInfo is the JSON line the emulator command prints.
+type emulatorInfo struct {
+	Authority      string   `json:"authority"`
+	Tenant         string   `json:"tenant"`
+	ClientIDs      []string `json:"client_ids"`
+	SMTP           string   `json:"smtp"`
+	CAFile         string   `json:"ca_file"`
+	MessagesURL    string   `json:"messages_url"`
+	DeviceLoginURL string   `json:"devicelogin_url"`
+}
+
+// runEmulator implements "oauthmail emulator". It returns the exit status:
+// 0 after ctx ends, 1 if the emulator cannot start, 2 for bad flags or config.
+func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("oauthmail emulator", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, emulatorUsage)
+		fs.PrintDefaults()
+	}
+	config := fs.String("config", "", "JSON `file` with tenants, apps and users (default: the built-in directory)")
+	listen := fs.String("listen", "127.0.0.1:0", "`address` of the Entra ID (HTTPS) side")
+	smtpListen := fs.String("smtp-listen", "127.0.0.1:0", "`address` of the Exchange Online (SMTP) side")
+	autoApprove := fs.String("auto-approve", "", "sign this `UPN` in for every device code as soon as it is polled")
+	plain := fs.Bool("plain-http", false, "serve the Entra ID side over plain HTTP")
+	verbose := fs.Bool("verbose", false, "log every request (without secrets) to stderr")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "oauthmail emulator: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	dir := oauthmailtest.DefaultDirectory()
+	if *config != "" {
+		d, err := loadDirectory(*config)
+		if err != nil {
+			fmt.Fprintf(stderr, "oauthmail emulator: %v\n", err)
+			return 2
+		}
+		dir = d
+	}
+	opts := &oauthmailtest.Options{Directory: dir, HTTPAddr: *listen, SMTPAddr: *smtpListen,
+		AutoApprove: *autoApprove, PlainHTTP: *plain}
+	if *verbose {
+		opts.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	e, err := startEmulator(opts)
+	if err != nil {
+		fmt.Fprintf(stderr, "oauthmail emulator: %v\n", err)
+		return 1
+	}
+	defer e.Close()
+
+	ca, err := os.CreateTemp("", "oauthmail-emulator-ca-*.pem")
+	if err != nil {
+		fmt.Fprintf(stderr, "oauthmail emulator: CA file: %v\n", err)
+		return 1
+	}
+	defer os.Remove(ca.Name())
+	if _, err := ca.Write(e.CAPEM()); err != nil {
+		ca.Close()
+		fmt.Fprintf(stderr, "oauthmail emulator: CA file: %v\n", err)
+		return 1
+	}
+	ca.Close()
+
+	info := emulatorInfo{Authority: e.URL(), SMTP: e.SMTPAddr(), CAFile: ca.Name(),
+		MessagesURL: e.URL() + "/_emulator/messages", DeviceLoginURL: e.DeviceLoginURL(), ClientIDs: []string{}}
+	for _, t := range dir.Tenants {
+		if !t.Consumer {
+			info.Tenant = t.ID
+			break
+		}
+	}
+	for _, a := range dir.Apps {
+		info.ClientIDs = append(info.ClientIDs, a.ClientID)
+	}
+	line, _ := json.Marshal(info)
+	fmt.Fprintf(stdout, "%s\n", line)
+	<-ctx.Done()
+	return 0
+}
+
+// startEmulator turns the emulator's setup panic (like httptest's) into an error.
+func startEmulator(o *oauthmailtest.Options) (e *oauthmailtest.Emulator, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("cannot start: %v", r)
+		}
+	}()
+	return oauthmailtest.New(o), nil
+}
+
+// loadDirectory reads a JSON directory file; unknown fields are refused so that
+// typos do not silently fall back to defaults.
+func loadDirectory(path string) (*oauthmailtest.Directory, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	dec := json.NewDecoder(io.LimitReader(f, 16<<20))
+	dec.DisallowUnknownFields()
+	var d oauthmailtest.Directory
+	if err := dec.Decode(&d); err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	if len(d.Tenants) == 0 {
+		return nil, fmt.Errorf("config %s: no tenants", path)
+	}
+	return &d, nil
+}
