@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/devicemail/devicemail/devicecode"
 	"github.com/devicemail/devicemail/oauthmail"
@@ -23,7 +24,12 @@ func (e *env) demo(ctx context.Context, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	em := oauthmailtest.New(&oauthmailtest.Options{SendRate: -1})
+	opts := &oauthmailtest.Options{SendRate: -1}
+	if !*interactive {
+		// Emulated time: the device-code polls wait without real waiting.
+		opts.Clock = oauthmailtest.NewClock(time.Now().UTC().Truncate(time.Second))
+	}
+	em := oauthmailtest.New(opts)
 	defer em.Close()
 	fmt.Fprintf(e.stdout, "emulator: Entra ID at %s, Exchange SMTP at %s\n", em.URL(), em.SMTPAddr())
 
@@ -39,6 +45,7 @@ func (e *env) demo(ctx context.Context, args []string) error {
 		SMTPAddr:   em.SMTPAddr(),
 		TLSConfig:  em.TLSConfig(),
 		HTTPClient: em.Client(),
+		Clock:      em.Clock(),
 	}
 	if *interactive {
 		cfg.Progress = e.countdown()
