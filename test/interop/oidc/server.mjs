@@ -145,6 +145,9 @@ const provider = new Provider(issuer, {
       },
     },
   },
+  // Put the scope's claims (email) in the ID token too, not only at userinfo,
+  // so that a device learns who signed in without another request.
+  conformIdTokenClaims: false,
   rotateRefreshToken: true, // every refresh returns a new refresh token; reuse revokes the grant
   issueRefreshToken: async (ctx, client) => client.grantTypeAllowed('refresh_token'),
   pkce: { required: (ctx, client) => client.clientAuthMethod === 'none' },
