@@ -54,7 +54,7 @@ func decode(key, data string) (*tokenstore.Record, error) {
 		return nil, &tokenstore.CorruptError{Key: key, Reason: "value belongs to another key"}
 	}
 	return &tokenstore.Record{
-		Account: tokenstore.Account{UPN: f.UPN, Email: f.Email, Name: f.Name, TenantID: f.TenantID, ObjectID: f.ObjectID},
+		Account:  tokenstore.Account{UPN: f.UPN, Email: f.Email, Name: f.Name, TenantID: f.TenantID, ObjectID: f.ObjectID},
 		Provider: f.Provider, ClientID: f.ClientID, Authority: f.Authority, Scopes: f.Scopes,
 		AccessToken: f.AccessToken, RefreshToken: f.RefreshToken, TokenType: f.TokenType,
 		Expiry: f.Expiry, Obtained: f.Obtained, Refreshed: f.Refreshed, Used: f.Used,

@@ -99,8 +99,8 @@ var _ tokenstore.Store = (*Store)(nil)
 type osKeyring struct{}
 
 func (osKeyring) Get(service, user string) (string, error) { return keyring.Get(service, user) }
-func (osKeyring) Set(service, user, pw string) error      { return keyring.Set(service, user, pw) }
-func (osKeyring) Delete(service, user string) error       { return keyring.Delete(service, user) }
+func (osKeyring) Set(service, user, pw string) error       { return keyring.Set(service, user, pw) }
+func (osKeyring) Delete(service, user string) error        { return keyring.Delete(service, user) }
 
 func (s *Store) be() Backend {
 	if s.backend == nil {
