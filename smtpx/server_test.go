@@ -31,8 +31,9 @@ import (
 
 // testCA is a throw-away CA with a leaf for 127.0.0.1 / localhost.
 type testCA struct {
-	pool *x509.CertPool
-	leaf tls.Certificate
+	pool  *x509.CertPool
+	leaf  tls.Certificate
+	caDER []byte
 }
 
 func newTestCA(t testing.TB) *testCA {
@@ -72,7 +73,7 @@ func newTestCA(t testing.TB) *testCA {
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(caCert)
-	return &testCA{pool: pool, leaf: tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}}
+	return &testCA{pool: pool, leaf: tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, caDER: caDER}
 }
 
 // received is one accepted message.
@@ -348,7 +349,7 @@ func (c *countingConn) Read(p []byte) (int, error) {
 	if n > 0 {
 		// Bytes as they arrive on the wire: after a TLS handshake these are
 		// ciphertext, so a match means AUTH was sent in the clear.
-		if bytes.Contains(bytes.ToUpper(p[:n]), []byte("AUTH ")) {
+		if bytes.Contains(p[:n], []byte("AUTH ")) || bytes.Contains(p[:n], []byte("auth ")) {
 			c.plainAuth.Store(true)
 		}
 		c.mu.Lock()

@@ -1,0 +1,197 @@
+package smtpx_test
+
+import (
+	"bufio"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/devicemail/devicemail/smtpx"
+)
+
+// BenchmarkFreshConnection sends one message per op on a new connection and
+// reports the round trips the server answered (see the package doc for the
+// protocol floor).
+func BenchmarkFreshConnection(b *testing.B) {
+	ts := startServer(b, serverOpts{})
+	ts.keepData = false
+	s := ts.sender(alice)
+	ts.roundTrips.Store(0)
+	b.ResetTimer()
+	for b.Loop() {
+		if err := s.Send(b.Context(), simpleMessage()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(ts.roundTrips.Load())/float64(b.N), "roundtrips/op")
+}
+
+// BenchmarkHundredOneSession sends 100 messages per op over one session.
+func BenchmarkHundredOneSession(b *testing.B) {
+	ts := startServer(b, serverOpts{})
+	ts.keepData = false
+	s := ts.sender(alice)
+	ts.roundTrips.Store(0)
+	b.ResetTimer()
+	for b.Loop() {
+		sess, err := s.Dial(b.Context())
+		if err != nil {
+			b.Fatal(err)
+		}
+		for range 100 {
+			if err := sess.Send(b.Context(), simpleMessage()); err != nil {
+				b.Fatal(err)
+			}
+		}
+		sess.Close()
+	}
+	b.ReportMetric(float64(ts.roundTrips.Load())/float64(b.N), "roundtrips/op")
+}
+
+// BenchmarkHundredConnEach sends 100 messages per op, one connection each.
+func BenchmarkHundredConnEach(b *testing.B) {
+	ts := startServer(b, serverOpts{})
+	ts.keepData = false
+	s := ts.sender(alice)
+	ts.roundTrips.Store(0)
+	b.ResetTimer()
+	for b.Loop() {
+		for range 100 {
+			if err := s.Send(b.Context(), simpleMessage()); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportMetric(float64(ts.roundTrips.Load())/float64(b.N), "roundtrips/op")
+}
+
+const benchAttachment = 50 << 20
+
+// BenchmarkAttachment50MB sends a 50 MB attachment (base64 on the fly,
+// dot-stuffed, over STARTTLS on loopback). Compare with BenchmarkRawTLSCopy50MB.
+func BenchmarkAttachment50MB(b *testing.B) {
+	ts := startServer(b, serverOpts{maxSize: 150 << 20})
+	ts.keepData = false
+	s := ts.sender(alice)
+	b.SetBytes(benchAttachment)
+	b.ResetTimer()
+	for b.Loop() {
+		m := simpleMessage()
+		m.Attachments = []smtpx.Attachment{{Name: "scan.pdf", Size: benchAttachment,
+			Open: func() (io.ReadCloser, error) { return io.NopCloser(newPattern(benchAttachment)), nil }}}
+		if err := s.Send(b.Context(), m); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkRawTLSCopy50MB copies the same bytes over a plain TLS connection
+// on loopback to a server that discards them: the floor for the above.
+func BenchmarkRawTLSCopy50MB(b *testing.B) {
+	ca := newTestCA(b)
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{ca.leaf}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				io.Copy(io.Discard, c)
+				c.Write([]byte{1})
+				c.Close()
+			}()
+		}
+	}()
+	b.SetBytes(benchAttachment)
+	b.ResetTimer()
+	for b.Loop() {
+		c, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{RootCAs: ca.pool, ServerName: "localhost"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.Copy(c, newPattern(benchAttachment)); err != nil {
+			b.Fatal(err)
+		}
+		c.CloseWrite()
+		io.ReadAll(c)
+		c.Close()
+	}
+}
+
+// TestPeakRSS sends a 50 MB attachment from a child process (the client
+// only; the server runs here) and reports the child's peak RSS (VmHWM). It
+// reports, it does not judge: memory on a shared machine is noisy.
+func TestPeakRSS(t *testing.T) {
+	if os.Getenv("SMTPX_RSS_CHILD") != "" {
+		rssChild(t)
+		return
+	}
+	if testing.Short() || raceEnabled {
+		t.Skip("peak RSS is measured without -short and without -race")
+	}
+	if _, err := os.Stat("/proc/self/status"); err != nil {
+		t.Skip("no /proc/self/status on this system")
+	}
+	ts := startServer(t, serverOpts{maxSize: 150 << 20})
+	ts.parseAtt = true
+	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caCert(ts)})
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(t.Context(), exe, "-test.run=^TestPeakRSS$", "-test.v")
+	cmd.Env = append(os.Environ(), "SMTPX_RSS_CHILD=1", "SMTPX_ADDR="+ts.addr, "SMTPX_CA="+string(caPEM), "SMTPX_TOKEN="+ts.token(alice))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	sc := bufio.NewScanner(strings.NewReader(string(out)))
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), "VmHWM") {
+			t.Log("50 MB attachment, client process:", strings.TrimSpace(sc.Text()))
+		}
+	}
+	if len(ts.attSizes) != 1 || ts.attSizes[0] != benchAttachment {
+		t.Errorf("server received attachments %v", ts.attSizes)
+	}
+}
+
+func caCert(ts *testServer) []byte { return ts.ca.caDER }
+
+func rssChild(t *testing.T) {
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM([]byte(os.Getenv("SMTPX_CA")))
+	s := &smtpx.Sender{
+		Addr:        os.Getenv("SMTPX_ADDR"),
+		TLSConfig:   &tls.Config{RootCAs: pool},
+		Account:     alice,
+		TokenSource: static(os.Getenv("SMTPX_TOKEN")),
+	}
+	m := simpleMessage()
+	m.Attachments = []smtpx.Attachment{{Name: "scan.pdf", Size: benchAttachment,
+		Open: func() (io.ReadCloser, error) { return io.NopCloser(newPattern(benchAttachment)), nil }}}
+	if err := s.Send(t.Context(), m); err != nil {
+		t.Fatal(err)
+	}
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(status), "\n") {
+		if strings.HasPrefix(l, "VmHWM") {
+			fmt.Println(l)
+		}
+	}
+}
+
