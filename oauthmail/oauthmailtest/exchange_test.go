@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -657,4 +658,47 @@ func FuzzParseXOAUTH2(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestSMTPLogHasNoToken: the Exchange side logs AUTH outcomes and reasons at
+// Debug, never the token or the XOAUTH2 blob.
+func TestSMTPLogHasNoToken(t *testing.T) {
+	var buf syncBuffer
+	e := Start(t, &Options{Logger: slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	tok := e.AccessToken("alice@contoso.com")
+	c := authed(t, e, "alice@contoso.com", tok)
+	if _, err := send(c, "bob@contoso.com", []string{"bob@contoso.com"}, mailFrom("bob@contoso.com", "bob@contoso.com")); err == nil {
+		t.Fatal("send as bob succeeded")
+	}
+	bad := dialTLS(t, e)
+	_ = bad.Auth(&xoauth2{user: "bob@contoso.com", token: tok})
+	c.Quit()
+	bad.Quit()
+	log := buf.String()
+	if !strings.Contains(log, "user= is not the token's upn") || !strings.Contains(log, "send as denied") {
+		t.Errorf("log lacks the AUTH and Send As reasons:\n%s", log)
+	}
+	sig := tok[strings.LastIndex(tok, ".")+1:]
+	for _, secret := range []string{tok, sig, xoauth2B64("alice@contoso.com", tok)[:40]} {
+		if strings.Contains(log, secret) {
+			t.Fatalf("log contains a token fragment %q", trunc(secret))
+		}
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
