@@ -194,4 +194,3 @@ func rssChild(t *testing.T) {
 		}
 	}
 }
-
