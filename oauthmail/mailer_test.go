@@ -510,3 +510,42 @@ func TestNewChecksConfig(t *testing.T) {
 	_, err := oauthmail.New(oauthmail.Config{})
 	wantCode(t, "empty config", err, oauthmail.BadInput)
 }
+
+// Two Mailers (as two processes) on one file store: the store's lock makes
+// them refresh once between them.
+func TestCrossProcessRefreshOnce(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	r := newRig(t, &oauthmailtest.Options{MaxConcurrent: 1000}, oauthmailtest.ContosoTenantID, oauthmailtest.DeviceAppClientID,
+		func(c *oauthmail.Config) { c.Store = &tokenstore.File{Dir: dir} })
+	r.signIn(t, r.m, "alice@contoso.com")
+	other := r.cfg
+	other.Store = &tokenstore.File{Dir: dir}
+	m2, _ := oauthmail.New(other)
+	if _, err := m2.Token(ctx); err != nil { // load into m2's cache
+		t.Fatal(err)
+	}
+	r.e.Clock().Advance(2 * time.Hour)
+	before := refreshCount(r.e)
+	var wg sync.WaitGroup
+	errs := make(chan error, 40)
+	for i := range 40 {
+		m := r.m
+		if i%2 == 1 {
+			m = m2
+		}
+		wg.Go(func() {
+			if err := m.Send(ctx, msgTo("bob@contoso.com")); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("Send: %v", err)
+	}
+	if got := refreshCount(r.e) - before; got != 1 {
+		t.Errorf("refreshes by two Mailers on one file store = %d, want 1", got)
+	}
+}

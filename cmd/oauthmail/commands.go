@@ -192,6 +192,10 @@ func defaultStore() (tokenstore.Store, string) {
 	return &tokenstore.File{Dir: dir}, "file store " + dir + " (no keyring available)"
 }
 
+// nativeClientRedirect is the redirect URI seeds 000 and 003 register for
+// device apps; the admin-consent page returns to it.
+const nativeClientRedirect = "https://login.microsoftonline.com/common/oauth2/nativeclient"
+
 // presetSMTP returns the submission server of the Microsoft preset named name
 // ("" for generic and unknown names).
 func presetSMTP(name string) string {
@@ -281,6 +285,13 @@ func (e *env) login(ctx context.Context, args []string) error {
 		return nil
 	})
 	if err != nil {
+		fmt.Fprintln(e.stderr)
+		if oauthmail.ErrorCode(err) == oauthmail.ConsentRequired {
+			// seed 003: a global administrator consents once per tenant.
+			if u, uerr := a.AdminConsentURL(*clientID, nativeClientRedirect, ""); uerr == nil {
+				fmt.Fprintf(e.stderr, "oauthmail: a global administrator of the tenant grants consent by opening:\n  %s\n", u)
+			}
+		}
 		return err
 	}
 	fmt.Fprintln(e.stderr)
@@ -560,8 +571,6 @@ func hintFor(c oauthmail.Code, err error) string {
 	switch c {
 	case oauthmail.NotSignedIn, oauthmail.SignInExpired, oauthmail.ReauthRequired:
 		return "hint: run oauthmail login"
-	case oauthmail.ConsentRequired:
-		return "hint: a global administrator opens https://login.microsoftonline.com/common/adminconsent?client_id=<client ID> once for the tenant"
 	}
 	return ""
 }

@@ -137,3 +137,19 @@ func TestExitStatusPerCode(t *testing.T) {
 		}
 	}
 }
+
+// Seed 003: the vendor app without admin consent: the command prints the
+// admin-consent URL and exits 4.
+func TestLoginConsentRequired(t *testing.T) {
+	e := oauthmailtest.Start(t, &oauthmailtest.Options{AutoApprove: "alice@contoso.com"})
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, e.CAPEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := runCmd(t, nil, "login", "--store", "memory", "--no-qr", "--tenant", oauthmailtest.ContosoTenantID,
+		"--client-id", oauthmailtest.VendorAppClientID, "--authority", e.URL(), "--ca-file", ca)
+	if r.status != exitAdmin || !strings.Contains(r.stderr, "consent_required (panel 364)") ||
+		!strings.Contains(r.stderr, "/adminconsent?client_id="+oauthmailtest.VendorAppClientID) {
+		t.Errorf("login with the vendor app: exit %d\n%s", r.status, r.stderr)
+	}
+}
