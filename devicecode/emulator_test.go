@@ -417,3 +417,55 @@ func TestEndpointMatchesEmulator(t *testing.T) {
 		t.Errorf("Endpoint = %+v, want %+v", got, want)
 	}
 }
+
+func TestSignInSurvivesTimeout(t *testing.T) {
+	v := newContoso(t)
+	ctx := context.Background()
+	p, err := v.cfg.Start(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := v.e.Client()
+	client.Timeout = 200 * time.Millisecond
+	v.cfg.HTTPClient = client
+	v.e.InjectHTTP(oauthmailtest.HTTPFault{Path: "/token", Delay: 2 * time.Second})
+	v.approveAfter(t, p, "alice@contoso.com", 15*time.Second)
+	var timeouts int
+	v.cfg.Progress = func(pr devicecode.Progress) {
+		var ne interface{ Timeout() bool }
+		if errors.As(pr.LastError, &ne) && ne.Timeout() {
+			timeouts++
+		}
+	}
+	if _, err := v.cfg.Wait(ctx, p); err != nil {
+		t.Fatalf("Wait = %v", err)
+	}
+	if timeouts == 0 {
+		t.Error("Progress never reported the timeout")
+	}
+	v.checkPacing(t, 5*time.Second)
+}
+
+func TestExpiryCarriesLastTransientError(t *testing.T) {
+	v := newContoso(t)
+	ctx := context.Background()
+	p, err := v.cfg.Start(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.e.InjectHTTP(oauthmailtest.HTTPFault{Path: "/token", Status: 503, Count: 1000})
+	_, err = v.cfg.Wait(ctx, p)
+	var e *devicecode.Error
+	if !errors.Is(err, devicecode.ErrExpired) || !errors.As(err, &e) || e.Err == nil {
+		t.Fatalf("Wait = %v, want ErrExpired carrying the last 503", err)
+	}
+	if errors.Is(err, devicecode.ErrServer) {
+		t.Error("the expiry also matches ErrServer")
+	}
+	v.checkPacing(t, 5*time.Second)
+	n := len(v.polls())
+	if n < 25 || n >= 180 {
+		t.Errorf("%d polls during 900 s of 503s; want backoff below 180", n)
+	}
+	v.checkNoLeak(t, err)
+}

@@ -57,6 +57,11 @@ func (c *Config) Wait(ctx context.Context, p *Prompt) (*oauth2.Token, error) {
 	if lastStart.IsZero() {
 		lastStart = clk.Now()
 	}
+	if p.Expires.IsZero() { // a hand-made Prompt: assume Entra's default lifetime
+		q := *p
+		q.Expires = lastStart.Add(defaultExpiresIn)
+		p = &q
+	}
 	for {
 		// Sleep until lastStart+delay, measured from the last poll's start, so the
 		// time the request took counts towards the interval.
