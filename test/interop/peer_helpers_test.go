@@ -158,3 +158,5 @@ func closeAfter(f *os.File, err error) error {
 	}
 	return err
 }
+
+func bytesReader(s string) *strings.Reader { return strings.NewReader(s) }
