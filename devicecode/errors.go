@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/oauth2"
 )
 
 // Reason classifies an [Error]. Reason values are stable API: programs may store
@@ -94,6 +96,8 @@ var sentinels = map[Reason]error{
 // classification; the other fields are what the server said, for logs and
 // support tickets. None of them holds a secret.
 //
+// For an answer of the server, Err is the same answer as an
+// *oauth2.RetrieveError, so code written for x/oauth2 keeps working.
 // When Wait ends because the device code expired after transient failures, Err
 // holds the last transient failure (a network error or an HTTP status).
 type Error struct {
@@ -130,7 +134,7 @@ func (e *Error) Error() string {
 		b.WriteString(": ")
 		b.WriteString(d)
 	}
-	if e.Err != nil {
+	if _, same := e.Err.(*oauth2.RetrieveError); e.Err != nil && !same {
 		b.WriteString(": ")
 		b.WriteString(e.Err.Error())
 	}
@@ -172,6 +176,7 @@ type ConfigError struct {
 	Msg   string // what is wrong with it
 }
 
+// Error returns "devicecode: <field> ...: <what is wrong>".
 func (e *ConfigError) Error() string {
 	if e.Value == "" {
 		return "devicecode: " + e.Field + ": " + e.Msg

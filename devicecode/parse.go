@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -156,6 +157,15 @@ func parseError(g grant, status int, body []byte) *Error {
 	}
 	if len(j.Codes) > 0 {
 		e.AADSTS = j.Codes[0]
+	}
+	// The same answer in x/oauth2's form, for callers that already handle
+	// *oauth2.RetrieveError. Error bodies carry no secrets (entra-id.md §3.1).
+	e.Err = &oauth2.RetrieveError{
+		Response:         &http.Response{StatusCode: status, Status: fmt.Sprintf("%d %s", status, http.StatusText(status))},
+		Body:             body,
+		ErrorCode:        j.Error,
+		ErrorDescription: j.Description,
+		ErrorURI:         j.URI,
 	}
 	return e
 }
