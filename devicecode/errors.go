@@ -33,7 +33,7 @@ const (
 	ReasonRefreshExpired         Reason = "refresh_expired"           // the refresh token expired through inactivity or age (AADSTS700082)
 	ReasonReauthRequired         Reason = "reauth_required"           // the grant was revoked or needs a new sign-in (AADSTS50173, 70043, 70008, other invalid_grant)
 	ReasonRedirectMismatch       Reason = "redirect_mismatch"         // the redirect URI is not registered (AADSTS50011)
-	ReasonAccessDenied           Reason = "access_denied"             // the user or server denied an authorization-code request
+	ReasonAccessDenied           Reason = "access_denied"             // the user or server denied an authorization-code request, or the account may not use this tenant (AADSTS50034, 50020)
 	ReasonServer                 Reason = "server"                    // the server failed (5xx, 429, temporarily_unavailable) after retries
 	ReasonNetwork                Reason = "network"                   // the server could not be reached after retries
 	ReasonProtocol               Reason = "protocol"                  // a malformed response, or an error this package does not know
@@ -231,7 +231,12 @@ func classify(g grant, code string, aadsts []int, suberror string) Reason {
 	case "invalid_client":
 		return ReasonInvalidClient
 	case "unauthorized_client":
-		return ReasonAppNotFound
+		// RFC 6749 §5.2: the client may not use this grant type. (Entra's
+		// "app not found" comes with AADSTS700016, handled above.)
+		if g == grantDeviceAuth || g == grantDeviceCode {
+			return ReasonPublicClientNotAllowed
+		}
+		return ReasonInvalidClient
 	case "invalid_tenant":
 		return ReasonTenantNotFound
 	case "consent_required":
@@ -298,6 +303,11 @@ func classifyAADSTS(g grant, n int) Reason {
 		return ReasonReauthRequired
 	case 50011: // redirect URI mismatch
 		return ReasonRedirectMismatch
+	case 50034, 50020: // the account does not exist in, or may not use, this tenant
+		if g == grantRefresh {
+			return ReasonReauthRequired
+		}
+		return ReasonAccessDenied
 	}
 	return ""
 }

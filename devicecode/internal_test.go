@@ -472,6 +472,10 @@ func TestClassify(t *testing.T) {
 		{grantDeviceAuth, "invalid_request", []int{90002}, "", ReasonTenantNotFound, ""},
 		{grantDeviceAuth, "invalid_request", []int{12345, 70011}, "", ReasonInvalidScope, "second code known"},
 		{grantRefresh, "temporarily_unavailable", nil, "", ReasonServer, ""},
+		{grantDeviceAuth, "unauthorized_client", []int{700016}, "", ReasonAppNotFound, ""},
+		{grantDeviceCode, "unauthorized_client", nil, "", ReasonPublicClientNotAllowed, "rfc 6749"},
+		{grantDeviceCode, "invalid_grant", []int{50034}, "", ReasonAccessDenied, ""},
+		{grantDeviceCode, "invalid_grant", nil, "", ReasonBadCode, ""},
 		{grantRefresh, "invalid_request", nil, "", ReasonProtocol, ""},
 		{grantRefresh, "something_new", nil, "", ReasonProtocol, ""},
 	} {
