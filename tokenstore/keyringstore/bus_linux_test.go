@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zalando/go-keyring"
+	dbus "github.com/godbus/dbus/v5"
 )
 
 // envInner marks the test binary re-executed inside dbus-run-session.
@@ -117,19 +117,30 @@ func runInner(m *testing.M) int {
 			<-exited
 		}
 	}()
-	// Wait until the Secret Service answers: a lookup of a missing item returns
-	// keyring.ErrNotFound once the daemon owns org.freedesktop.secrets.
+	// Wait until our daemon owns org.freedesktop.secrets. NameHasOwner does not
+	// start a service, whereas a keyring call would make the bus activate a second,
+	// locked gnome-keyring-daemon from its .service file before ours registers.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		_, err := keyring.Get("devicemail-keyringstore-probe", "probe")
-		if errors.Is(err, keyring.ErrNotFound) {
+		owned, err := secretsOwned()
+		if owned {
 			break
 		}
 		if time.Now().After(deadline) {
-			peerProblem = fmt.Sprintf("gnome-keyring-daemon did not answer on the session bus: %v", err)
+			peerProblem = fmt.Sprintf("gnome-keyring-daemon did not register org.freedesktop.secrets on the session bus (%v)", err)
 			break
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 	}
 	return m.Run()
+}
+
+func secretsOwned() (bool, error) {
+	conn, err := dbus.SessionBus()
+	if err != nil {
+		return false, err
+	}
+	var owned bool
+	err = conn.BusObject().Call("org.freedesktop.DBus.NameHasOwner", 0, "org.freedesktop.secrets").Store(&owned)
+	return owned, err
 }

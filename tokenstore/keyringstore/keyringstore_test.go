@@ -258,3 +258,6 @@ func TestDeleteLeavesNothing(t *testing.T) {
 		t.Errorf("items left after Delete = %d, want 0: %v", n, f.items)
 	}
 }
+
+// keyringNotFound is what a Backend returns for a missing item.
+var keyringNotFound = keyring.ErrNotFound
