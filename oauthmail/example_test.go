@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log"
 	"strings"
+	"time"
 
 	"github.com/devicemail/devicemail/devicecode"
 	"github.com/devicemail/devicemail/oauthmail"
@@ -18,7 +19,8 @@ import (
 // account. Here the emulator stands in for Microsoft; for a real tenant drop
 // WithLoginURL, SMTPAddr, TLSConfig and HTTPClient.
 func Example() {
-	e := oauthmailtest.New(nil)
+	// A manual clock: polling for the device code waits in emulated time.
+	e := oauthmailtest.New(&oauthmailtest.Options{Clock: oauthmailtest.NewClock(time.Date(2026, 4, 1, 9, 0, 0, 0, time.UTC))})
 	defer e.Close()
 
 	a, err := devicecode.ExchangeOnline(oauthmailtest.ContosoTenantID)
@@ -32,6 +34,7 @@ func Example() {
 		SMTPAddr:   e.SMTPAddr(),
 		TLSConfig:  e.TLSConfig(),
 		HTTPClient: e.Client(),
+		Clock:      e.Clock(),
 	})
 	if err != nil {
 		log.Fatal(err)

@@ -71,6 +71,9 @@ func TestCommands(t *testing.T) {
 	if !st.SignedIn || st.UPN != "alice@contoso.com" || st.Sender != "alice@contoso.com" || st.TLS != "STARTTLS" {
 		t.Errorf("status = %+v", st)
 	}
+	if strings.Contains(r.stdout+r.stderr, "canary-") || strings.Contains(r.stdout+r.stderr, "eyJ") {
+		t.Errorf("status output contains a secret")
+	}
 
 	att := filepath.Join(dir, "scan.pdf")
 	if err := os.WriteFile(att, bytes.Repeat([]byte("%PDF-1.4 pretend\n"), 80000), 0o600); err != nil {
