@@ -426,9 +426,9 @@ func TestSignInSurvivesTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	client := v.e.Client()
-	client.Timeout = 200 * time.Millisecond
+	client.Timeout = 500 * time.Millisecond
 	v.cfg.HTTPClient = client
-	v.e.InjectHTTP(oauthmailtest.HTTPFault{Path: "/token", Delay: 2 * time.Second})
+	v.e.InjectHTTP(oauthmailtest.HTTPFault{Path: "/token", Delay: 5 * time.Second})
 	v.approveAfter(t, p, "alice@contoso.com", 15*time.Second)
 	var timeouts int
 	v.cfg.Progress = func(pr devicecode.Progress) {
