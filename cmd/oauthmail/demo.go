@@ -24,7 +24,9 @@ func (e *env) demo(ctx context.Context, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	opts := &oauthmailtest.Options{SendRate: -1}
+	// Interactive: plain HTTP on loopback, so that a browser opens the
+	// verification page without trusting the emulator's CA.
+	opts := &oauthmailtest.Options{SendRate: -1, PlainHTTP: *interactive}
 	if !*interactive {
 		// Emulated time: the device-code polls wait without real waiting.
 		opts.Clock = oauthmailtest.NewClock(time.Now().UTC().Truncate(time.Second))
