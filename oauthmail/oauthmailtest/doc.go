@@ -35,7 +35,7 @@
 // at /devicelogin that needs no JavaScript, the authorization code grant (RFC 6749)
 // with PKCE (RFC 7636), refresh tokens that rotate on every use, and client
 // credentials for app-only SMTP. Errors carry Microsoft's JSON shape, AADSTS
-// numbers and HTTP statuses; FIDELITY-entra.md lists each reproduced behaviour,
+// numbers and HTTP statuses; FIDELITY.md lists each reproduced behaviour,
 // its source and its test, and marks the emulator's guesses UNVERIFIED.
 //
 // Tests steer it with [Emulator.Approve], [Emulator.Deny], [Emulator.RevokeUser],

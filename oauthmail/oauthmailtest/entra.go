@@ -203,7 +203,7 @@ func (s *entraServer) applyFault(w *recorder, r *http.Request, f *HTTPFault) boo
 		secs := int((f.RetryAfter + time.Second - 1) / time.Second)
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
 	}
-	// Emulator choice (UNVERIFIED, FIDELITY-entra.md): an injected failure is
+	// Emulator choice (UNVERIFIED, FIDELITY.md): an injected failure is
 	// answered in Entra's error shape with temporarily_unavailable.
 	s.writeError(w, r, &aadError{status: status, code: "temporarily_unavailable", aadsts: 90033,
 		msg: "A transient error has occurred. Please try again."})
@@ -558,7 +558,7 @@ func (s *entraServer) handleErrorLookup(w http.ResponseWriter, r *http.Request) 
 		code = ""
 	}
 	s.renderPage(w, http.StatusOK, "error", pageData{Title: "Error lookup",
-		Message: "AADSTS" + code + ": see the emulator's FIDELITY-entra.md for what this code means here."})
+		Message: "AADSTS" + code + ": see the emulator's FIDELITY.md for what this code means here."})
 }
 
 func (s *entraServer) handleRoot(w http.ResponseWriter, r *http.Request) {
