@@ -128,7 +128,7 @@ func BenchmarkAttachment50MB(b *testing.B) {
 			peak = max(peak, r.PeakRSS)
 		}
 		b.ReportMetric(float64(size)/1e6/(secs/float64(b.N)), "MB/s")
-		b.ReportMetric(float64(peak)/(1<<20), "peak-RSS-MiB")
+		b.ReportMetric(float64(peak)/1e6, "peak-RSS-MB")
 	}
 	b.Run("ours", func(b *testing.B) {
 		e := oauthmailtest.Start(b, &oauthmailtest.Options{SendRate: -1})

@@ -1,0 +1,48 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+const sample = `goos: linux
+BenchmarkOneMessage/ours-2    	       1	 501804057 ns/op	         9.000 floor-rt	        12.00 rt/op
+BenchmarkOneMessage/ours-2    	       1	 401804057 ns/op	         9.000 floor-rt	        12.00 rt/op
+BenchmarkOneMessage/ours-2    	       1	 601804057 ns/op	         9.000 floor-rt	        12.00 rt/op
+BenchmarkOneMessage/floor-2   	       1	 491882096 ns/op	         9.000 floor-rt	         9.000 rt/op
+BenchmarkRefreshUnderLoad-2   	       1	  61137814 ns/op	        48.80 p50-ms	        60.84 p99-ms	         1.000 token-requests
+BenchmarkAllocs/smtpx-session-2	 200	    385398 ns/op	   10688 B/op	     146 allocs/op
+`
+
+func TestParseMedian(t *testing.T) {
+	s := samples{}
+	if err := parse(strings.NewReader(sample), s); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.get("BenchmarkOneMessage/ours", "ns/op"); got != 501804057 {
+		t.Errorf("median ns/op = %v, want 501804057", got)
+	}
+	if n := s.runs("BenchmarkOneMessage/ours", "rt/op"); n != 3 {
+		t.Errorf("runs = %d, want 3", n)
+	}
+	if got, _ := s.get("BenchmarkAllocs/smtpx-session", "allocs/op"); got != 146 {
+		t.Errorf("allocs/op = %v, want 146", got)
+	}
+	rs := rows(s, []size{{target: "linux/arm64", firmware: 105, floor: 100}})
+	var verdicts []string
+	for _, r := range rs {
+		if r.verdict != "" {
+			verdicts = append(verdicts, r.what+"="+r.verdict)
+		}
+	}
+	want := "ours round trips / wall=**missed**|linux/arm64 firmware / floor=met|linux/arm64 keyring/godbus symbols=met|token requests=met"
+	if got := strings.Join(verdicts, "|"); got != want {
+		t.Errorf("verdicts:\n got %s\nwant %s", got, want)
+	}
+}
+
+func TestMedianEven(t *testing.T) {
+	if got := median([]float64{4, 1, 3, 2}); got != 2.5 {
+		t.Errorf("median(4,1,3,2) = %v, want 2.5", got)
+	}
+}
