@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -37,6 +38,7 @@ const childEnv = "BENCH_CHILD"
 // childResult is what a child prints on its last stdout line.
 type childResult struct {
 	Seconds float64 `json:"seconds"`
+	CPU     float64 `json:"cpu"` // user+system seconds of the whole child
 	PeakRSS int64   `json:"peak_rss"`
 	// Emulator mode:
 	URL, SMTPAddr, CAPEM, Token string `json:",omitempty"`
@@ -66,6 +68,10 @@ func TestChild(t *testing.T) {
 	}
 	if res.PeakRSS, err = vmHWM(); err != nil {
 		t.Fatal(err)
+	}
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err == nil {
+		res.CPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 	}
 	out, _ := json.Marshal(res)
 	fmt.Printf("\nBENCHCHILD %s\n", out)

@@ -196,6 +196,10 @@ func rows(s samples, sizes []size) []row {
 			r.verdict = verdict(ours/cp >= 0.8)
 		}
 		add(r)
+		if c, ok := s.get(att+"ours", "child-cpu-s"); ok {
+			w, _ := s.get(att+"ours", "child-wall-s")
+			add(row{"3 50 MB attachment", "ours sender CPU / wall", fmt.Sprintf("%s s / %s s", num(c), num(w)), "", "", ""})
+		}
 		add(row{"3 50 MB attachment", "ours peak RSS", num(rss) + " MB", "", "≤ 32 MB", verdict(rss <= 32)})
 	} else {
 		add(row{"3 50 MB attachment", "ours", missing, "", "", ""})
@@ -218,12 +222,21 @@ func rows(s samples, sizes []size) []row {
 	}
 
 	// 5. Refresh under load.
-	const ref = "BenchmarkRefreshUnderLoad"
+	const ref = "BenchmarkRefreshUnderLoad/expired"
+	const base = "BenchmarkRefreshUnderLoad/valid-token"
 	if tr, ok := s.get(ref, "token-requests"); ok {
 		p50, _ := s.get(ref, "p50-ms")
 		p99, _ := s.get(ref, "p99-ms")
 		add(row{"5 refresh, 1,000 sends", "token requests", num(tr), "", "exactly 1", verdict(tr == 1)})
-		add(row{"5 refresh, 1,000 sends", "latency p50 / p99", fmt.Sprintf("%s / %s ms", num(p50), num(p99)), "", "", ""})
+		r := row{figure: "5 refresh, 1,000 sends", what: "latency p50 / p99", value: fmt.Sprintf("%s / %s ms", num(p50), num(p99))}
+		if b50, ok := s.get(base, "p50-ms"); ok {
+			b99, _ := s.get(base, "p99-ms")
+			r.ratio = fmt.Sprintf("%s× / %s× same load, valid token", num(p50/b50), num(p99/b99))
+			add(r)
+			add(row{"5 refresh, 1,000 sends", "same load, valid token p50 / p99", fmt.Sprintf("%s / %s ms", num(b50), num(b99)), "", "", ""})
+		} else {
+			add(r)
+		}
 	} else {
 		add(row{"5 refresh, 1,000 sends", "", missing, "", "", ""})
 	}

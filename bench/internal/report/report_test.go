@@ -10,7 +10,7 @@ BenchmarkOneMessage/ours-2    	       1	 501804057 ns/op	         9.000 floor-rt
 BenchmarkOneMessage/ours-2    	       1	 401804057 ns/op	         9.000 floor-rt	        12.00 rt/op
 BenchmarkOneMessage/ours-2    	       1	 601804057 ns/op	         9.000 floor-rt	        12.00 rt/op
 BenchmarkOneMessage/floor-2   	       1	 491882096 ns/op	         9.000 floor-rt	         9.000 rt/op
-BenchmarkRefreshUnderLoad-2   	       1	  61137814 ns/op	        48.80 p50-ms	        60.84 p99-ms	         1.000 token-requests
+BenchmarkRefreshUnderLoad/expired-2   	       1	  61137814 ns/op	        48.80 p50-ms	        60.84 p99-ms	         1.000 token-requests
 BenchmarkAllocs/smtpx-session-2	 200	    385398 ns/op	   10688 B/op	     146 allocs/op
 `
 
