@@ -35,9 +35,11 @@
 // go-keyring's calls block and take no context; each method runs them in a
 // goroutine and returns ctx.Err() (wrapped) as soon as ctx ends, while a call
 // already in the keyring finishes in the background (a Save stops before writing
-// its head, so it takes no effect). Saves and Deletes of one key are serialised
-// within the process. Store does not implement tokenstore.Locker: processes that
-// share a keyring entry must coordinate refreshes themselves.
+// its head, so it takes no effect). Within a process, operations on one key are
+// serialised, and so are reads and writes of the index; a Load that races with a
+// Save in another process retries when the head item moves on. Store does not
+// implement tokenstore.Locker: processes that share a keyring entry must
+// coordinate refreshes themselves.
 //
 // # Security
 //

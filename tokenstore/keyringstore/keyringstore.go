@@ -82,7 +82,7 @@ type Store struct {
 
 	mu    sync.Mutex // guards locks
 	locks map[string]*sync.Mutex
-	index sync.Mutex // serialises read-modify-write of the index in this process
+	index sync.Mutex // serialises reads and writes of the index in this process
 }
 
 // New returns a Store for the service name (see Store.Service) with options.
@@ -226,11 +226,18 @@ func (s *Store) readBlob(ctx context.Context, name string) (string, error) {
 		lastErr = nil
 		for i := range h.N {
 			v, err := s.be().Get(s.service(), chunkName(name, h.Gen, i))
-			if errors.Is(err, keyring.ErrNotFound) {
-				lastErr = fmt.Errorf("chunk %d of %d missing", i, h.N)
-				break
-			}
 			if err != nil {
+				// A writer in another process may have switched generations and
+				// deleted this chunk, even between go-keyring's search and read
+				// (then the error is not ErrNotFound). Retry if the head moved.
+				if h2, herr := s.readHead(name); herr == nil && h2 != h {
+					lastErr = err
+					break
+				}
+				if errors.Is(err, keyring.ErrNotFound) {
+					lastErr = fmt.Errorf("chunk %d of %d missing", i, h.N)
+					break
+				}
 				return "", err
 			}
 			b.WriteString(v)
@@ -314,6 +321,9 @@ func (s *Store) deleteBlob(name string) error {
 // Items that do not fit together give a *tokenstore.CorruptError.
 func (s *Store) Load(ctx context.Context, key string) (*tokenstore.Record, error) {
 	r, err := run(ctx, func(ctx context.Context) (*tokenstore.Record, error) {
+		m := s.keyLock(key)
+		m.Lock()
+		defer m.Unlock()
 		data, err := s.readBlob(ctx, recordPrefix+key)
 		if errors.Is(err, errNoItem) {
 			return nil, tokenstore.ErrNotFound
@@ -382,7 +392,11 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 // List returns the keys in the index item. A key whose Save or Delete was
 // interrupted may be listed although Load returns ErrNotFound for it.
 func (s *Store) List(ctx context.Context) ([]string, error) {
-	keys, err := run(ctx, func(ctx context.Context) ([]string, error) { return s.readIndex(ctx) })
+	keys, err := run(ctx, func(ctx context.Context) ([]string, error) {
+		s.index.Lock()
+		defer s.index.Unlock()
+		return s.readIndex(ctx)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("keyringstore: list: %w", err)
 	}
