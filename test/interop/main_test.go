@@ -261,7 +261,7 @@ func needDovecot(t *testing.T, mode string) *dovecotPeer {
 }
 
 // logTail prints the end of a peer's log when a test fails. Dovecot's log can
-// hold token fragments in debug lines, so lines mentioning tokens are dropped.
+// hold token fragments, so debug lines and lines mentioning tokens are dropped.
 func logTail(t *testing.T, path string, n int) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -273,7 +273,7 @@ func logTail(t *testing.T, path string, n int) {
 	s.Buffer(make([]byte, 64<<10), 1<<20)
 	for s.Scan() {
 		l := s.Text()
-		if strings.Contains(strings.ToLower(l), "token") || strings.Contains(l, "Bearer") {
+		if strings.Contains(l, ": Debug: ") || strings.Contains(strings.ToLower(l), "token") || strings.Contains(l, "Bearer") {
 			continue
 		}
 		lines = append(lines, l)
