@@ -206,11 +206,13 @@ func (s *Sender) tlsConfig() *tls.Config {
 type Session struct {
 	s *Sender
 
-	mu     sync.Mutex
-	c      *smtp.Client // nil: not connected
-	conn   *ctxConn
-	dirty  bool // a transaction was left unfinished: RSET before the next
-	closed bool
+	mu         sync.Mutex
+	c          *smtp.Client // greeting, EHLO and AUTH; nil: not connected
+	conn       *ctxConn
+	w          *wire // the transaction after AUTH
+	pipelining bool  // the server offers PIPELINING (RFC 2920)
+	dirty      bool  // a transaction was left unfinished: RSET before the next
+	closed     bool
 }
 
 // connect dials, secures, and authenticates a connection.
@@ -232,7 +234,7 @@ func (ss *Session) connect(ctx context.Context) error {
 	cc := &ctxConn{Conn: raw}
 	unbind := cc.bind(ctx)
 	defer unbind()
-	c, isTLS, err := ss.secure(ctx, cc)
+	c, nc, isTLS, err := ss.secure(ctx, cc)
 	if err != nil {
 		cc.Close()
 		return err
@@ -248,17 +250,20 @@ func (ss *Session) connect(ctx context.Context) error {
 		c.Close()
 		return err
 	}
+	var debug io.Writer
 	if s.Debug != nil {
-		c.DebugWriter = newMaskWriter(s.Debug)
+		debug = newMaskWriter(s.Debug)
 	}
-	ss.c, ss.conn, ss.dirty = c, cc, false
+	ss.c, ss.conn, ss.w, ss.dirty = c, cc, newWire(nc, debug), false
+	ss.pipelining = isPipelining(c.Extension)
 	log.LogAttrs(ctx, slog.LevelDebug, "smtp authenticated", slog.String("smtp.stage", string(StageAuth)), slog.String("account", s.Account))
 	return nil
 }
 
 // secure returns a client that has greeted the server and is, unless the
-// plaintext escape hatch applies, running over verified TLS.
-func (ss *Session) secure(ctx context.Context, cc *ctxConn) (*smtp.Client, bool, error) {
+// plaintext escape hatch applies, running over verified TLS, and the
+// connection that client uses (for the transaction layer after AUTH).
+func (ss *Session) secure(ctx context.Context, cc *ctxConn) (*smtp.Client, net.Conn, bool, error) {
 	s := ss.s
 	cfg := s.tlsConfig()
 	localName := s.LocalName
@@ -266,48 +271,50 @@ func (ss *Session) secure(ctx context.Context, cc *ctxConn) (*smtp.Client, bool,
 		localName = "localhost"
 	}
 	if strings.ContainsAny(localName, "\r\n ") {
-		return nil, false, errors.New("smtpx: LocalName is malformed")
+		return nil, nil, false, errors.New("smtpx: LocalName is malformed")
 	}
 
 	if s.TLS == ImplicitTLS {
 		tc := tls.Client(cc, cfg)
 		if err := tc.HandshakeContext(ctx); err != nil {
-			return nil, false, tlsFailure(ctx, StageDial, err)
+			return nil, nil, false, tlsFailure(ctx, StageDial, err)
 		}
-		c := smtp.NewClient(&replyCapConn{Conn: tc})
+		nc := &replyCapConn{Conn: tc}
+		c := smtp.NewClient(nc)
 		if err := c.Hello(localName); err != nil {
-			return nil, false, ctxOr(ctx, StageDial, err)
+			return nil, nil, false, ctxOr(ctx, StageDial, err)
 		}
-		return c, true, nil
+		return c, nc, true, nil
 	}
 
 	// Pre-TLS dialogue: banner, EHLO, STARTTLS (RFC 3207).
 	tp := textproto.NewConn(cc)
 	if _, _, err := tp.ReadResponse(220); err != nil {
-		return nil, false, ctxOr(ctx, StageDial, protoErr(err))
+		return nil, nil, false, ctxOr(ctx, StageDial, protoErr(err))
 	}
 	ext, err := ehlo(tp, localName)
 	if err != nil {
-		return nil, false, ctxOr(ctx, StageDial, err)
+		return nil, nil, false, ctxOr(ctx, StageDial, err)
 	}
 	if _, ok := ext["STARTTLS"]; !ok {
 		if s.InsecureAllowPlaintextAuth && isLoopback(cc.RemoteAddr()) {
 			// Test-only plaintext path: hand the greeted connection to
 			// go-smtp, replaying a greeting.
 			if tp.R.Buffered() > 0 {
-				return nil, false, &Error{Stage: StageDial, Reason: ReasonRejected, Message: "unexpected data after EHLO"}
+				return nil, nil, false, &Error{Stage: StageDial, Reason: ReasonRejected, Message: "unexpected data after EHLO"}
 			}
-			c := smtp.NewClient(&greetingConn{Conn: &replyCapConn{Conn: cc}, greeting: []byte("220 smtpx\r\n")})
+			nc := &greetingConn{Conn: &replyCapConn{Conn: cc}, greeting: []byte("220 smtpx\r\n")}
+			c := smtp.NewClient(nc)
 			if err := c.Hello(localName); err != nil {
-				return nil, false, ctxOr(ctx, StageDial, err)
+				return nil, nil, false, ctxOr(ctx, StageDial, err)
 			}
-			return c, false, nil
+			return c, nc, false, nil
 		}
-		return nil, false, &Error{Stage: StageStartTLS, Reason: ReasonTLS, Message: "server does not offer STARTTLS"}
+		return nil, nil, false, &Error{Stage: StageStartTLS, Reason: ReasonTLS, Message: "server does not offer STARTTLS"}
 	}
 	id, err := tp.Cmd("STARTTLS")
 	if err != nil {
-		return nil, false, ctxOr(ctx, StageStartTLS, err)
+		return nil, nil, false, ctxOr(ctx, StageStartTLS, err)
 	}
 	tp.StartResponse(id)
 	_, _, err = tp.ReadResponse(220)
@@ -318,21 +325,22 @@ func (ss *Session) secure(ctx context.Context, cc *ctxConn) (*smtp.Client, bool,
 		if errors.As(e, &se) && se.Reason != ReasonNetwork {
 			se.Reason = ReasonTLS // a refused STARTTLS is a TLS failure, whatever the code
 		}
-		return nil, false, e
+		return nil, nil, false, e
 	}
 	if tp.R.Buffered() > 0 {
 		// Plaintext injected after the STARTTLS reply (CVE-2011-0411 class).
-		return nil, false, &Error{Stage: StageStartTLS, Reason: ReasonTLS, Message: "server sent data after the STARTTLS reply"}
+		return nil, nil, false, &Error{Stage: StageStartTLS, Reason: ReasonTLS, Message: "server sent data after the STARTTLS reply"}
 	}
 	tc := tls.Client(cc, cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
-		return nil, false, tlsFailure(ctx, StageStartTLS, err)
+		return nil, nil, false, tlsFailure(ctx, StageStartTLS, err)
 	}
-	c := smtp.NewClient(&greetingConn{Conn: &replyCapConn{Conn: tc}, greeting: []byte("220 smtpx\r\n")})
+	nc := &greetingConn{Conn: &replyCapConn{Conn: tc}, greeting: []byte("220 smtpx\r\n")}
+	c := smtp.NewClient(nc)
 	if err := c.Hello(localName); err != nil {
-		return nil, false, ctxOr(ctx, StageStartTLS, err)
+		return nil, nil, false, ctxOr(ctx, StageStartTLS, err)
 	}
-	return c, true, nil
+	return c, nc, true, nil
 }
 
 // ehlo sends EHLO on the pre-TLS connection and returns the extensions.
@@ -368,7 +376,8 @@ func protoErr(err error) error {
 		var e [3]int
 		if n, _ := fmt.Sscanf(code, "%d.%d.%d", &e[0], &e[1], &e[2]); n == 3 && strings.Count(code, ".") == 2 {
 			se.EnhancedCode = smtp.EnhancedCode(e)
-			se.Message = rest
+			// RFC 2034 §3 repeats the enhanced code on every line.
+			se.Message = strings.ReplaceAll(rest, "\n"+code+" ", "\n")
 		}
 	}
 	return se
@@ -500,21 +509,34 @@ func (ss *Session) drop() {
 	if ss.c != nil {
 		ss.c.Close()
 	}
-	ss.c, ss.conn = nil, nil
+	ss.c, ss.conn, ss.w = nil, nil, nil
+}
+
+// command is one command of the envelope: MAIL, RCPT or DATA.
+type command struct {
+	stage  Stage
+	parts  []string
+	expect int // reply code, or its first digit(s) as in textproto
 }
 
 // send runs one transaction. On any failure that leaves the connection in
 // an unknown state, the connection is dropped (the next Send redials).
 func (ss *Session) send(ctx context.Context, m *Message) (err error) {
 	s := ss.s
-	c := ss.c
+	c, w := ss.c, ss.w
 	unbind := ss.conn.bind(ctx)
 	defer unbind()
 	log := s.logger()
 
 	if ss.dirty {
-		if err := c.Reset(); err != nil {
+		w.cmd("RSET")
+		err := w.flush()
+		if err == nil {
+			err = w.reply(250, commandTimeout)
+		}
+		if err != nil {
 			// Treat like a dropped idle connection.
+			ss.drop()
 			return &droppedError{ctxOr(ctx, StageMail, err)}
 		}
 		ss.dirty = false
@@ -525,36 +547,28 @@ func (ss *Session) send(ctx context.Context, m *Message) (err error) {
 		return &Error{Stage: StageMail, Reason: ReasonTooLarge,
 			Message: fmt.Sprintf("message of at least %d bytes exceeds the server's SIZE limit of %d bytes", size, max)}
 	}
-
-	log.LogAttrs(ctx, slog.LevelDebug, "smtp mail", slog.String("smtp.stage", string(StageMail)), slog.String("smtp.from", m.From.Email))
-	opts := &smtp.MailOptions{Size: size, UTF8: needsUTF8(m)}
-	if err := c.Mail(m.From.Email, opts); err != nil {
-		if ctx.Err() != nil {
-			ss.drop()
-			return fmt.Errorf("smtpx: %s: %w", StageMail, ctx.Err())
-		}
-		e := replyError(StageMail, err)
-		var se *Error
-		if errors.As(e, &se) && (se.Reason == ReasonNetwork || se.Code == 421) {
-			// The server closed the connection while it was idle.
-			ss.drop()
-			return &droppedError{e}
-		}
-		ss.dirty = true
-		return e
+	mail, merr := mailCommand(m.From.Email, c.Extension, size, needsUTF8(m))
+	if merr != nil {
+		return &Error{Stage: StageMail, Reason: ReasonRejected, Message: merr.Error()}
 	}
-	ss.dirty = true
+	cmds := make([]command, 0, 2+len(m.To)+len(m.Cc)+len(m.Bcc))
+	cmds = append(cmds, command{StageMail, mail, 250})
 	for _, l := range [][]Address{m.To, m.Cc, m.Bcc} {
 		for _, a := range l {
-			if err := c.Rcpt(a.Email, nil); err != nil {
-				return ss.fail(ctx, StageRcpt, err)
+			if hasCRLF(a.Email) {
+				return &HeaderInjectionError{Field: "RCPT"}
 			}
+			cmds = append(cmds, command{StageRcpt, []string{"RCPT TO:<", a.Email, ">"}, 25})
 		}
 	}
-	w, err := c.Data()
-	if err != nil {
-		return ss.fail(ctx, StageData, err)
+	cmds = append(cmds, command{StageData, []string{"DATA"}, 354})
+
+	log.LogAttrs(ctx, slog.LevelDebug, "smtp mail", slog.String("smtp.stage", string(StageMail)),
+		slog.String("smtp.from", m.From.Email), slog.Bool("smtp.pipelining", ss.pipelining))
+	if err := ss.envelope(ctx, cmds); err != nil {
+		return err
 	}
+
 	msgID := m.MessageID
 	if msgID == "" {
 		msgID = newMessageID(m.From.Email[strings.LastIndexByte(m.From.Email, '@')+1:])
@@ -563,7 +577,12 @@ func (ss *Session) send(ctx context.Context, m *Message) (err error) {
 	if date.IsZero() {
 		date = s.now()
 	}
-	if err := writeMessage(w, m, date, msgID); err != nil {
+	dw := w.data()
+	err = writeMessage(dw, m, date, msgID)
+	if err == nil {
+		err = dw.Close()
+	}
+	if err != nil {
 		// The message is incomplete: sending the final dot would submit a
 		// truncated message, so the connection is abandoned instead.
 		ss.drop()
@@ -573,12 +592,100 @@ func (ss *Session) send(ctx context.Context, m *Message) (err error) {
 		}
 		return ctxOr(ctx, StageData, err)
 	}
-	if _, err := w.CloseWithResponse(); err != nil {
+	if err := w.flush(); err != nil {
+		ss.drop()
+		return ctxOr(ctx, StageData, err)
+	}
+	if err := w.reply(250, submissionTimeout); err != nil {
 		return ss.fail(ctx, StageData, err)
 	}
 	ss.dirty = false
 	log.LogAttrs(ctx, slog.LevelDebug, "smtp message accepted", slog.String("smtp.stage", string(StageData)), slog.String("smtp.message_id", msgID))
 	return nil
+}
+
+// envelope sends MAIL, the RCPTs and DATA and reads their replies. With
+// PIPELINING (RFC 2920 §3.1) the commands go out in one write and the
+// replies are read in order; without it, one command at a time. It returns
+// nil when DATA was answered 354 after every other command succeeded. The
+// first failed command decides the error, so a refused MAIL is reported
+// at StageMail even though RCPT and DATA were refused after it.
+func (ss *Session) envelope(ctx context.Context, cmds []command) error {
+	w := ss.w
+	// first classifies the failure of the first command: a dead connection
+	// or 421 there means the server dropped the idle connection, and
+	// nothing of this transaction was accepted, so it is safe to retry.
+	first := func(err error) error {
+		if ctx.Err() != nil {
+			ss.drop()
+			return fmt.Errorf("smtpx: %s: %w", StageMail, ctx.Err())
+		}
+		e := replyError(StageMail, err)
+		if e.Reason == ReasonNetwork || e.Code == 421 {
+			ss.drop()
+			return &droppedError{e}
+		}
+		ss.dirty = true
+		return e
+	}
+	if !ss.pipelining {
+		for i, c := range cmds {
+			w.cmd(c.parts...)
+			err := w.flush()
+			if err == nil {
+				err = w.reply(c.expect, commandTimeout)
+			}
+			if err != nil {
+				if i == 0 {
+					return first(err)
+				}
+				return ss.fail(ctx, c.stage, err)
+			}
+			ss.dirty = true
+		}
+		return nil
+	}
+
+	for _, c := range cmds {
+		w.cmd(c.parts...)
+	}
+	if err := w.flush(); err != nil {
+		return first(err)
+	}
+	ss.dirty = true
+	var failed error
+	for i, c := range cmds {
+		err := w.reply(c.expect, commandTimeout)
+		if err == nil {
+			continue
+		}
+		if i == 0 {
+			e := first(err)
+			if ss.c == nil {
+				return e // dropped: the other replies will never come
+			}
+			failed = e
+			continue
+		}
+		e := ss.fail(ctx, c.stage, err)
+		if ss.c == nil {
+			return e
+		}
+		if failed == nil {
+			failed = e
+		}
+		if i == len(cmds)-1 {
+			return failed // DATA refused: the transaction is over
+		}
+	}
+	if failed != nil {
+		// DATA was accepted although MAIL or a RCPT was refused. Sending
+		// the final dot would deliver an empty message to the recipients
+		// that were accepted, and SMTP has no other way to leave the DATA
+		// state, so the connection is abandoned (RFC 2920 §3.1).
+		ss.drop()
+	}
+	return failed
 }
 
 // fail classifies err; a non-reply failure drops the connection.
@@ -599,11 +706,14 @@ func (ss *Session) quit(ctx context.Context) error {
 	}
 	unbind := ss.conn.bind(ctx)
 	defer unbind()
-	c := ss.c
-	ss.c, ss.conn, ss.closed = nil, nil, true
+	c, w := ss.c, ss.w
+	ss.c, ss.conn, ss.w, ss.closed = nil, nil, nil, true
 	// A failed QUIT is not worth an error: every message has been
 	// answered already.
-	c.Quit()
+	w.cmd("QUIT")
+	if w.flush() == nil {
+		w.reply(221, commandTimeout)
+	}
 	c.Close()
 	return nil
 }
