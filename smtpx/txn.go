@@ -3,6 +3,7 @@ package smtpx
 import (
 	"bufio"
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"io"
 	"net"
@@ -117,6 +118,56 @@ type dotWriter struct {
 	bol bool // the next byte begins a line
 	cr  bool // the last byte written was CR
 	err error
+	in  []byte // input buffer of writeBase64, reused
+}
+
+// base64Line is the input of one 76-character base64 line.
+const base64Line = 57
+
+// writeBase64 writes r base64-encoded in lines of 76 characters separated
+// by CRLF, the last line without one (the next MIME boundary line starts
+// with CRLF), encoding straight into the buffer of the bufio.Writer.
+func (d *dotWriter) writeBase64(r io.Reader) error {
+	if d.err != nil {
+		return d.err
+	}
+	if d.in == nil {
+		d.in = make([]byte, base64Line*1024)
+	}
+	first := true
+	for {
+		n, rerr := io.ReadFull(r, d.in)
+		for i := 0; i < n; i += base64Line {
+			buf := d.w.AvailableBuffer()
+			if cap(buf) < 2+76 {
+				if err := d.w.Flush(); err != nil {
+					d.err = err
+					return err
+				}
+				buf = d.w.AvailableBuffer()
+			}
+			if !first {
+				buf = append(buf, '\r', '\n')
+			}
+			first = false
+			buf = base64.StdEncoding.AppendEncode(buf, d.in[i:min(i+base64Line, n)])
+			d.w.Write(buf)
+		}
+		if !first {
+			d.bol, d.cr = false, false
+		}
+		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+			break
+		}
+		if rerr != nil {
+			return rerr
+		}
+	}
+	if _, err := d.w.Write(nil); err != nil {
+		d.err = err
+		return err
+	}
+	return nil
 }
 
 func (d *dotWriter) Write(p []byte) (int, error) {
