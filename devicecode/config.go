@@ -200,6 +200,11 @@ func (c *Config) Start(ctx context.Context) (*Prompt, error) {
 		endpoint = u.String()
 	}
 	form := url.Values{"client_id": {c.ClientID}}
+	if c.ClientSecret != "" {
+		// A confidential client authenticates at the device authorization
+		// endpoint as at the token endpoint (RFC 8628 §3.1, RFC 6749 §2.3.1).
+		form.Set("client_secret", c.ClientSecret)
+	}
 	if s := c.scopes(); len(s) > 0 {
 		form.Set("scope", strings.Join(s, " "))
 	}

@@ -421,7 +421,7 @@ func (ss *Session) saslClient(tok *oauth2.Token) sasl.Client {
 		host, port, _ := net.SplitHostPort(s.Addr)
 		p := 0
 		fmt.Sscanf(port, "%d", &p)
-		return sasl.NewOAuthBearerClient(&sasl.OAuthBearerOptions{Username: s.username(), Token: tok.AccessToken, Host: host, Port: p})
+		return OAUTHBEARER(s.username(), tok.AccessToken, host, p)
 	}
 	return XOAUTH2(s.username(), tok.AccessToken)
 }
