@@ -301,13 +301,13 @@ func testConcurrent(t *testing.T, s tokenstore.Store) {
 			for i := range rounds {
 				k := keys[(w+i)%len(keys)]
 				if err := s.Save(ctx, k, Sample(fmt.Sprintf("w%d-%d", w, i))); err != nil {
-					errs <- fmt.Errorf("Save(%q) = %w", k, err)
+					errs <- fmt.Errorf("concurrent save of %q: %w", k, err)
 				}
 				if _, err := s.Load(ctx, k); err != nil && !errors.Is(err, tokenstore.ErrNotFound) {
-					errs <- fmt.Errorf("Load(%q) = %w", k, err)
+					errs <- fmt.Errorf("concurrent load of %q: %w", k, err)
 				}
 				if _, err := s.List(ctx); err != nil {
-					errs <- fmt.Errorf("List = %w", err)
+					errs <- fmt.Errorf("concurrent list: %w", err)
 				}
 			}
 		}()
