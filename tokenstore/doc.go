@@ -43,7 +43,7 @@
 // Save writes a temporary file in Dir (".tmp-*", mode 0600), fsyncs it, renames it
 // over the old file and fsyncs Dir: after a crash or power cut the file holds the
 // old record or the new one. A crash during Save can leave a ".tmp-*" file; List
-// ignores it and it may be deleted. Files larger than 1 MiB are refused.
+// ignores it, and a later Save of the same key removes it once it is an hour old. Files larger than 1 MiB are refused.
 //
 // The format is JSON with a "version" field (currently 1) and the account key it
 // was saved under. Files without "version" are read as version 0, a bare

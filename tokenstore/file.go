@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"time"
 )
 
 // File is a [Store] that keeps one JSON file per account key in Dir. The tokens
@@ -194,7 +195,28 @@ func (d dirStore) save(ctx context.Context, key string, data []byte) (err error)
 	if err := os.Rename(tmp.Name(), filepath.Join(d.dir, name+d.ext)); err != nil {
 		return err
 	}
-	return syncDir(d.dir)
+	if err := syncDir(d.dir); err != nil {
+		return err
+	}
+	d.removeStale(name)
+	return nil
+}
+
+// staleAge is how old a temporary file must be before Save removes it as the
+// leftover of a crashed Save (a live Save's temp file lives for milliseconds).
+const staleAge = time.Hour
+
+// removeStale deletes old temporary files of the key, best effort.
+func (d dirStore) removeStale(name string) {
+	entries, _ := os.ReadDir(d.dir)
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), tmpPrefix+name+"-") || !e.Type().IsRegular() {
+			continue
+		}
+		if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > staleAge {
+			os.Remove(filepath.Join(d.dir, e.Name()))
+		}
+	}
 }
 
 func (d dirStore) remove(ctx context.Context, key string) error {

@@ -306,3 +306,28 @@ func TestFileListIgnoresForeignFiles(t *testing.T) {
 		t.Errorf("List of a missing Dir = %q, %v; want none", keys, err)
 	}
 }
+
+func TestFileRemovesStaleTempFiles(t *testing.T) {
+	s := &tokenstore.File{Dir: t.TempDir()}
+	name := hex.EncodeToString([]byte("alice"))
+	stale := filepath.Join(s.Dir, ".tmp-"+name+"-111")
+	fresh := filepath.Join(s.Dir, ".tmp-"+name+"-222")
+	other := filepath.Join(s.Dir, ".tmp-"+hex.EncodeToString([]byte("bob"))+"-333")
+	for _, p := range []string{stale, fresh, other} {
+		if err := os.WriteFile(p, []byte("{"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := time.Now().Add(-2 * time.Hour)
+	os.Chtimes(stale, old, old)
+	os.Chtimes(other, old, old)
+	if err := s.Save(t.Context(), "alice", tokenstoretest.Sample("a")); err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]bool{stale: false, fresh: true, other: true} {
+		_, err := os.Stat(p)
+		if got := err == nil; got != want {
+			t.Errorf("%s exists = %v, want %v", filepath.Base(p), got, want)
+		}
+	}
+}
