@@ -35,15 +35,29 @@
 //
 // # Round trips and pipelining
 //
-// go-smtp's client does not pipeline (RFC 2920): it waits for the reply to
-// each of MAIL, RCPT and DATA. A message on a fresh STARTTLS connection
-// therefore costs EHLO, STARTTLS, the TLS 1.3 handshake, EHLO, AUTH (with an
-// initial response), MAIL, one RCPT per recipient, DATA, the final dot and
-// QUIT: 10 round trips for one recipient, against a floor of 8 with
-// pipelining (MAIL, RCPT and DATA in one flight). On a [Session] each
-// further message costs 4 (MAIL, RCPT, DATA, dot); smtpx sends RSET only
-// after a failed transaction, because a completed one needs none and
-// go-smtp follows RSET with a new EHLO.
+// go-smtp greets the server, negotiates TLS and runs AUTH; after AUTH smtpx
+// drives the mail transaction itself, because go-smtp's client cannot
+// pipeline (RFC 2920). When the server advertises PIPELINING (Exchange
+// Online does), MAIL FROM, every RCPT TO and DATA go out in one write and
+// the replies are read in order; the first refused command gives the
+// error's Stage and Reason. If DATA is accepted although a RCPT was
+// refused, smtpx closes the connection instead of sending the message to
+// the remaining recipients. Without PIPELINING it waits for each reply.
+//
+// A message with any number of recipients on a fresh STARTTLS connection
+// costs 8 round trips, the protocol floor: EHLO, STARTTLS, the TLS 1.3
+// handshake, EHLO, AUTH (with an initial response), MAIL+RCPT+DATA, the
+// message with its final dot, and QUIT. On a [Session] each further message
+// costs 2 (without PIPELINING, 3 plus one per recipient). smtpx sends RSET
+// only after a failed transaction.
+//
+// The message is written through a 64 kB buffer with smtpx's own
+// dot-stuffing; attachment bodies are base64-encoded straight into that
+// buffer in 76-character lines (the MIME structure and headers come from
+// go-message). Against a receiver that reads DATA in large chunks, a 50 MB
+// attachment runs at roughly 0.6 of a raw TLS copy of the same bytes on
+// loopback: the wire carries 4/3 of the attachment's bytes plus line ends,
+// and base64 encoding costs CPU of its own.
 //
 // # Security
 //
@@ -73,8 +87,11 @@
 // (oauthmail/oauthmailtest) and against a plain go-smtp server with a
 // throw-away CA, both on 127.0.0.1. Point a Sender at the emulator with
 // e.SMTPAddr(), TLSConfig e.TLSConfig() and a token from e.AccessToken(upn).
+// Round trips are asserted as counts, through a connection that counts the
+// client's flights, against go-smtp, the emulator and a minimal server of
+// the tests' own (which also proves lock-step without PIPELINING).
 // Benchmarks (go test -bench . ./smtpx) report round trips per message,
 // the cost of one connection per message against a session, and attachment
-// throughput against a plain TLS copy; TestPeakRSS reports the peak RSS of
-// a 50 MB send in a child process.
+// throughput against a plain TLS copy, both read by the same fast receiver;
+// TestPeakRSS reports the peak RSS of a 50 MB send in a child process.
 package smtpx

@@ -3,5 +3,6 @@
 package smtpx_test
 
 // raceEnabled shrinks the large-attachment test under the race detector,
-// which slows textproto's byte-at-a-time dot-stuffing about tenfold.
+// which slows the go-smtp test server's byte-at-a-time DATA reader
+// about tenfold.
 const raceEnabled = true

@@ -110,11 +110,11 @@ type testServer struct {
 	roundTrips   atomic.Int64
 	plainAuth    atomic.Bool // an AUTH command was seen in cleartext
 	noPipelining atomic.Bool // strip PIPELINING from EHLO replies (plaintext only)
-	rawConns   []net.Conn  // server ends of accepted connections
-	parseAtt   bool        // hash decoded attachments instead of keeping data
-	bearer     bool        // offer OAUTHBEARER instead of XOAUTH2
-	attSums    [][32]byte
-	attSizes   []int64
+	rawConns     []net.Conn  // server ends of accepted connections
+	parseAtt     bool        // hash decoded attachments instead of keeping data
+	bearer       bool        // offer OAUTHBEARER instead of XOAUTH2
+	attSums      [][32]byte
+	attSizes     []int64
 }
 
 type serverOpts struct {

@@ -121,4 +121,3 @@ func TestDirectBase64MatchesGoMessage(t *testing.T) {
 		}
 	}
 }
-
