@@ -58,6 +58,9 @@
 // installed (Debian: apt-get install dbus gnome-keyring libsecret-tools), the
 // test binary re-executes itself under dbus-run-session with a throw-away HOME,
 // starts gnome-keyring-daemon --unlock with a throw-away password, and stops it
-// when the tests end. A test cross-checks the items with secret-tool. Without
+// when the tests end. If a session bus is already set (a desktop, or CI that runs
+// go test inside dbus-run-session), the tests use its Secret Service as it is,
+// under throw-away service names whose items they delete. A test cross-checks
+// the items with secret-tool. Without
 // those programs the tests skip, or fail if DEVICEMAIL_REQUIRE_PEERS=1 (CI).
 package keyringstore
