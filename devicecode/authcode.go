@@ -103,6 +103,10 @@ type AuthCode struct {
 	// Prompt is the OpenID Connect prompt parameter ("select_account",
 	// "consent", "login"); "" sends none.
 	Prompt string
+	// Params are further authorization request parameters, for example
+	// access_type=offline, which Google needs to issue a refresh token. They
+	// cannot replace the parameters AuthCode sets itself.
+	Params map[string]string
 	// Timeout bounds the wait for the browser; zero means
 	// DefaultAuthCodeTimeout. ctx may end the wait earlier.
 	Timeout time.Duration
@@ -279,6 +283,11 @@ func (a *AuthCode) Start(ctx context.Context) (*AuthRequest, error) {
 	}
 	if a.Prompt != "" {
 		q.Set("prompt", a.Prompt)
+	}
+	for k, v := range a.Params {
+		if !q.Has(k) {
+			q.Set(k, v)
+		}
 	}
 	u, _ := url.Parse(c.Authority.AuthURL)
 	uq := u.Query()

@@ -73,6 +73,22 @@ type Config struct {
 	Clock devicecode.Clock
 	// Progress receives device-code sign-in progress (see devicecode.Config).
 	Progress func(devicecode.Progress)
+
+	// ClientSecret is the client secret of a confidential app registration
+	// (a Web platform app for [Mailer.SignInBrowser], or app-only sending with
+	// [Mailer.SignInApp]); "" for a public client. It is sent on every token
+	// request and never printed: Config's Format shows REDACTED.
+	ClientSecret string
+	// ClientSecretExpires is the secret's expiry date as shown in the app
+	// registration, if known; Status warns SecretWarnDays before it.
+	ClientSecretExpires time.Time
+	// SecretWarnDays is how many days before ClientSecretExpires Status warns;
+	// zero means devicecode.DefaultSecretWarnDays (30), negative never warns.
+	SecretWarnDays int
+	// SMTPMechanism is the SASL mechanism for SMTP AUTH: "" or "XOAUTH2"
+	// (Exchange Online, Gmail), or "OAUTHBEARER" (RFC 7628) for servers that
+	// offer only that.
+	SMTPMechanism string
 }
 
 // Mailer signs an account in, keeps its sign-in fresh and sends mail as it.
@@ -200,6 +216,8 @@ func (m *Mailer) deviceConfig() *devicecode.Config {
 		Logger:     m.cfg.Logger,
 		Clock:      m.cfg.Clock,
 		Progress:   m.cfg.Progress,
+		// A confidential client (auth code or app-only) refreshes with its secret.
+		ClientSecret: m.cfg.ClientSecret,
 	}
 }
 
@@ -283,6 +301,12 @@ type Status struct {
 	LastSend          time.Time `json:"last_send,omitzero"`
 	LapsesAt          time.Time `json:"lapses_at,omitzero"` // when the sign-in dies if nothing refreshes it
 	Lapsed            bool      `json:"lapsed,omitempty"`   // LapsesAt has passed: sign in again
+	// AppOnly marks an app-only (client credentials) sign-in: UPN is the
+	// mailbox the service sends as, and no refresh token lapses.
+	AppOnly bool `json:"app_only,omitempty"`
+	// ClientSecret is the state of Config.ClientSecretExpires; nil when no
+	// expiry date was configured.
+	ClientSecret *devicecode.SecretExpiry `json:"client_secret,omitempty"`
 }
 
 // Status reports the account's sign-in from the store, without network use. An
@@ -300,6 +324,7 @@ func (m *Mailer) Status(ctx context.Context) (*Status, error) {
 		VerifyCertificate: m.cfg.TLSConfig == nil || !m.cfg.TLSConfig.InsecureSkipVerify,
 		Sender:            m.cfg.From,
 	}
+	m.secretStatus(st)
 	rec, err := m.cfg.Store.Load(ctx, m.key)
 	if err != nil {
 		if ErrorCode(err) == NotSignedIn {
@@ -308,6 +333,7 @@ func (m *Mailer) Status(ctx context.Context) (*Status, error) {
 		return nil, fmt.Errorf("oauthmail: status: %w", err)
 	}
 	st.SignedIn = true
+	st.AppOnly = appOnly(rec)
 	st.UPN, st.Email, st.Name, st.TenantID = rec.Account.UPN, rec.Account.Email, rec.Account.Name, rec.Account.TenantID
 	if st.Sender == "" {
 		st.Sender = rec.Account.UPN
@@ -319,7 +345,7 @@ func (m *Mailer) Status(ctx context.Context) (*Status, error) {
 	st.TokenExpiry = rec.Expiry
 	st.LastRefresh = lastIssue(rec)
 	st.LastSend = rec.Used
-	if !st.LastRefresh.IsZero() {
+	if !st.LastRefresh.IsZero() && !st.AppOnly {
 		st.LapsesAt = st.LastRefresh.Add(Inactivity)
 		st.Lapsed = !m.cfg.Clock.Now().Before(st.LapsesAt)
 	}
@@ -467,6 +493,9 @@ func (m *Mailer) refresh(ctx context.Context, force bool, rejected string) (*tok
 		m.setCache(rec)
 		return rec, nil
 	}
+	if appOnly(rec) {
+		return m.renewApp(ctx, rec)
+	}
 	if rec.RefreshToken == "" {
 		return nil, fmt.Errorf("oauthmail: account %q has no refresh token: %w", m.key, ErrNotSignedIn)
 	}
@@ -575,6 +604,7 @@ func (m *Mailer) Send(ctx context.Context, msg *smtpx.Message) error {
 		Logger:      m.cfg.Logger,
 		Debug:       m.cfg.Debug,
 		Now:         m.cfg.Clock.Now,
+		Mechanism:   m.cfg.SMTPMechanism,
 	}
 	if err := s.Send(ctx, &mm); err != nil {
 		return err
