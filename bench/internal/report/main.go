@@ -290,6 +290,8 @@ func main() {
 	sizesFile := flag.String("sizes", "", "binary sizes: lines of 'target firmware floor keyring-symbols'")
 	runs := flag.Int("runs", 0, "runs per figure (for the header)")
 	notes := flag.String("notes", "", "file with notes to append")
+	commit := flag.String("commit", "", "commit of the tree that was measured")
+	date := flag.String("date", "", "when it was measured; empty means now")
 	flag.Parse()
 	s := samples{}
 	for _, f := range flag.Args() {
@@ -318,8 +320,11 @@ func main() {
 	var b strings.Builder
 	b.WriteString("# devicemail performance figures (issue 9)\n\n")
 	b.WriteString("Written by `bench/run`; every number below was measured in that run.\n\n")
-	fmt.Fprintf(&b, "- Machine: %s\n- Go: %s\n- Date: %s\n- Runs per figure: %d (median shown)\n\n",
-		machine(), runtime.Version(), time.Now().UTC().Format("2006-01-02 15:04 UTC"), *runs)
+	if *date == "" {
+		*date = time.Now().UTC().Format("2006-01-02 15:04 UTC")
+	}
+	fmt.Fprintf(&b, "- Machine: %s\n- Go: %s\n- Date: %s\n- Tree: commit %s (plus any uncommitted work)\n- Runs per figure: %d (median shown)\n\n",
+		machine(), runtime.Version(), *date, *commit, *runs)
 	b.WriteString(t)
 	if *notes != "" {
 		if n, err := os.ReadFile(*notes); err == nil {
