@@ -1,0 +1,220 @@
+package oauthmail
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/devicemail/devicemail/smtpx"
+)
+
+// spoolVersion is the version of the spool entry format.
+const spoolVersion = 1
+
+// maxSpoolFile caps how much of a spool JSON file is read: bodies are text,
+// attachments live in their own files.
+const maxSpoolFile = 64 << 20
+
+// spoolMessage is message.json of a spool entry.
+type spoolMessage struct {
+	Version     int               `json:"version"`
+	Enqueued    time.Time         `json:"enqueued"`
+	From        spoolAddress      `json:"from"`
+	To          []spoolAddress    `json:"to,omitempty"`
+	Cc          []spoolAddress    `json:"cc,omitempty"`
+	Bcc         []spoolAddress    `json:"bcc,omitempty"`
+	ReplyTo     []spoolAddress    `json:"reply_to,omitempty"`
+	Subject     string            `json:"subject,omitempty"`
+	Text        string            `json:"text,omitempty"`
+	HTML        string            `json:"html,omitempty"`
+	Header      map[string]string `json:"header,omitempty"`
+	MessageID   string            `json:"message_id"`
+	Date        time.Time         `json:"date"`
+	Attachments []spoolAttachment `json:"attachments,omitempty"`
+}
+
+type spoolAddress struct {
+	Name  string `json:"name,omitempty"`
+	Email string `json:"email"`
+}
+
+type spoolAttachment struct {
+	Name        string `json:"name"`
+	ContentType string `json:"content_type,omitempty"`
+	File        string `json:"file"` // "att-N" inside the entry directory
+	Size        int64  `json:"size"`
+}
+
+// spoolState is state.json of a spool entry: delivery bookkeeping, rewritten
+// atomically after every attempt.
+type spoolState struct {
+	Attempts    int       `json:"attempts"`
+	LastAttempt time.Time `json:"last_attempt,omitzero"`
+	NextAttempt time.Time `json:"next_attempt,omitzero"`
+	LastCode    Code      `json:"last_code,omitempty"`
+	LastError   string    `json:"last_error,omitempty"`
+	Dead        time.Time `json:"dead,omitzero"`
+}
+
+// SpoolError is a spool entry that cannot be read: a damaged or foreign
+// message.json. The outbox moves such entries to the dead-letter area.
+type SpoolError struct {
+	File   string // path of the file
+	Reason string // what is wrong, e.g. "not JSON", "unknown version 7"
+	Err    error  // underlying error, if any
+}
+
+func (e *SpoolError) Error() string {
+	s := fmt.Sprintf("oauthmail: outbox: spool file %s: %s", e.File, e.Reason)
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
+	}
+	return s
+}
+
+// Unwrap returns Err.
+func (e *SpoolError) Unwrap() error { return e.Err }
+
+func toSpool(m *smtpx.Message, now time.Time, domain string) *spoolMessage {
+	conv := func(as []smtpx.Address) []spoolAddress {
+		if len(as) == 0 {
+			return nil
+		}
+		out := make([]spoolAddress, len(as))
+		for i, a := range as {
+			out[i] = spoolAddress{a.Name, a.Email}
+		}
+		return out
+	}
+	sm := &spoolMessage{
+		Version: spoolVersion, Enqueued: now,
+		From: spoolAddress{m.From.Name, m.From.Email},
+		To:   conv(m.To), Cc: conv(m.Cc), Bcc: conv(m.Bcc), ReplyTo: conv(m.ReplyTo),
+		Subject: m.Subject, Text: m.Text, HTML: m.HTML, MessageID: m.MessageID, Date: m.Date,
+	}
+	if len(m.Header) > 0 {
+		sm.Header = make(map[string]string, len(m.Header))
+		for k, v := range m.Header {
+			sm.Header[k] = v
+		}
+	}
+	if sm.MessageID == "" {
+		var b [16]byte
+		rand.Read(b[:])
+		sm.MessageID = hex.EncodeToString(b[:]) + "@" + domain
+	}
+	if sm.Date.IsZero() {
+		sm.Date = now
+	}
+	return sm
+}
+
+// message rebuilds the smtpx.Message of an entry in dir; attachments are
+// opened from the spool at upload time.
+func (sm *spoolMessage) message(dir string) *smtpx.Message {
+	conv := func(as []spoolAddress) []smtpx.Address {
+		if len(as) == 0 {
+			return nil
+		}
+		out := make([]smtpx.Address, len(as))
+		for i, a := range as {
+			out[i] = smtpx.Address{Name: a.Name, Email: a.Email}
+		}
+		return out
+	}
+	m := &smtpx.Message{
+		From: smtpx.Address{Name: sm.From.Name, Email: sm.From.Email},
+		To:   conv(sm.To), Cc: conv(sm.Cc), Bcc: conv(sm.Bcc), ReplyTo: conv(sm.ReplyTo),
+		Subject: sm.Subject, Text: sm.Text, HTML: sm.HTML, Header: sm.Header,
+		MessageID: sm.MessageID, Date: sm.Date,
+	}
+	for _, a := range sm.Attachments {
+		path := filepath.Join(dir, a.File)
+		m.Attachments = append(m.Attachments, smtpx.Attachment{
+			Name: a.Name, ContentType: a.ContentType, Size: a.Size,
+			Open: func() (io.ReadCloser, error) { return os.Open(path) },
+		})
+	}
+	return m
+}
+
+func encodeSpool(sm *spoolMessage) ([]byte, error) { return json.MarshalIndent(sm, "", "\t") }
+
+// decodeSpool parses message.json strictly: known version, no unknown
+// fields, attachment files only of the form att-N.
+func decodeSpool(name string, b []byte) (*spoolMessage, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var sm spoolMessage
+	if err := dec.Decode(&sm); err != nil {
+		return nil, &SpoolError{File: name, Reason: "not a spool message", Err: err}
+	}
+	if dec.More() {
+		return nil, &SpoolError{File: name, Reason: "trailing data"}
+	}
+	if sm.Version != spoolVersion {
+		return nil, &SpoolError{File: name, Reason: "unknown version " + strconv.Itoa(sm.Version)}
+	}
+	if len(sm.To)+len(sm.Cc)+len(sm.Bcc) == 0 {
+		return nil, &SpoolError{File: name, Reason: "no recipients"}
+	}
+	for i, a := range sm.Attachments {
+		if a.File != "att-"+strconv.Itoa(i) || a.Size < 0 {
+			return nil, &SpoolError{File: name, Reason: fmt.Sprintf("attachment %d: bad file reference", i)}
+		}
+	}
+	return &sm, nil
+}
+
+func readSpool(dir string) (*spoolMessage, error) {
+	name := filepath.Join(dir, fileMsg)
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxSpoolFile+1))
+	if err != nil {
+		return nil, &SpoolError{File: name, Reason: "unreadable", Err: err}
+	}
+	if len(b) > maxSpoolFile {
+		return nil, &SpoolError{File: name, Reason: "too large"}
+	}
+	return decodeSpool(name, b)
+}
+
+func encodeState(st spoolState) ([]byte, error) { return json.Marshal(st) }
+
+// decodeState parses state.json; a damaged state is a fresh one (the
+// message itself is what must not be lost).
+func decodeState(b []byte) (spoolState, error) {
+	var st spoolState
+	if err := json.Unmarshal(b, &st); err != nil {
+		return spoolState{}, &SpoolError{File: fileSt, Reason: "not a spool state", Err: err}
+	}
+	if st.Attempts < 0 {
+		return spoolState{}, &SpoolError{File: fileSt, Reason: "negative attempts"}
+	}
+	return st, nil
+}
+
+func readState(dir string) spoolState {
+	f, err := os.Open(filepath.Join(dir, fileSt))
+	if err != nil {
+		return spoolState{}
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, 1<<20))
+	if err != nil {
+		return spoolState{}
+	}
+	st, _ := decodeState(b)
+	return st
+}
