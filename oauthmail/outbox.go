@@ -45,7 +45,9 @@ type OutboxConfig struct {
 	// holds queue/, dead/ and tmp/ subdirectories and a lock file.
 	Dir string
 	// Mailer sends the messages. The outbox holds mail while its account
-	// needs a new sign-in, and watches its Status to resume.
+	// needs a new sign-in, and watches its Status to resume. It may be nil
+	// for an Outbox that only lists, retries or drops (an administration
+	// tool); Run and Flush then fail.
 	Mailer *Mailer
 	// SendRate is the most messages sent in any 60 seconds; zero means
 	// DefaultSendRate, negative means no limit.
@@ -66,7 +68,7 @@ type OutboxConfig struct {
 	// discards. Secrets are never logged (message bodies are not logged).
 	Logger *slog.Logger
 	// Clock is the time source for backoff, rate and ages; nil means the
-	// Mailer's clock.
+	// Mailer's clock (real time without a Mailer).
 	Clock devicecode.Clock
 }
 
@@ -119,9 +121,6 @@ func NewOutbox(cfg OutboxConfig) (*Outbox, error) {
 	if cfg.Dir == "" {
 		return nil, badInput("outbox: Dir is empty")
 	}
-	if cfg.Mailer == nil {
-		return nil, badInput("outbox: Mailer is nil")
-	}
 	if cfg.SendRate == 0 {
 		cfg.SendRate = DefaultSendRate
 	}
@@ -143,8 +142,11 @@ func NewOutbox(cfg OutboxConfig) (*Outbox, error) {
 	if cfg.HoldPoll <= 0 {
 		cfg.HoldPoll = DefaultHoldPoll
 	}
-	if cfg.Clock == nil {
+	if cfg.Clock == nil && cfg.Mailer != nil {
 		cfg.Clock = cfg.Mailer.cfg.Clock
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = realClock{}
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -155,7 +157,32 @@ func NewOutbox(cfg OutboxConfig) (*Outbox, error) {
 			return nil, fmt.Errorf("oauthmail: outbox: %w", err)
 		}
 	}
-	return &Outbox{cfg: cfg, log: log, kick: make(chan struct{}, 1)}, nil
+	o := &Outbox{cfg: cfg, log: log, kick: make(chan struct{}, 1)}
+	o.sweep()
+	return o, nil
+}
+
+// sweep removes what crashes left in tmp/: entries already taken out of
+// the queue ("del-"), and staging directories of Enqueue calls that died
+// before publishing (never promised to anyone) once they are an hour old,
+// so that a concurrent Enqueue in another process is not disturbed.
+func (o *Outbox) sweep() {
+	dir := filepath.Join(o.cfg.Dir, dirTmp)
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, de := range des {
+		name := de.Name()
+		switch {
+		case strings.HasPrefix(name, "del-"):
+			os.RemoveAll(filepath.Join(dir, name))
+		case strings.HasPrefix(name, "new-"):
+			if fi, err := de.Info(); err == nil && time.Since(fi.ModTime()) > time.Hour {
+				os.RemoveAll(filepath.Join(dir, name))
+			}
+		}
+	}
 }
 
 const (
@@ -232,7 +259,7 @@ func (o *Outbox) Enqueue(ctx context.Context, msg *smtpx.Message) (string, error
 // else that of the account's sender (from the store, no network).
 func (o *Outbox) senderDomain(ctx context.Context, msg *smtpx.Message) string {
 	from := msg.From.Email
-	if from == "" {
+	if from == "" && o.cfg.Mailer != nil {
 		if st, err := o.cfg.Mailer.Status(ctx); err == nil {
 			from = st.Sender
 		}
@@ -553,6 +580,9 @@ var ErrOutboxBusy = errors.New("oauthmail: outbox: another process is delivering
 // due retries and (while held) sign-in changes. It returns ctx's error, or
 // ErrOutboxBusy at once if another process runs the same spool.
 func (o *Outbox) Run(ctx context.Context) error {
+	if o.cfg.Mailer == nil {
+		return badInput("outbox: Mailer is nil")
+	}
 	unlock, err := lockSpool(filepath.Join(o.cfg.Dir, lockFile))
 	if err != nil {
 		return err
@@ -602,6 +632,9 @@ func (o *Outbox) sleepReal(ctx context.Context, d time.Duration) {
 // once (waiting for the send rate as needed). It returns how many were
 // delivered; failures stay in the spool and show in Status and List.
 func (o *Outbox) Flush(ctx context.Context) (int, error) {
+	if o.cfg.Mailer == nil {
+		return 0, badInput("outbox: Mailer is nil")
+	}
 	unlock, err := lockSpool(filepath.Join(o.cfg.Dir, lockFile))
 	if err != nil {
 		return 0, err
@@ -726,14 +759,15 @@ func (o *Outbox) attempt(ctx context.Context, id, dir string, st spoolState) boo
 	o.mu.Lock()
 	o.sent = append(o.sent, now)
 	o.mu.Unlock()
-	err = o.cfg.Mailer.Send(actx, msg)
-	cancel()
-	if err == nil {
+	err = o.send(actx, msg, func() {
 		// The duplicate window: from the server's 250 to this rename.
 		if rerr := o.remove(dirQueue, id); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
 			o.log.LogAttrs(ctx, slog.LevelWarn, "outbox: delivered message could not be removed; it may be sent again",
 				slog.String("outbox.id", id), slog.String("error", rerr.Error()))
 		}
+	})
+	cancel()
+	if err == nil {
 		o.mu.Lock()
 		o.delivered++
 		o.lastOK = o.cfg.Clock.Now()
@@ -772,6 +806,54 @@ func (o *Outbox) attempt(ctx context.Context, id, dir string, st spoolState) boo
 		o.bury(ctx, id, dir, st)
 	}
 	return false
+}
+
+// send is [Mailer.Send] with a hook: accepted runs as soon as the server
+// has answered 250 to the final dot, before QUIT and before the last-send
+// time is written to the store, so that the spool entry is removed with the
+// least delay after acceptance (the at-least-once window).
+func (o *Outbox) send(ctx context.Context, msg *smtpx.Message, accepted func()) error {
+	m := o.cfg.Mailer
+	rec, err := m.fresh(ctx, false, "")
+	if err != nil {
+		return err
+	}
+	from := msg.From.Email
+	if from == "" {
+		from = m.sender(rec)
+	}
+	if !m.allowed(rec, from) {
+		return fmt.Errorf("oauthmail: send: %w", &smtpx.SenderMismatchError{From: from, Account: rec.Account.UPN})
+	}
+	if m.cfg.SMTPAddr == "" {
+		return badInput("send: no SMTP server configured")
+	}
+	mm := *msg
+	mm.From.Email = from
+	s := &smtpx.Sender{
+		Addr:        m.cfg.SMTPAddr,
+		TLSConfig:   m.cfg.TLSConfig,
+		Username:    rec.Account.UPN,
+		Account:     rec.Account.UPN,
+		SendAs:      m.cfg.SendAs,
+		TokenSource: tokenSource{m},
+		Logger:      m.cfg.Logger,
+		Debug:       m.cfg.Debug,
+		Now:         m.cfg.Clock.Now,
+		Mechanism:   m.cfg.SMTPMechanism,
+	}
+	sess, err := s.Dial(ctx)
+	if err != nil {
+		return err
+	}
+	if err := sess.Send(ctx, &mm); err != nil {
+		sess.Close()
+		return err
+	}
+	accepted()
+	sess.Close()
+	m.noteUsed(ctx)
+	return nil
 }
 
 // temporary reports whether retrying later may succeed.
