@@ -143,6 +143,20 @@ func BenchmarkAttachment50MB(b *testing.B) {
 		must(b, os.WriteFile(tok, []byte(e.AccessToken(sender)), 0o600))
 		run(b, "attach", "BENCH_ADDR="+e.SMTPAddr(), "BENCH_CA="+ca, "BENCH_TOKEN="+tok)
 	})
+	b.Run("ours-to-discard-sink", func(b *testing.B) {
+		addr, pem := smtpSink(b)
+		ca, tok := filepath.Join(dir, "smtpsink.pem"), filepath.Join(dir, "sinktoken")
+		must(b, os.WriteFile(ca, pem, 0o600))
+		must(b, os.WriteFile(tok, []byte("any-token"), 0o600))
+		run(b, "attach", "BENCH_ADDR="+addr, "BENCH_CA="+ca, "BENCH_TOKEN="+tok)
+	})
+	b.Run("ours-to-raw-sink", func(b *testing.B) {
+		addr, pem := rawSink(b)
+		ca, tok := filepath.Join(dir, "rawsink.pem"), filepath.Join(dir, "rawtoken")
+		must(b, os.WriteFile(ca, pem, 0o600))
+		must(b, os.WriteFile(tok, []byte("any-token"), 0o600))
+		run(b, "attach", "BENCH_ADDR="+addr, "BENCH_CA="+ca, "BENCH_TOKEN="+tok)
+	})
 	b.Run("tls-copy", func(b *testing.B) {
 		addr, pem := tlsSink(b)
 		ca := filepath.Join(dir, "sink.pem")

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"math/big"
 	mrand "math/rand/v2"
 	"net"
@@ -25,6 +26,8 @@ import (
 
 	"github.com/devicemail/devicemail/oauthmail/oauthmailtest"
 	"github.com/devicemail/devicemail/smtpx"
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
 	"golang.org/x/oauth2"
 )
 
@@ -189,9 +192,9 @@ func childTLSCopy() (childResult, error) {
 	return childResult{Seconds: time.Since(start).Seconds()}, nil
 }
 
-// tlsSink is a TLS server on loopback that reads each connection to EOF and
-// answers one byte. It returns its address and the PEM of its certificate.
-func tlsSink(b testing.TB) (addr string, certPEM []byte) {
+// sinkTLS returns a server TLS configuration with a fresh self-signed
+// certificate for 127.0.0.1, and that certificate in PEM form.
+func sinkTLS(b testing.TB) (*tls.Config, []byte) {
 	b.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	must(b, err)
@@ -203,7 +206,15 @@ func tlsSink(b testing.TB) (addr string, certPEM []byte) {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	must(b, err)
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}})
+	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}, pemCert(der)
+}
+
+// tlsSink is a TLS server on loopback that reads each connection to EOF and
+// answers one byte. It returns its address and the PEM of its certificate.
+func tlsSink(b testing.TB) (addr string, certPEM []byte) {
+	b.Helper()
+	conf, pem := sinkTLS(b)
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", conf)
 	must(b, err)
 	b.Cleanup(func() { ln.Close() })
 	go func() {
@@ -219,8 +230,40 @@ func tlsSink(b testing.TB) (addr string, certPEM []byte) {
 			}()
 		}
 	}()
-	return ln.Addr().String(), pemCert(der)
+	return ln.Addr().String(), pem
 }
+
+// smtpSink is a go-smtp server on loopback (STARTTLS, any XOAUTH2 accepted)
+// that discards every message: the receiving side of figure 3 without the
+// emulator's checks and storage.
+func smtpSink(b testing.TB) (addr string, certPEM []byte) {
+	b.Helper()
+	conf, pem := sinkTLS(b)
+	s := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return sinkSession{}, nil }))
+	s.Domain = "127.0.0.1"
+	s.TLSConfig = conf
+	s.MaxMessageBytes = 200 << 20
+	s.ErrorLog = log.New(io.Discard, "", 0)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	must(b, err)
+	go s.Serve(ln)
+	b.Cleanup(func() { s.Close() })
+	return ln.Addr().String(), pem
+}
+
+type sinkSession struct{}
+
+func (sinkSession) AuthMechanisms() []string             { return []string{"XOAUTH2"} }
+func (sinkSession) Auth(string) (sasl.Server, error)     { return acceptAll{}, nil }
+func (sinkSession) Reset()                               {}
+func (sinkSession) Logout() error                        { return nil }
+func (sinkSession) Mail(string, *smtp.MailOptions) error { return nil }
+func (sinkSession) Rcpt(string, *smtp.RcptOptions) error { return nil }
+func (sinkSession) Data(r io.Reader) error               { _, err := io.Copy(io.Discard, r); return err }
+
+type acceptAll struct{}
+
+func (acceptAll) Next([]byte) ([]byte, bool, error) { return nil, true, nil }
 
 func pemCert(der []byte) []byte {
 	var sb strings.Builder

@@ -14,7 +14,9 @@
 //   - BenchmarkBatch100: 100 messages on loopback: ours on one pipelined
 //     session, msmtp one process per message, ours one connection per message.
 //   - BenchmarkAttachment50MB: a 50 MB attachment sent by a child process
-//     (peak RSS from VmHWM) against a plain TLS copy of the same bytes.
+//     (peak RSS from VmHWM) to the emulator, to a go-smtp server that
+//     discards, and to a raw sink that reads DATA in bulk, against a plain
+//     TLS copy of the same bytes.
 //   - BenchmarkRefreshUnderLoad: 1,000 concurrent oauthmail sends on an
 //     expired token (and the same load with a valid token, for comparison);
 //     token requests made, p50 and p99 latency.

@@ -204,6 +204,20 @@ func rows(s samples, sizes []size) []row {
 	} else {
 		add(row{"3 50 MB attachment", "ours", missing, "", "", ""})
 	}
+	for _, v := range []struct{ name, what string }{
+		{"ours-to-discard-sink", "ours → go-smtp server that discards"},
+		{"ours-to-raw-sink", "ours → raw sink (bulk DATA read)"},
+	} {
+		if x, ok := s.get(att+v.name, "MB/s"); ok {
+			c, _ := s.get(att+v.name, "child-cpu-s")
+			w, _ := s.get(att+v.name, "child-wall-s")
+			r := row{figure: "3 50 MB attachment", what: v.what, value: fmt.Sprintf("%s MB/s (sender CPU %s s / wall %s s)", num(x), num(c), num(w))}
+			if okC {
+				r.ratio = num(x/cp) + "× copy"
+			}
+			add(r)
+		}
+	}
 	if okC {
 		add(row{"3 50 MB attachment", "plain TLS copy", fmt.Sprintf("%s MB/s, peak RSS %s MB", num(cp), num(cpRSS)), "", "", ""})
 	}
