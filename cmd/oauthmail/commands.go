@@ -254,12 +254,32 @@ func (e *env) login(ctx context.Context, args []string) error {
 	devURL := fs.String("device-auth-url", "", "device authorization endpoint (--provider generic)")
 	tokURL := fs.String("token-url", "", "token endpoint (--provider generic)")
 	fs.Var(&scopes, "scope", "scope to request (repeatable; default: the provider's)")
+	var cf confidential
+	fs.StringVar(&cf.flow, "flow", "device", "device (device code), authcode (browser, client secret) or client-credentials (app-only)")
+	fs.StringVar(&cf.secretFile, "client-secret-file", "", "file holding the client secret (authcode, client-credentials)")
+	fs.StringVar(&cf.secretExpires, "client-secret-expires", "", "the secret's expiry date YYYY-MM-DD, for the warning")
+	fs.StringVar(&cf.authURL, "authorize-url", "", "authorization endpoint (authcode; with --token-url instead of --tenant)")
+	fs.IntVar(&cf.redirectPort, "redirect-port", 0, "loopback port of the redirect URI http://localhost:PORT (authcode; default: a free port)")
+	fs.StringVar(&cf.clientAuth, "client-auth", "post", "how the secret is sent: post or basic (authcode)")
+	fs.BoolVar(&cf.noBrowser, "no-browser", false, "print the sign-in URL instead of opening a browser (authcode)")
+	fs.StringVar(&cf.mailbox, "mailbox", "", "mailbox the service sends as (client-credentials)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	e.json = c.json
 	if *clientID == "" {
 		return usagef("login: --client-id is required")
+	}
+	switch cf.flow {
+	case "device":
+	case "authcode", "client-credentials":
+		a, err := confidentialAuthority(*provider, *tenant, *loginURL, cf.authURL, *tokURL, scopes)
+		if err != nil {
+			return err
+		}
+		return e.loginConfidential(ctx, &c, &cf, a, *clientID, *tokURL)
+	default:
+		return usagef("login: unknown --flow %q (device, authcode or client-credentials)", cf.flow)
 	}
 	a, err := authority(*provider, *tenant, *loginURL, *devURL, *tokURL, scopes)
 	if err != nil {
@@ -396,12 +416,22 @@ func (e *env) send(ctx context.Context, args []string) error {
 	body := fs.String("body", "", "text body")
 	bodyFile := fs.String("body-file", "", "file holding the text body (- for stdin)")
 	smtpAddr := fs.String("smtp", "", "SMTP server host:port (default: the provider's)")
+	testMail := fs.Bool("test", false, "send the fixed test message to the sender's own address")
+	secretFile := fs.String("client-secret-file", "", "client secret of an authcode or client-credentials sign-in (for renewing its token)")
+	mechanism := fs.String("mechanism", "", "SASL mechanism: XOAUTH2 (default) or OAUTHBEARER")
 	var sendAs multi
 	fs.Var(&sendAs, "send-as", "address the account has Send As rights on (repeatable)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	e.json = c.json
+	if *testMail {
+		return e.sendTest(ctx, &c, oauthmail.Config{SMTPAddr: *smtpAddr, From: *from, SendAs: sendAs, SMTPMechanism: *mechanism}, *secretFile)
+	}
+	secret, err := readSecret(*secretFile)
+	if err != nil {
+		return err
+	}
 	if len(to)+len(cc)+len(bcc) == 0 {
 		return usagef("send: at least one --to, --cc or --bcc is required")
 	}
@@ -433,7 +463,7 @@ func (e *env) send(ctx context.Context, args []string) error {
 		}
 		msg.Attachments = append(msg.Attachments, att)
 	}
-	m, _, err := e.mailerFor(ctx, &c, oauthmail.Config{SMTPAddr: *smtpAddr, SendAs: sendAs})
+	m, _, err := e.mailerFor(ctx, &c, oauthmail.Config{SMTPAddr: *smtpAddr, SendAs: sendAs, ClientSecret: secret, SMTPMechanism: *mechanism})
 	if err != nil {
 		return err
 	}

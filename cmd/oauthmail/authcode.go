@@ -1,0 +1,171 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/devicemail/devicemail/devicecode"
+	"github.com/devicemail/devicemail/oauthmail"
+)
+
+// confidential holds the login flags of the authorization-code and client
+// credentials flows (issue 7).
+type confidential struct {
+	flow          string
+	secretFile    string
+	secretExpires string
+	authURL       string
+	redirectPort  int
+	clientAuth    string
+	noBrowser     bool
+	mailbox       string
+}
+
+// readSecret reads a client secret from a file (trailing newline removed);
+// secrets never come on the command line, where ps would show them.
+func readSecret(path string) (string, error) {
+	if path == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("client secret file: %w", err)
+	}
+	s := strings.TrimSpace(string(b))
+	if s == "" {
+		return "", usagef("client secret file %s is empty", path)
+	}
+	return s, nil
+}
+
+// confidentialAuthority builds the authority of an authcode or
+// client-credentials login. Custom endpoints (--authorize-url and
+// --token-url, seed 004) keep the provider's scopes and SMTP server.
+func confidentialAuthority(provider, tenant, loginURL, authURL, tokURL string, scopes []string) (devicecode.Authority, error) {
+	switch provider {
+	case "google":
+		a := oauthmail.Google()
+		if len(scopes) > 0 {
+			a.Scopes = scopes
+		}
+		return a, nil
+	case "generic":
+		if tokURL == "" {
+			return devicecode.Authority{}, usagef("login: --token-url is required for --provider generic")
+		}
+		return oauthmail.Generic("generic", oauth2.Endpoint{AuthURL: authURL, TokenURL: tokURL}, "", scopes...)
+	case "exchange", "":
+		if tenant == "" {
+			if authURL == "" || tokURL == "" {
+				return devicecode.Authority{}, usagef("login: give --tenant, or both --authorize-url and --token-url")
+			}
+			tenant = "organizations" // the endpoints below name the tenant
+		}
+	}
+	return authority(provider, tenant, loginURL, "", "", scopes)
+}
+
+// loginConfidential runs `login --flow authcode|client-credentials`.
+func (e *env) loginConfidential(ctx context.Context, c *common, cf *confidential, a devicecode.Authority, clientID, tokURL string) error {
+	secret, err := readSecret(cf.secretFile)
+	if err != nil {
+		return err
+	}
+	var expires time.Time
+	if cf.secretExpires != "" {
+		if expires, err = time.Parse("2006-01-02", cf.secretExpires); err != nil {
+			return usagef("login: --client-secret-expires %q is not a date (YYYY-MM-DD)", cf.secretExpires)
+		}
+	}
+	st, err := e.storeFor(c)
+	if err != nil {
+		return err
+	}
+	tc, hc, err := tlsSetup(c.caFile)
+	if err != nil {
+		return err
+	}
+	m, err := oauthmail.New(oauthmail.Config{
+		Authority: a, ClientID: clientID, ClientSecret: secret, ClientSecretExpires: expires,
+		Store: st, Account: c.account, TLSConfig: tc, HTTPClient: hc,
+	})
+	if err != nil {
+		return err
+	}
+	var id *devicecode.Identity
+	switch cf.flow {
+	case "client-credentials":
+		if secret == "" {
+			return usagef("login: --flow client-credentials needs --client-secret-file")
+		}
+		if cf.mailbox == "" {
+			return usagef("login: --flow client-credentials needs --mailbox (the address the service sends as)")
+		}
+		if err := m.SignInApp(ctx, cf.mailbox); err != nil {
+			return err
+		}
+		id = &devicecode.Identity{UPN: cf.mailbox}
+	case "authcode":
+		b := &oauthmail.Browser{Port: cf.redirectPort, ShowURL: func(u string) {
+			fmt.Fprintf(e.stderr, "Open this page in a browser to sign in:\n%s\n", u)
+		}}
+		b.AuthURL, b.TokenURL = cf.authURL, tokURL // custom endpoints; "" keeps the authority's
+		switch cf.clientAuth {
+		case "", "post":
+		case "basic":
+			b.ClientAuth = devicecode.ClientSecretBasic
+		default:
+			return usagef("login: --client-auth must be post or basic")
+		}
+		if cf.noBrowser {
+			b.OpenBrowser = func(string) error { return fmt.Errorf("--no-browser") }
+		} else {
+			fmt.Fprintln(e.stderr, "oauthmail: opening the sign-in page in your browser...")
+		}
+		if id, err = m.SignInBrowser(ctx, b); err != nil {
+			return err
+		}
+	}
+	s, _ := m.Status(ctx)
+	if e.json {
+		out := map[string]any{"signed_in": true, "account": c.account, "upn": id.UPN, "flow": cf.flow}
+		if s != nil && s.ClientSecret != nil {
+			out["client_secret"] = s.ClientSecret
+		}
+		e.printJSON(out)
+		return nil
+	}
+	fmt.Fprintf(e.stdout, "signed in as %s (%s); sender set to %s\n", id.UPN, cf.flow, id.UPN)
+	if s != nil && s.ClientSecret != nil && s.ClientSecret.Message != "" {
+		fmt.Fprintf(e.stderr, "warning: %s\n", s.ClientSecret.Message)
+	}
+	return nil
+}
+
+// sendTest runs `send --test`: seed 004's "send test mail" button.
+func (e *env) sendTest(ctx context.Context, c *common, cfg oauthmail.Config, secretFile string) error {
+	secret, err := readSecret(secretFile)
+	if err != nil {
+		return err
+	}
+	cfg.ClientSecret = secret
+	m, _, err := e.mailerFor(ctx, c, cfg)
+	if err != nil {
+		return err
+	}
+	addr, err := m.SendTest(ctx)
+	if err != nil {
+		return err
+	}
+	if e.json {
+		e.printJSON(map[string]any{"sent": true, "account": c.account, "test": true, "to": addr})
+	} else {
+		fmt.Fprintf(e.stdout, "test message sent to %s\n", addr)
+	}
+	return nil
+}
