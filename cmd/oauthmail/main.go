@@ -7,6 +7,8 @@
 //	oauthmail login  --client-id C [--provider exchange|outlook|generic] [--tenant T] [--scope S]... [--authority URL] [--account NAME] [--store SPEC] [--ca-file F] [--no-qr]
 //	oauthmail status [--account NAME] [--json]
 //	oauthmail send   --to A [--to B] [--cc C] [--from F] [--subject S] [--body TEXT | --body-file F] [--attach FILE]... [--smtp HOST:PORT] [--ca-file F] [--account NAME]
+//	oauthmail send --queue [send flags] [--spool DIR] [--no-deliver]
+//	oauthmail queue list|status|retry|drop|flush|run [--spool DIR] [--account NAME] [ID...]
 //	oauthmail token  [--account NAME]
 //	oauthmail logout [--account NAME]
 //	oauthmail emulator [flags]   run the Entra ID + Exchange Online emulator
@@ -61,7 +63,8 @@ const usage = `usage: oauthmail <command> [flags]
 commands:
   login     sign a mailbox in with a device code
   status    show the sign-in of an account (or of all accounts)
-  send      send a message
+  send      send a message (--queue: through the durable outbox)
+  queue     list, retry, drop or deliver outbox messages
   token     print a fresh access token (for msmtp passwordeval)
   logout    forget an account's sign-in
   emulator  run the Entra ID + Exchange Online emulator
@@ -137,7 +140,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	case "status":
 		err = e.status(ctx, rest)
 	case "send":
-		err = e.send(ctx, rest)
+		if hasQueueFlag(rest) {
+			err = e.sendQueued(ctx, rest)
+		} else {
+			err = e.send(ctx, rest)
+		}
+	case "queue":
+		err = e.queue(ctx, rest)
 	case "token":
 		err = e.token(ctx, rest)
 	case "logout":
