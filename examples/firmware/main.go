@@ -3,10 +3,16 @@
 // the panel, a keep-alive so an idle device never lapses, mail sent as the
 // signed-in account's UPN, and panel numbers for every failure.
 //
-// By default it runs against an in-process emulator and approves the sign-in
-// itself. Against a real tenant:
+// By default (go run ./examples/firmware) it runs against an in-process
+// emulator and approves the sign-in itself. Against a real tenant:
 //
 //	go run ./examples/firmware -real -tenant <tenant ID> -client-id <app ID> -to you@example.com
+//
+// Device builds: go build -tags device. The device tag leaves the emulator
+// (oauthmail/oauthmailtest, and through it testing, os/exec, html/template)
+// out of the binary: emulator.go (//go:build !device) holds the emulator
+// start-up and device.go (//go:build device) replaces it, so a device build
+// always talks to Microsoft and requires -tenant, -client-id and -to.
 //
 // It does not import tokenstore/keyringstore, so the binary links no keyring
 // (D-Bus, Keychain, Credential Manager) code.
@@ -25,10 +31,18 @@ import (
 
 	"github.com/devicemail/devicemail/devicecode"
 	"github.com/devicemail/devicemail/oauthmail"
-	"github.com/devicemail/devicemail/oauthmail/oauthmailtest"
 	"github.com/devicemail/devicemail/smtpx"
 	"github.com/devicemail/devicemail/tokenstore"
 )
+
+// emulator is what the example does with the in-process emulator: approve
+// the sign-in as the user would, and move its clock. Only the default build
+// has one (emulator.go); startEmulator fails on a device build (device.go).
+type emulator interface {
+	approve(userCode string) error
+	advance(d time.Duration)
+	close()
+}
 
 func main() {
 	os.Exit(run(context.Background(), os.Args[1:], os.Stdout))
@@ -49,12 +63,17 @@ func (p panel) fail(err error) {
 func run(ctx context.Context, args []string, out io.Writer) int {
 	fs := flag.NewFlagSet("firmware", flag.ContinueOnError)
 	fs.SetOutput(out)
-	useReal := fs.Bool("real", false, "use Microsoft instead of the emulator")
-	tenant := fs.String("tenant", oauthmailtest.ContosoTenantID, "tenant ID (GUID)")
-	clientID := fs.String("client-id", oauthmailtest.DeviceAppClientID, "application (client) ID")
-	to := fs.String("to", "bob@contoso.com", "recipient of the scan")
+	useReal := fs.Bool("real", defaultReal, "use Microsoft instead of the emulator (always on in device builds)")
+	tenant := fs.String("tenant", defaultTenant, "tenant ID (GUID)")
+	clientID := fs.String("client-id", defaultClientID, "application (client) ID")
+	to := fs.String("to", defaultTo, "recipient of the scan")
 	state := fs.String("state", "", "directory for the encrypted sign-in (default: a temporary directory)")
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *useReal && (*tenant == "" || *clientID == "" || *to == "") {
+		fmt.Fprintln(out, "firmware: -tenant, -client-id and -to are required against a real tenant")
+		fs.Usage()
 		return 2
 	}
 	p := panel{out}
@@ -84,12 +103,15 @@ func run(ctx context.Context, args []string, out io.Writer) int {
 		Store:     &tokenstore.Encrypted{Dir: filepath.Join(dir, "signin"), Secret: secret},
 		Account:   "printer",
 	}
-	var em *oauthmailtest.Emulator
+	var em emulator
 	if !*useReal {
-		em = oauthmailtest.New(&oauthmailtest.Options{Clock: oauthmailtest.NewClock(time.Date(2026, 4, 1, 8, 0, 0, 0, time.UTC))})
-		defer em.Close()
-		cfg.Authority = a.WithLoginURL(em.URL())
-		cfg.SMTPAddr, cfg.TLSConfig, cfg.HTTPClient, cfg.Clock = em.SMTPAddr(), em.TLSConfig(), em.Client(), em.Clock()
+		e, err := startEmulator(&cfg, a)
+		if err != nil {
+			fmt.Fprintln(out, "firmware:", err)
+			return 2
+		}
+		defer e.close()
+		em = e
 	}
 	m, err := oauthmail.New(cfg)
 	if err != nil {
@@ -111,7 +133,7 @@ func run(ctx context.Context, args []string, out io.Writer) int {
 		id, err := m.SignIn(ctx, func(pr *devicecode.Prompt) error {
 			p.show("open %s and enter %s", pr.VerificationURI, pr.UserCode)
 			if em != nil {
-				return em.Approve(pr.UserCode, "alice@contoso.com")
+				return em.approve(pr.UserCode)
 			}
 			return nil
 		})
@@ -138,7 +160,7 @@ func run(ctx context.Context, args []string, out io.Writer) int {
 	if em != nil {
 		// An idle month on the emulator's clock, then one keep-alive: the
 		// sign-in now lapses 90 days after today, not after the sign-in.
-		em.Clock().Advance(30 * 24 * time.Hour)
+		em.advance(30 * 24 * time.Hour)
 		if err := m.KeepAlive(ctx, 0); err != nil {
 			p.fail(err)
 			return 1
@@ -147,7 +169,7 @@ func run(ctx context.Context, args []string, out io.Writer) int {
 		p.show("keep-alive done; the link lapses on %s unless the device refreshes again", st.LapsesAt.Format("2006-01-02"))
 
 		// Switched off for 91 days with no keep-alive: panel 361.
-		em.Clock().Advance(91 * 24 * time.Hour)
+		em.advance(91 * 24 * time.Hour)
 		if err := m.Send(ctx, scan(*to)); err != nil {
 			p.fail(err)
 		}

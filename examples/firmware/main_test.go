@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -20,19 +22,62 @@ func TestFirmwareAgainstEmulator(t *testing.T) {
 	}
 }
 
-// Firmware must not link keyring code.
+// Firmware must not link keyring code, and the device build must not link
+// the emulator or the testing package.
 func TestNoKeyringDependency(t *testing.T) {
 	goTool, err := exec.LookPath("go")
 	if err != nil {
 		t.Skip("go tool not in PATH")
 	}
-	deps, err := exec.Command(goTool, "list", "-deps", ".").Output()
-	if err != nil {
-		t.Fatalf("go list -deps: %v", err)
+	for _, tags := range []string{"", "device"} {
+		deps, err := exec.Command(goTool, "list", "-deps", "-tags", tags, ".").Output()
+		if err != nil {
+			t.Fatalf("go list -deps -tags %q: %v", tags, err)
+		}
+		for _, bad := range []string{"keyringstore", "go-keyring", "godbus"} {
+			if strings.Contains(string(deps), bad) {
+				t.Errorf("examples/firmware (tags %q) depends on %s", tags, bad)
+			}
+		}
+		linked := map[string]bool{}
+		for _, p := range strings.Fields(string(deps)) {
+			linked[p] = true
+		}
+		emulator := "github.com/devicemail/devicemail/oauthmail/oauthmailtest"
+		if tags == "" && !linked[emulator] {
+			// The check below must be able to fail: the default build
+			// does link the emulator.
+			t.Errorf("default build does not list %s; the device check proves nothing", emulator)
+		}
+		if tags == "device" {
+			for _, bad := range []string{emulator, "testing"} {
+				if linked[bad] {
+					t.Errorf("examples/firmware -tags device links %s", bad)
+				}
+			}
+		}
 	}
-	for _, bad := range []string{"keyringstore", "go-keyring", "godbus"} {
-		if strings.Contains(string(deps), bad) {
-			t.Errorf("examples/firmware depends on %s", bad)
+}
+
+// The device build compiles and, having no emulator, refuses to start
+// without a real tenant.
+func TestDeviceBuildRequiresTenant(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a binary")
+	}
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("go tool not in PATH")
+	}
+	bin := filepath.Join(t.TempDir(), "firmware")
+	if out, err := exec.Command(goTool, "build", "-tags", "device", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build -tags device: %v\n%s", err, out)
+	}
+	for _, args := range [][]string{nil, {"-real=false", "-tenant", "contoso.onmicrosoft.com", "-client-id", "x", "-to", "bob@contoso.com"}} {
+		out, err := exec.Command(bin, args...).CombinedOutput()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+			t.Errorf("device build %q: err = %v, want exit status 2\n%s", args, err, out)
 		}
 	}
 }
