@@ -306,6 +306,7 @@ func main() {
 	notes := flag.String("notes", "", "file with notes to append")
 	commit := flag.String("commit", "", "commit of the tree that was measured")
 	date := flag.String("date", "", "when it was measured; empty means now")
+	remeasured := flag.String("remeasured", "", "file of lines saying which figures were re-measured after the full run (ONLY=...)")
 	flag.Parse()
 	s := samples{}
 	for _, f := range flag.Args() {
@@ -339,6 +340,18 @@ func main() {
 	}
 	fmt.Fprintf(&b, "- Machine: %s\n- Go: %s\n- Date: %s\n- Tree: commit %s (plus any uncommitted work)\n- Runs per figure: %d (median shown)\n\n",
 		machine(), runtime.Version(), *date, *commit, *runs)
+	if *remeasured != "" {
+		if r, err := os.ReadFile(*remeasured); err == nil {
+			for _, l := range strings.Split(strings.TrimSpace(string(r)), "\n") {
+				if l != "" {
+					fmt.Fprintf(&b, "- Re-measured: %s\n", l)
+				}
+			}
+			if len(strings.TrimSpace(string(r))) > 0 {
+				b.WriteString("\n")
+			}
+		}
+	}
 	b.WriteString(t)
 	if *notes != "" {
 		if n, err := os.ReadFile(*notes); err == nil {
