@@ -45,9 +45,10 @@
 // the remaining recipients. Without PIPELINING it waits for each reply.
 //
 // A message with any number of recipients on a fresh STARTTLS connection
-// costs 8 round trips, the protocol floor: EHLO, STARTTLS, the TLS 1.3
-// handshake, EHLO, AUTH (with an initial response), MAIL+RCPT+DATA, the
-// message with its final dot, and QUIT. On a [Session] each further message
+// costs 7 round trips after the greeting, the protocol floor: EHLO,
+// STARTTLS, the TLS 1.3 handshake, EHLO, AUTH (with an initial response),
+// MAIL+RCPT+DATA, and the message with its final dot, with QUIT pipelined
+// behind the dot by [Sender.Send] when the server offers PIPELINING. On a [Session] each further message
 // costs 2 (without PIPELINING, 3 plus one per recipient). smtpx sends RSET
 // only after a failed transaction.
 //

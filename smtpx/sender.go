@@ -78,8 +78,10 @@ type Sender struct {
 	// TokenSource is asked for a token once per connection. If it also
 	// implements Refresher, a rejected token is refreshed once.
 	TokenSource TokenSource
-	// Mechanism is the SASL mechanism: "" or "XOAUTH2", or "OAUTHBEARER"
-	// (RFC 7628, from go-sasl).
+	// Mechanism is the SASL mechanism: "XOAUTH2", "OAUTHBEARER" (RFC 7628),
+	// or "" to choose from what the server advertises after STARTTLS:
+	// XOAUTH2 when offered (Exchange Online, Gmail), else OAUTHBEARER when
+	// offered, else XOAUTH2.
 	Mechanism string
 	// Dialer opens the TCP connection; nil means a *net.Dialer.
 	Dialer Dialer
@@ -423,9 +425,13 @@ func isLoopback(a net.Addr) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-func (ss *Session) saslClient(tok *oauth2.Token) sasl.Client {
+func (ss *Session) saslClient(c *smtp.Client, tok *oauth2.Token) sasl.Client {
 	s := ss.s
-	if strings.EqualFold(s.Mechanism, "OAUTHBEARER") {
+	bearer := strings.EqualFold(s.Mechanism, MechanismOAUTHBEARER)
+	if s.Mechanism == "" && !c.SupportsAuth(MechanismXOAUTH2) && c.SupportsAuth(MechanismOAUTHBEARER) {
+		bearer = true
+	}
+	if bearer {
 		host, port, _ := net.SplitHostPort(s.Addr)
 		p := 0
 		fmt.Sscanf(port, "%d", &p)
@@ -443,7 +449,7 @@ func (ss *Session) auth(ctx context.Context, c *smtp.Client) error {
 	if tok == nil || tok.AccessToken == "" {
 		return errors.New("smtpx: token: token source returned no access token")
 	}
-	err = c.Auth(ss.saslClient(tok))
+	err = c.Auth(ss.saslClient(c, tok))
 	if err == nil {
 		return nil
 	}
@@ -462,7 +468,7 @@ func (ss *Session) auth(ctx context.Context, c *smtp.Client) error {
 	if tok2 == nil || tok2.AccessToken == "" {
 		return e
 	}
-	if err := c.Auth(ss.saslClient(tok2)); err != nil {
+	if err := c.Auth(ss.saslClient(c, tok2)); err != nil {
 		return ctxOr(ctx, StageAuth, err)
 	}
 	return nil

@@ -736,6 +736,22 @@ func TestOAuthBearer(t *testing.T) {
 	}
 }
 
+// With Mechanism "", the sender uses what the server advertises.
+func TestMechanismFromServer(t *testing.T) {
+	for _, bearer := range []bool{false, true} {
+		ts := startServer(t, serverOpts{})
+		ts.bearer = bearer // offer only OAUTHBEARER, or only XOAUTH2
+		s := ts.sender(alice)
+		s.Mechanism = ""
+		if err := s.Send(t.Context(), simpleMessage()); err != nil {
+			t.Fatalf("bearer=%v: Send() = %v", bearer, err)
+		}
+		if got := ts.messages(); len(got) != 1 || got[0].User != alice {
+			t.Errorf("bearer=%v: messages = %+v", bearer, got)
+		}
+	}
+}
+
 func TestNoSecretsInOutput(t *testing.T) {
 	ts := startServer(t, serverOpts{})
 	var debug, logs bytes.Buffer
