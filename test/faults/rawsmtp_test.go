@@ -139,6 +139,10 @@ func (s *rawSMTP) dialogue(c net.Conn, secure, greet bool) {
 				fmt.Fprintf(w, "250-faults.test\r\n250-SIZE 1000000\r\n250 AUTH XOAUTH2\r\n")
 			}
 		case cmd == "STARTTLS" && !secure:
+			if s.tls == nil {
+				fmt.Fprintf(w, "454 4.7.0 TLS not available\r\n")
+				continue
+			}
 			if s.starttlsReply != "" {
 				fmt.Fprintf(w, "%s\r\n", s.starttlsReply)
 				continue
