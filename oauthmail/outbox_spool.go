@@ -165,6 +165,16 @@ func decodeSpool(name string, b []byte) (*spoolMessage, error) {
 	if len(sm.To)+len(sm.Cc)+len(sm.Bcc) == 0 {
 		return nil, &SpoolError{File: name, Reason: "no recipients"}
 	}
+	for _, l := range [][]spoolAddress{sm.To, sm.Cc, sm.Bcc, sm.ReplyTo} {
+		for _, a := range l {
+			if a.Email == "" {
+				return nil, &SpoolError{File: name, Reason: "empty address"}
+			}
+		}
+	}
+	if len(sm.Header) == 0 {
+		sm.Header = nil // "header":{} and no header are the same message
+	}
 	for i, a := range sm.Attachments {
 		if a.File != "att-"+strconv.Itoa(i) || a.Size < 0 {
 			return nil, &SpoolError{File: name, Reason: fmt.Sprintf("attachment %d: bad file reference", i)}
