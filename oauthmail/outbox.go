@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -92,8 +93,22 @@ type OutboxConfig struct {
 // puts it back.
 //
 // Several processes may Enqueue into one directory at once; delivery runs in
-// one process at a time (a lock file, on Unix). An Outbox is safe for
-// concurrent use.
+// one process at a time (a lock file, on Unix). The send times of the last
+// minute are kept in the spool, so successive processes share SendRate; two
+// spools for one mailbox do not. An Outbox is safe for concurrent use.
+//
+// # Spool layout
+//
+//	DIR/queue/ID/message.json   header fields and body (JSON, version 1)
+//	DIR/queue/ID/att-N          attachment copies
+//	DIR/queue/ID/state.json     attempts, next attempt, last code and error
+//	DIR/dead/ID/...             dead letters, same layout
+//	DIR/tmp/                    staging (new-ID) and removal (del-ID)
+//	DIR/lock, DIR/rate.json     delivery lock, recent send times
+//
+// An entry is staged in tmp/, synced, and renamed into queue/ in one step;
+// it leaves queue/ by one rename too (to dead/ or to tmp/ for deletion).
+// IDs sort by enqueue time. No file holds a token.
 type Outbox struct {
 	cfg  OutboxConfig
 	log  *slog.Logger
@@ -159,6 +174,7 @@ func NewOutbox(cfg OutboxConfig) (*Outbox, error) {
 	}
 	o := &Outbox{cfg: cfg, log: log, kick: make(chan struct{}, 1)}
 	o.sweep()
+	o.loadRate()
 	return o, nil
 }
 
@@ -192,6 +208,7 @@ const (
 	fileMsg  = "message.json"
 	fileSt   = "state.json"
 	lockFile = "lock"
+	fileRate = "rate.json" // send times of the last minute, shared by successive processes
 )
 
 // Enqueue stores msg in the spool and returns its ID once the message, its
@@ -709,6 +726,33 @@ func (o *Outbox) held(ctx context.Context) bool {
 	return false
 }
 
+// loadRate reads the send times a previous process recorded, so that
+// successive short-lived processes (oauthmail send --queue in a loop) keep
+// to SendRate together.
+func (o *Outbox) loadRate() {
+	b, err := os.ReadFile(filepath.Join(o.cfg.Dir, fileRate))
+	if err != nil || len(b) > 64<<10 {
+		return
+	}
+	var ts []time.Time
+	if json.Unmarshal(b, &ts) == nil {
+		o.sent = ts
+	}
+}
+
+// noteSent records a send time in memory and, best effort, in the spool
+// (under the delivery lock, so there is one writer).
+func (o *Outbox) noteSent(t time.Time) {
+	o.mu.Lock()
+	o.sent = append(o.sent, t)
+	b, _ := json.Marshal(o.sent)
+	o.mu.Unlock()
+	path := filepath.Join(o.cfg.Dir, fileRate)
+	if os.WriteFile(path+".tmp", b, 0o600) == nil {
+		os.Rename(path+".tmp", path)
+	}
+}
+
 // pace waits until sending one more message keeps within SendRate.
 func (o *Outbox) pace(ctx context.Context) error {
 	if o.cfg.SendRate < 0 {
@@ -756,9 +800,9 @@ func (o *Outbox) attempt(ctx context.Context, id, dir string, st spoolState) boo
 	msg := sm.message(dir)
 	actx, cancel := context.WithTimeout(ctx, o.cfg.AttemptTimeout)
 	now := o.cfg.Clock.Now()
-	o.mu.Lock()
-	o.sent = append(o.sent, now)
-	o.mu.Unlock()
+	if o.cfg.SendRate >= 0 {
+		o.noteSent(now)
+	}
 	err = o.send(actx, msg, func() {
 		// The duplicate window: from the server's 250 to this rename.
 		if rerr := o.remove(dirQueue, id); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {

@@ -423,3 +423,55 @@ func TestNewOutboxChecksConfig(t *testing.T) {
 	_ = devicecode.ErrProtocol
 	_ = http.StatusOK
 }
+
+// Successive Outboxes on one spool (a command run once per message) keep to
+// the send rate together.
+func TestOutboxSendRateAcrossInstances(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	r, _ := outboxRig(t, nil, func(c *oauthmail.OutboxConfig) { c.Dir = dir })
+	for range 40 {
+		o, err := oauthmail.NewOutbox(oauthmail.OutboxConfig{Dir: dir, Mailer: r.m})
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.Enqueue(ctx, msgTo("bob@contoso.com"))
+		if n, err := o.Flush(ctx); n != 1 || err != nil {
+			t.Fatalf("Flush() = %d, %v", n, err)
+		}
+	}
+	msgs := r.e.Messages()
+	for i := 30; i < len(msgs); i++ {
+		if msgs[i].Received.Sub(msgs[i-30].Received) < time.Minute {
+			t.Fatalf("messages %d and %d within %v", i-30, i, msgs[i].Received.Sub(msgs[i-30].Received))
+		}
+	}
+}
+
+// Run delivers in the background, and holds the spool lock meanwhile.
+func TestOutboxRunAndLock(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	dir := t.TempDir()
+	r, o := outboxRig(t, nil, func(c *oauthmail.OutboxConfig) { c.Dir = dir })
+	done := make(chan error, 1)
+	go func() { done <- o.Run(ctx) }()
+	for range 3 {
+		if _, err := o.Enqueue(ctx, msgTo("bob@contoso.com")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wctx, wcancel := context.WithTimeout(ctx, 20*time.Second)
+	defer wcancel()
+	if _, err := r.e.WaitMessages(wctx, 3); err != nil {
+		t.Fatalf("Run did not deliver: %v", err)
+	}
+	o2, _ := oauthmail.NewOutbox(oauthmail.OutboxConfig{Dir: dir, Mailer: r.m})
+	if _, err := o2.Flush(ctx); !errors.Is(err, oauthmail.ErrOutboxBusy) {
+		t.Errorf("Flush() while Run holds the spool = %v, want ErrOutboxBusy", err)
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("Run() = %v, want context.Canceled", err)
+	}
+}
