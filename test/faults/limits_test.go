@@ -2,6 +2,7 @@ package faults_test
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -96,6 +97,27 @@ func TestSMTPRepliesCapped(t *testing.T) {
 					"the banner, EHLO and STARTTLS replies with an uncapped textproto.Conn", got>>20))
 			}
 		})
+	}
+}
+
+// The same flood after STARTTLS, from the TLS-verified server: the
+// transaction layer's lines are capped, and the number of continuation
+// lines must be too.
+func TestSMTPRepliesCappedAfterTLS(t *testing.T) {
+	p := newPKI(t)
+	srv := &rawSMTP{tls: &tls.Config{Certificates: []tls.Certificate{p.good()}}, floodAfterTLS: 64 << 20}
+	addr := srv.start(t)
+	s := &smtpx.Sender{Addr: addr, Account: alice, TokenSource: &canaryToken{}, TLSConfig: &tls.Config{RootCAs: p.pool}}
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	err := s.Send(ctx, testMessage())
+	var e *smtpx.Error
+	if !errors.As(err, &e) {
+		t.Fatalf("Send() = %v (%T), want *smtpx.Error", err, err)
+	}
+	if got := srv.flooded.Load(); got > 16<<20 {
+		knownIssue(t, fmt.Sprintf("smtpx accepted %d MB of an endless multi-line EHLO reply after STARTTLS "+
+			"(replyCapConn caps line length, nothing caps the number of continuation lines)", got>>20))
 	}
 }
 

@@ -9,7 +9,9 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // rawSMTP is a hand-written SMTP server that records every byte it receives
@@ -30,6 +32,10 @@ type rawSMTP struct {
 	tls *tls.Config
 	// banner replaces the greeting if set (raw bytes, CRLF included).
 	banner []byte
+	// floodAfterTLS answers EHLO over TLS with endless "250-" lines, up to
+	// this many bytes; flooded counts what the client accepted.
+	floodAfterTLS int64
+	flooded       atomic.Int64
 
 	ln   net.Listener
 	wg   sync.WaitGroup
@@ -132,6 +138,17 @@ func (s *rawSMTP) dialogue(c net.Conn, secure, greet bool) {
 		}
 		cmd := strings.ToUpper(strings.TrimSpace(line))
 		switch {
+		case secure && s.floodAfterTLS > 0 && strings.HasPrefix(cmd, "EHLO"):
+			chunk := []byte(strings.Repeat("250-flood\r\n", 6000))
+			for s.flooded.Load() < s.floodAfterTLS {
+				c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+				n, err := w.Write(chunk)
+				s.flooded.Add(int64(n))
+				if err != nil {
+					return
+				}
+			}
+			return
 		case strings.HasPrefix(cmd, "EHLO"), strings.HasPrefix(cmd, "HELO"):
 			if !secure && !s.noSTARTTLS {
 				fmt.Fprintf(w, "250-faults.test\r\n250-SIZE 1000000\r\n250-AUTH XOAUTH2\r\n250 STARTTLS\r\n")
