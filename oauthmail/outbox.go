@@ -350,17 +350,6 @@ func replaceSync(path string, b []byte) error {
 	return syncDir(filepath.Dir(path))
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
 
 // OutboxEntry describes a queued or dead message. It holds no message body
 // and no secret.

@@ -28,3 +28,16 @@ func lockSpool(path string) (func(), error) {
 		f.Close()
 	}, nil
 }
+
+// syncDir makes the directory entries of dir (a rename into it) durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
