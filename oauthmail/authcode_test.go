@@ -223,10 +223,9 @@ func TestAppOnlySend(t *testing.T) {
 // bearerServer is an SMTP submission server that offers only OAUTHBEARER,
 // as some non-Microsoft servers do; it records who authenticated with what.
 type bearerServer struct {
-	mu     sync.Mutex
-	auths  []sasl.OAuthBearerOptions
-	froms  []string
-	closed bool
+	mu    sync.Mutex
+	auths []sasl.OAuthBearerOptions
+	froms []string
 }
 
 type bearerSession struct{ s *bearerServer }
