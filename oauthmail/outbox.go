@@ -350,7 +350,6 @@ func replaceSync(path string, b []byte) error {
 	return syncDir(filepath.Dir(path))
 }
 
-
 // OutboxEntry describes a queued or dead message. It holds no message body
 // and no secret.
 type OutboxEntry struct {

@@ -73,7 +73,7 @@ func TestOutboxFaultMatrix(t *testing.T) {
 		{name: "token endpoint 500", refresh: true, http: tok(oauthmailtest.HTTPFault{Status: 500, Count: 5}), code: oauthmail.ServerUnavailable},
 		{name: "token endpoint 503", refresh: true, http: tok(oauthmailtest.HTTPFault{Status: 503, Count: 5}), code: oauthmail.ServerUnavailable},
 		{name: "token endpoint 429 Retry-After 120", refresh: true, http: tok(oauthmailtest.HTTPFault{Status: 429, RetryAfter: 120 * time.Second, Count: 1}), code: oauthmail.ServerUnavailable},
-		{name: "token endpoint timeout", refresh: true, http: tok(oauthmailtest.HTTPFault{Delay: 2 * time.Second, Count: 5}), code: oauthmail.Network},
+		{name: "token endpoint timeout", refresh: true, http: tok(oauthmailtest.HTTPFault{Delay: 4 * time.Second, Count: 3}), code: oauthmail.Network},
 		{name: "token endpoint reset", refresh: true, http: tok(oauthmailtest.HTTPFault{Reset: true, Count: 5}), code: oauthmail.Network},
 		{name: "SMTP drop after banner", smtp: &oauthmailtest.SMTPFault{Stage: oauthmailtest.StageBanner}, code: oauthmail.Network},
 		{name: "SMTP drop after STARTTLS", smtp: &oauthmailtest.SMTPFault{Stage: oauthmailtest.StageStartTLS}, code: oauthmail.Network},
@@ -93,9 +93,14 @@ func TestOutboxFaultMatrix(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := t.Context()
 			r, o := outboxRig(t, func(c *oauthmail.Config) {
-				hc := *c.HTTPClient
-				hc.Timeout = 300 * time.Millisecond // the timeout fault waits 2 s
-				c.HTTPClient = &hc
+				if tc.http != nil && tc.http.Delay > 0 {
+					// The fault holds each request 4 s; the client gives up
+					// after 1.5 s (three tries), yet has ample time once
+					// the fault has cleared.
+					hc := *c.HTTPClient
+					hc.Timeout = 1500 * time.Millisecond
+					c.HTTPClient = &hc
+				}
 			}, nil)
 			if tc.refresh {
 				r.e.Clock().Advance(2 * time.Hour)

@@ -192,8 +192,8 @@ func TestOutboxCrash(t *testing.T) {
 	}
 	t.Logf("\nkills  promised  delivered  queued  duplicated  lost  dead  (delivered but not in ledger: %d; %v)\n%5d  %8d  %9d  %6d  %10d  %4d  %4d",
 		extra, elapsed.Round(time.Second), kills, len(promised), delivered, stillQueued, duplicated, lost, dead)
-	if len(promised) < kills/2 {
-		t.Errorf("only %d messages promised in %d runs: the children barely ran", len(promised), kills)
+	if len(promised) == 0 || delivered == 0 {
+		t.Errorf("%d messages promised, %d delivered in %d runs: the children never got to work", len(promised), delivered, kills)
 	}
 	if dead != 0 {
 		t.Errorf("%d messages dead-lettered", dead)
