@@ -3,6 +3,7 @@ package smtpx
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"strings"
@@ -181,25 +182,63 @@ func isReply(s string) bool {
 // a line"; the start of the line carries the codes and the reason.
 const maxReplyLine = 1024
 
+// Hard limits on what one reply may cost the client, so that a hostile
+// server or a middlebox before STARTTLS cannot make it read without end:
+// a line longer than maxReplyLineHard bytes, or a reply of more than
+// maxReplyLines continuation lines ("250-..."), ends the connection.
+// Exchange's longest line is about 1.6 kB and its EHLO has ten lines
+// (exchange-online-smtp.md §2b, §2c).
+const (
+	maxReplyLineHard = 16 << 10
+	maxReplyLines    = 256
+)
+
+// errReplyTooLong is what Read returns once a reply passes the hard limits.
+var errReplyTooLong = errors.New("smtpx: server reply too long")
+
 // replyCapConn shortens overlong lines the server sends to maxReplyLine
-// bytes, dropping the rest of each such line but keeping its end.
+// bytes, dropping the rest of each such line but keeping its end, and fails
+// a reply past the hard limits above.
 type replyCapConn struct {
 	net.Conn
-	n int // bytes of the current line passed on
+	n     int  // bytes of the current line seen
+	cont  bool // the current line is a continuation line ("ddd-")
+	lines int  // continuation lines in the current reply
+	err   error
 }
 
 func (c *replyCapConn) Read(p []byte) (int, error) {
+	if c.err != nil {
+		return 0, c.err
+	}
 	for {
 		n, err := c.Conn.Read(p)
 		out := 0
 		for _, b := range p[:n] {
 			switch {
 			case b == '\n':
-				c.n = 0
+				if c.cont {
+					c.lines++
+				} else {
+					c.lines = 0
+				}
+				c.n, c.cont = 0, false
+				if c.lines > maxReplyLines {
+					c.err = errReplyTooLong
+				}
+			case c.n >= maxReplyLineHard:
+				c.err = errReplyTooLong
 			case c.n >= maxReplyLine:
+				c.n++
 				continue
 			default:
+				if c.n == 3 && b == '-' {
+					c.cont = true
+				}
 				c.n++
+			}
+			if c.err != nil {
+				return out, c.err
 			}
 			p[out] = b
 			out++

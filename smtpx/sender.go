@@ -298,7 +298,9 @@ func (ss *Session) secure(ctx context.Context, cc *ctxConn) (*smtp.Client, net.C
 	}
 
 	// Pre-TLS dialogue: banner, EHLO, STARTTLS (RFC 3207).
-	tp := textproto.NewConn(cc)
+	// The pre-TLS replies go through the same caps as the later ones; the
+	// TLS handshake below reads cc itself, past this wrapper.
+	tp := textproto.NewConn(&replyCapConn{Conn: cc})
 	if _, _, err := tp.ReadResponse(220); err != nil {
 		return nil, nil, false, ctxOr(ctx, StageDial, protoErr(err))
 	}
