@@ -61,6 +61,9 @@ type Attachment struct {
 	Size int64
 }
 
+// maxHeaderName is the longest extra header field name accepted.
+const maxHeaderName = 64
+
 // reserved header fields written by smtpx.
 var reserved = map[string]bool{
 	"from": true, "to": true, "cc": true, "bcc": true, "reply-to": true, "subject": true,
@@ -127,7 +130,9 @@ func (m *Message) validate() error {
 		if err := check(k, v); err != nil {
 			return err
 		}
-		if k == "" || strings.ContainsAny(k, ": \t") || reserved[strings.ToLower(k)] {
+		// A name of 74 bytes or more makes go-message v0.18.2 panic while
+		// folding the line (found by FuzzCompose); real field names are short.
+		if k == "" || len(k) > maxHeaderName || strings.ContainsAny(k, ": \t") || reserved[strings.ToLower(k)] {
 			return fmt.Errorf("%w: header field %q cannot be set through Header", ErrInvalidMessage, k)
 		}
 	}
