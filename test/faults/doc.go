@@ -33,7 +33,6 @@
 //
 //	go test -race ./test/faults/          # about 45 s, most of it the crash test
 //	go test -race -short ./test/faults/   # without the crash test
-//	FAULTS_STRICT=1 go test ./test/faults/ # known, reported issues fail instead of skip
 //
 // Everything listens on 127.0.0.1 only; certificates are generated per run.
 package faults

@@ -57,17 +57,6 @@ func flood(t *testing.T, prefix, fill string, limit int64) (addr string, written
 	return ln.Addr().String(), written
 }
 
-// knownIssue skips a check that fails on a finding reported to the owner
-// of the package (issue 10's closing note), unless FAULTS_STRICT=1, which
-// makes it a failure again. Remove the call once the finding is fixed.
-func knownIssue(t *testing.T, finding string) {
-	t.Helper()
-	if os.Getenv("FAULTS_STRICT") == "1" {
-		t.Errorf("known issue (FAULTS_STRICT=1): %s", finding)
-		return
-	}
-	t.Skipf("KNOWN ISSUE, reported, not fixed here: %s (FAULTS_STRICT=1 to fail)", finding)
-}
 
 // A server (or a middlebox before STARTTLS) that floods the client with an
 // endless banner or EHLO reply must not make smtpx buffer it all: the client
@@ -93,7 +82,7 @@ func TestSMTPRepliesCapped(t *testing.T) {
 				t.Fatalf("Send() = %v (%T), want *smtpx.Error", err, err)
 			}
 			if got := written.Load(); got > 16<<20 {
-				knownIssue(t, fmt.Sprintf("smtpx accepted %d MB of a flooded pre-TLS reply: smtpx/sender.go secure() reads "+
+				t.Errorf("%s", fmt.Sprintf("smtpx accepted %d MB of a flooded pre-TLS reply: smtpx/sender.go secure() reads "+
 					"the banner, EHLO and STARTTLS replies with an uncapped textproto.Conn", got>>20))
 			}
 		})
@@ -116,7 +105,7 @@ func TestSMTPRepliesCappedAfterTLS(t *testing.T) {
 		t.Fatalf("Send() = %v (%T), want *smtpx.Error", err, err)
 	}
 	if got := srv.flooded.Load(); got > 16<<20 {
-		knownIssue(t, fmt.Sprintf("smtpx accepted %d MB of an endless multi-line EHLO reply after STARTTLS "+
+		t.Errorf("%s", fmt.Sprintf("smtpx accepted %d MB of an endless multi-line EHLO reply after STARTTLS "+
 			"(replyCapConn caps line length, nothing caps the number of continuation lines)", got>>20))
 	}
 }
