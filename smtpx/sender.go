@@ -85,6 +85,11 @@ type Sender struct {
 	Mechanism string
 	// Dialer opens the TCP connection; nil means a *net.Dialer.
 	Dialer Dialer
+	// ConnectTimeout bounds connection set-up (dial, greeting, EHLO,
+	// STARTTLS, the TLS handshake) when the context has no deadline of its
+	// own, so that a server that stays silent cannot hold the client;
+	// zero means DefaultConnectTimeout.
+	ConnectTimeout time.Duration
 	// Logger receives protocol steps at Debug level; nil discards. Tokens
 	// are never logged.
 	Logger *slog.Logger
@@ -225,6 +230,10 @@ type Session struct {
 	oneShot    bool // set by Sender.Send: QUIT is pipelined after the final dot
 }
 
+// DefaultConnectTimeout is the set-up bound used when neither the context
+// nor Sender.ConnectTimeout gives one.
+const DefaultConnectTimeout = 60 * time.Second
+
 // connect dials, secures, and authenticates a connection.
 func (ss *Session) connect(ctx context.Context) error {
 	s := ss.s
@@ -236,19 +245,30 @@ func (ss *Session) connect(ctx context.Context) error {
 	if d == nil {
 		d = &net.Dialer{}
 	}
+	setup, cancel := ctx, context.CancelFunc(func() {})
+	if _, ok := ctx.Deadline(); !ok {
+		t := s.ConnectTimeout
+		if t <= 0 {
+			t = DefaultConnectTimeout
+		}
+		setup, cancel = context.WithTimeout(ctx, t)
+	}
+	defer cancel()
 	log.LogAttrs(ctx, slog.LevelDebug, "smtp dial", slog.String("smtp.stage", string(StageDial)), slog.String("smtp.addr", s.Addr))
-	raw, err := d.DialContext(ctx, "tcp", s.Addr)
+	raw, err := d.DialContext(setup, "tcp", s.Addr)
 	if err != nil {
-		return ctxOr(ctx, StageDial, err)
+		return ctxOr(setup, StageDial, err)
 	}
 	cc := &ctxConn{Conn: raw}
-	unbind := cc.bind(ctx)
-	defer unbind()
-	c, nc, isTLS, err := ss.secure(ctx, cc)
+	unbind := cc.bind(setup)
+	c, nc, isTLS, err := ss.secure(setup, cc)
+	unbind()
 	if err != nil {
 		cc.Close()
 		return err
 	}
+	unbind = cc.bind(ctx)
+	defer unbind()
 
 	// The guard against plaintext AUTH (STYLE 3.7): go-sasl's Start gets no
 	// server information, so it is checked here.
@@ -411,6 +431,11 @@ func tlsFailure(ctx context.Context, stage Stage, err error) error {
 func ctxOr(ctx context.Context, stage Stage, err error) error {
 	if ctx.Err() != nil {
 		return fmt.Errorf("smtpx: %s: %w", stage, ctx.Err())
+	}
+	// The connection's deadline is the context's, and may fire a moment
+	// before the context's own timer marks it done.
+	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+		return fmt.Errorf("smtpx: %s: %w", stage, context.DeadlineExceeded)
 	}
 	return replyError(stage, err)
 }

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/devicemail/devicemail/smtpx"
 	"github.com/emersion/go-message/mail"
@@ -781,5 +782,35 @@ func TestNoSecretsInOutput(t *testing.T) {
 				t.Errorf("%s output contains a token (%q):\n%s", name, secret, out)
 			}
 		}
+	}
+}
+
+// A server that accepts and then says nothing cannot hold a sender whose
+// context has no deadline: connection set-up has a bound of its own.
+func TestConnectTimeoutSilentServer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // hold it open, silent
+		}
+	}()
+	s := &smtpx.Sender{Addr: ln.Addr().String(), Account: alice, TokenSource: static("tok"), ConnectTimeout: 200 * time.Millisecond}
+	done := make(chan error, 1)
+	go func() { done <- s.Send(context.Background(), simpleMessage()) }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Send() to a silent server = %v, want context.DeadlineExceeded", err)
+		}
+	case <-time.After(2 * time.Minute): // far beyond the bound; only a hang gets here
+		t.Fatal("Send() to a silent server did not return")
 	}
 }
