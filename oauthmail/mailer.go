@@ -578,19 +578,35 @@ func (m *Mailer) Send(ctx context.Context, msg *smtpx.Message) error {
 	if msg == nil || len(msg.To)+len(msg.Cc)+len(msg.Bcc) == 0 {
 		return badInput("send: no recipients")
 	}
-	rec, err := m.fresh(ctx, false, "")
+	s, mm, err := m.prepare(ctx, msg)
 	if err != nil {
 		return err
+	}
+	if err := s.Send(ctx, mm); err != nil {
+		return err
+	}
+	m.noteUsed(ctx)
+	return nil
+}
+
+// prepare refreshes the token if needed, applies the sender policy (the
+// account's UPN by default; another From only when allow-listed) and returns
+// the smtpx sender for the account with the message to give it. Send and the
+// outbox share it.
+func (m *Mailer) prepare(ctx context.Context, msg *smtpx.Message) (*smtpx.Sender, *smtpx.Message, error) {
+	rec, err := m.fresh(ctx, false, "")
+	if err != nil {
+		return nil, nil, err
 	}
 	from := msg.From.Email
 	if from == "" {
 		from = m.sender(rec)
 	}
 	if !m.allowed(rec, from) {
-		return fmt.Errorf("oauthmail: send: %w", &smtpx.SenderMismatchError{From: from, Account: rec.Account.UPN})
+		return nil, nil, fmt.Errorf("oauthmail: send: %w", &smtpx.SenderMismatchError{From: from, Account: rec.Account.UPN})
 	}
 	if m.cfg.SMTPAddr == "" {
-		return badInput("send: no SMTP server configured")
+		return nil, nil, badInput("send: no SMTP server configured")
 	}
 	mm := *msg
 	mm.From.Email = from
@@ -606,11 +622,7 @@ func (m *Mailer) Send(ctx context.Context, msg *smtpx.Message) error {
 		Now:         m.cfg.Clock.Now,
 		Mechanism:   m.cfg.SMTPMechanism,
 	}
-	if err := s.Send(ctx, &mm); err != nil {
-		return err
-	}
-	m.noteUsed(ctx)
-	return nil
+	return s, &mm, nil
 }
 
 // noteUsed records the time of the last send, at most once a minute.

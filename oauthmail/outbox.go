@@ -846,39 +846,15 @@ func (o *Outbox) attempt(ctx context.Context, id, dir string, st spoolState) boo
 // least delay after acceptance (the at-least-once window).
 func (o *Outbox) send(ctx context.Context, msg *smtpx.Message, accepted func()) error {
 	m := o.cfg.Mailer
-	rec, err := m.fresh(ctx, false, "")
+	s, mm, err := m.prepare(ctx, msg)
 	if err != nil {
 		return err
-	}
-	from := msg.From.Email
-	if from == "" {
-		from = m.sender(rec)
-	}
-	if !m.allowed(rec, from) {
-		return fmt.Errorf("oauthmail: send: %w", &smtpx.SenderMismatchError{From: from, Account: rec.Account.UPN})
-	}
-	if m.cfg.SMTPAddr == "" {
-		return badInput("send: no SMTP server configured")
-	}
-	mm := *msg
-	mm.From.Email = from
-	s := &smtpx.Sender{
-		Addr:        m.cfg.SMTPAddr,
-		TLSConfig:   m.cfg.TLSConfig,
-		Username:    rec.Account.UPN,
-		Account:     rec.Account.UPN,
-		SendAs:      m.cfg.SendAs,
-		TokenSource: tokenSource{m},
-		Logger:      m.cfg.Logger,
-		Debug:       m.cfg.Debug,
-		Now:         m.cfg.Clock.Now,
-		Mechanism:   m.cfg.SMTPMechanism,
 	}
 	sess, err := s.Dial(ctx)
 	if err != nil {
 		return err
 	}
-	if err := sess.Send(ctx, &mm); err != nil {
+	if err := sess.Send(ctx, mm); err != nil {
 		sess.Close()
 		return err
 	}
