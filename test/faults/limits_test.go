@@ -57,7 +57,6 @@ func flood(t *testing.T, prefix, fill string, limit int64) (addr string, written
 	return ln.Addr().String(), written
 }
 
-
 // A server (or a middlebox before STARTTLS) that floods the client with an
 // endless banner or EHLO reply must not make smtpx buffer it all: the client
 // should give up after a bounded amount. The bound checked is generous
