@@ -832,7 +832,7 @@ func (o *Outbox) attempt(ctx context.Context, id, dir string, st spoolState) boo
 		o.writeState(dir, st)
 		return true
 	case temporary(err, code) && now.Sub(sm.Enqueued) < o.cfg.MaxAge:
-		st.NextAttempt = now.Add(o.backoff(st.Attempts))
+		st.NextAttempt = now.Add(max(o.backoff(st.Attempts), min(retryAfter(err), o.cfg.MaxBackoff)))
 		o.writeState(dir, st)
 	default:
 		o.bury(ctx, id, dir, st)
@@ -871,6 +871,17 @@ func temporary(err error, code Code) bool {
 	}
 	var se *smtpx.Error
 	return errors.As(err, &se) && se.Temporary()
+}
+
+// retryAfter is the wait the token endpoint asked for with Retry-After
+// (on 429 or 503, carried by devicecode.Error), or 0. The outbox waits at
+// least that long, up to MaxBackoff, before the next attempt.
+func retryAfter(err error) time.Duration {
+	var de *devicecode.Error
+	if errors.As(err, &de) {
+		return de.RetryAfter
+	}
+	return 0
 }
 
 // backoff is MinBackoff·2^(n-1), capped at MaxBackoff, with up to 20 %
