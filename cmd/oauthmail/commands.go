@@ -402,68 +402,95 @@ func printStatus(w io.Writer, st *oauthmail.Status) {
 	}
 }
 
-func (e *env) send(ctx context.Context, args []string) error {
-	fs := newFlags(e, "send")
-	var c common
-	c.register(fs, true)
-	var to, cc, bcc, attach multi
-	fs.Var(&to, "to", "recipient (repeatable)")
-	fs.Var(&cc, "cc", "copy recipient (repeatable)")
-	fs.Var(&bcc, "bcc", "blind copy recipient (repeatable)")
-	fs.Var(&attach, "attach", "file to attach (repeatable)")
-	from := fs.String("from", "", "sender address (default: the signed-in UPN)")
-	subject := fs.String("subject", "", "subject")
-	body := fs.String("body", "", "text body")
-	bodyFile := fs.String("body-file", "", "file holding the text body (- for stdin)")
-	smtpAddr := fs.String("smtp", "", "SMTP server host:port (default: the provider's)")
-	testMail := fs.Bool("test", false, "send the fixed test message to the sender's own address")
-	secretFile := fs.String("client-secret-file", "", "client secret of an authcode or client-credentials sign-in (for renewing its token)")
-	mechanism := fs.String("mechanism", "", "SASL mechanism: XOAUTH2 (default) or OAUTHBEARER")
-	var sendAs multi
-	fs.Var(&sendAs, "send-as", "address the account has Send As rights on (repeatable)")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	e.json = c.json
-	if *testMail {
-		return e.sendTest(ctx, &c, oauthmail.Config{SMTPAddr: *smtpAddr, From: *from, SendAs: sendAs, SMTPMechanism: *mechanism}, *secretFile)
-	}
-	secret, err := readSecret(*secretFile)
+// sendFlags are the flags "send" and "send --queue" share.
+type sendFlags struct {
+	c                                                          common
+	to, cc, bcc, attach, sendAs                                multi
+	from, subject, body, bodyFile, smtp, secretFile, mechanism *string
+}
+
+func (f *sendFlags) register(fs *flag.FlagSet) {
+	f.c.register(fs, true)
+	fs.Var(&f.to, "to", "recipient (repeatable)")
+	fs.Var(&f.cc, "cc", "copy recipient (repeatable)")
+	fs.Var(&f.bcc, "bcc", "blind copy recipient (repeatable)")
+	fs.Var(&f.attach, "attach", "file to attach (repeatable)")
+	fs.Var(&f.sendAs, "send-as", "address the account has Send As rights on (repeatable)")
+	f.from = fs.String("from", "", "sender address (default: the signed-in UPN)")
+	f.subject = fs.String("subject", "", "subject")
+	f.body = fs.String("body", "", "text body")
+	f.bodyFile = fs.String("body-file", "", "file holding the text body (- for stdin)")
+	f.smtp = fs.String("smtp", "", "SMTP server host:port (default: the provider's)")
+	f.secretFile = fs.String("client-secret-file", "", "client secret of an authcode or client-credentials sign-in (for renewing its token)")
+	f.mechanism = fs.String("mechanism", "", "SASL mechanism: XOAUTH2 or OAUTHBEARER (default: as the server advertises)")
+}
+
+// config is the mailer configuration the flags give, client secret included.
+func (f *sendFlags) config() (oauthmail.Config, error) {
+	secret, err := readSecret(*f.secretFile)
 	if err != nil {
-		return err
+		return oauthmail.Config{}, err
 	}
-	if len(to)+len(cc)+len(bcc) == 0 {
-		return usagef("send: at least one --to, --cc or --bcc is required")
+	return oauthmail.Config{SMTPAddr: *f.smtp, SendAs: f.sendAs, ClientSecret: secret, SMTPMechanism: *f.mechanism}, nil
+}
+
+// message checks the flags and builds the message they describe.
+func (f *sendFlags) message(e *env) (*smtpx.Message, error) {
+	if len(f.to)+len(f.cc)+len(f.bcc) == 0 {
+		return nil, usagef("send: at least one --to, --cc or --bcc is required")
 	}
-	if *body != "" && *bodyFile != "" {
-		return usagef("send: --body and --body-file are exclusive")
+	if *f.body != "" && *f.bodyFile != "" {
+		return nil, usagef("send: --body and --body-file are exclusive")
 	}
-	text := *body
-	if *bodyFile != "" {
-		b, err := readBody(*bodyFile)
+	text := *f.body
+	if *f.bodyFile != "" {
+		b, err := readBody(*f.bodyFile)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		text = b
 	}
-	msg := &smtpx.Message{Subject: *subject, Text: text, From: smtpx.Address{Email: *from}}
-	for _, a := range to {
-		msg.To = append(msg.To, smtpx.Address{Email: a})
+	msg := &smtpx.Message{Subject: *f.subject, Text: text, From: smtpx.Address{Email: *f.from}}
+	for _, l := range []struct {
+		dst  *[]smtpx.Address
+		addr multi
+	}{{&msg.To, f.to}, {&msg.Cc, f.cc}, {&msg.Bcc, f.bcc}} {
+		for _, a := range l.addr {
+			*l.dst = append(*l.dst, smtpx.Address{Email: a})
+		}
 	}
-	for _, a := range cc {
-		msg.Cc = append(msg.Cc, smtpx.Address{Email: a})
-	}
-	for _, a := range bcc {
-		msg.Bcc = append(msg.Bcc, smtpx.Address{Email: a})
-	}
-	for _, p := range attach {
+	for _, p := range f.attach {
 		att, err := e.attachment(p)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		msg.Attachments = append(msg.Attachments, att)
 	}
-	m, _, err := e.mailerFor(ctx, &c, oauthmail.Config{SMTPAddr: *smtpAddr, SendAs: sendAs, ClientSecret: secret, SMTPMechanism: *mechanism})
+	return msg, nil
+}
+
+func (e *env) send(ctx context.Context, args []string) error {
+	fs := newFlags(e, "send")
+	var f sendFlags
+	f.register(fs)
+	testMail := fs.Bool("test", false, "send the fixed test message to the sender's own address")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	c := &f.c
+	e.json = c.json
+	if *testMail {
+		return e.sendTest(ctx, c, oauthmail.Config{SMTPAddr: *f.smtp, From: *f.from, SendAs: f.sendAs, SMTPMechanism: *f.mechanism}, *f.secretFile)
+	}
+	cfg, err := f.config()
+	if err != nil {
+		return err
+	}
+	msg, err := f.message(e)
+	if err != nil {
+		return err
+	}
+	m, _, err := e.mailerFor(ctx, c, cfg)
 	if err != nil {
 		return err
 	}
@@ -471,9 +498,9 @@ func (e *env) send(ctx context.Context, args []string) error {
 		return err
 	}
 	if e.json {
-		e.printJSON(map[string]any{"sent": true, "account": c.account, "recipients": len(to) + len(cc) + len(bcc)})
+		e.printJSON(map[string]any{"sent": true, "account": c.account, "recipients": len(f.to) + len(f.cc) + len(f.bcc)})
 	} else {
-		fmt.Fprintf(e.stdout, "sent to %d recipient(s)\n", len(to)+len(cc)+len(bcc))
+		fmt.Fprintf(e.stdout, "sent to %d recipient(s)\n", len(f.to)+len(f.cc)+len(f.bcc))
 	}
 	return nil
 }

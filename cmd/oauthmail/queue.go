@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/devicemail/devicemail/oauthmail"
-	"github.com/devicemail/devicemail/smtpx"
 )
 
 // hasQueueFlag reports whether a send command line asks for the outbox.
@@ -41,61 +40,25 @@ func defaultSpool(account string) string {
 // the attempt is printed.
 func (e *env) sendQueued(ctx context.Context, args []string) error {
 	fs := newFlags(e, "send")
-	var c common
-	c.register(fs, true)
-	var to, cc, bcc, attach, sendAs multi
-	fs.Var(&to, "to", "recipient (repeatable)")
-	fs.Var(&cc, "cc", "copy recipient (repeatable)")
-	fs.Var(&bcc, "bcc", "blind copy recipient (repeatable)")
-	fs.Var(&attach, "attach", "file to attach (repeatable); copied into the outbox")
-	fs.Var(&sendAs, "send-as", "address the account has Send As rights on (repeatable)")
-	from := fs.String("from", "", "sender address (default: the signed-in UPN)")
-	subject := fs.String("subject", "", "subject")
-	body := fs.String("body", "", "text body")
-	bodyFile := fs.String("body-file", "", "file holding the text body (- for stdin)")
-	smtpAddr := fs.String("smtp", "", "SMTP server host:port (default: the provider's)")
-	secretFile := fs.String("client-secret-file", "", "client secret of an authcode or client-credentials sign-in")
-	mechanism := fs.String("mechanism", "", "SASL mechanism: XOAUTH2 (default) or OAUTHBEARER")
-	fs.Bool("queue", true, "write the message to the outbox first (this mode)")
+	var f sendFlags
+	f.register(fs)
+	fs.Bool("queue", true, "write the message to the outbox first (this mode); attachments are copied into it")
 	spool := fs.String("spool", "", "outbox directory (default: the user config directory's oauthmail/outbox/ACCOUNT)")
 	noDeliver := fs.Bool("no-deliver", false, "only queue; leave delivery to \"oauthmail queue run\"")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	c := &f.c
 	e.json = c.json
-	if len(to)+len(cc)+len(bcc) == 0 {
-		return usagef("send: at least one --to, --cc or --bcc is required")
-	}
-	if *body != "" && *bodyFile != "" {
-		return usagef("send: --body and --body-file are exclusive")
-	}
-	secret, err := readSecret(*secretFile)
+	msg, err := f.message(e)
 	if err != nil {
 		return err
 	}
-	text := *body
-	if *bodyFile != "" {
-		if text, err = readBody(*bodyFile); err != nil {
-			return err
-		}
+	cfg, err := f.config()
+	if err != nil {
+		return err
 	}
-	msg := &smtpx.Message{Subject: *subject, Text: text, From: smtpx.Address{Email: *from}}
-	for _, l := range []struct {
-		dst  *[]smtpx.Address
-		addr multi
-	}{{&msg.To, to}, {&msg.Cc, cc}, {&msg.Bcc, bcc}} {
-		for _, a := range l.addr {
-			*l.dst = append(*l.dst, smtpx.Address{Email: a})
-		}
-	}
-	for _, p := range attach {
-		att, err := e.attachment(p)
-		if err != nil {
-			return err
-		}
-		msg.Attachments = append(msg.Attachments, att)
-	}
-	m, _, err := e.mailerFor(ctx, &c, oauthmail.Config{SMTPAddr: *smtpAddr, SendAs: sendAs, ClientSecret: secret, SMTPMechanism: *mechanism})
+	m, _, err := e.mailerFor(ctx, c, cfg)
 	if err != nil {
 		return err
 	}
