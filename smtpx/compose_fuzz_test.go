@@ -55,7 +55,7 @@ func FuzzCompose(f *testing.F) {
 		}
 		var buf bytes.Buffer
 		date := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-		if err := writeMessage(&buf, m, date, "id@contoso.com"); err != nil {
+		if err := writeMessage(&buf, m, date, "id@contoso.com", false); err != nil {
 			// go-message refuses some content types; that is a refusal, not
 			// a broken message, but it must not be a panic.
 			return

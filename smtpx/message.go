@@ -178,17 +178,32 @@ func needsUTF8(m *Message) bool {
 	return false
 }
 
-// estimateSize returns a lower bound of the encoded message size and
-// whether every part's size was known.
-func (m *Message) estimateSize() int64 {
+// estimateSize returns a lower bound of the encoded message size, with
+// attachments base64-encoded or, with binary, as they are.
+func (m *Message) estimateSize(binary bool) int64 {
 	n := int64(2048) // header block and MIME boundaries
 	qp := func(s string) int64 { return int64(len(s)) + int64(len(s))/20 }
 	n += qp(m.Text) + qp(m.HTML)
 	for _, a := range m.Attachments {
+		if binary {
+			n += a.Size + 512
+			continue
+		}
 		b64 := (a.Size + 2) / 3 * 4
 		n += b64 + b64/76*2 + 512
 	}
 	return n
+}
+
+// hasReader reports whether an attachment is a Reader, which can be read
+// only once.
+func (m *Message) hasReader() bool {
+	for _, a := range m.Attachments {
+		if a.Reader != nil {
+			return true
+		}
+	}
+	return false
 }
 
 func newMessageID(domain string) string {
@@ -205,10 +220,10 @@ func addrList(as []Address) []*gomail.Address {
 	return out
 }
 
-// writeMessage streams the RFC 5322 message into w. Attachments are copied
-// through go-message's base64 encoder, so memory use does not depend on
-// their size.
-func writeMessage(w io.Writer, m *Message, now time.Time, msgID string) error {
+// writeMessage streams the RFC 5322 message into w. Attachments are
+// streamed, base64-encoded or, with binary (BDAT and BINARYMIME), as they
+// are, so memory use does not depend on their size.
+func writeMessage(w io.Writer, m *Message, now time.Time, msgID string, binary bool) error {
 	var h gomail.Header
 	h.SetDate(now)
 	h.SetAddressList("From", addrList([]Address{m.From}))
@@ -284,7 +299,7 @@ func writeMessage(w io.Writer, m *Message, now time.Time, msgID string) error {
 		return err
 	}
 	for _, a := range m.Attachments {
-		if err := writeAttachment(mw, cw, a); err != nil {
+		if err := writeAttachment(mw, cw, a, binary); err != nil {
 			return err
 		}
 	}
@@ -332,7 +347,7 @@ func (c *countWriter) Write(p []byte) (int, error) {
 // fastBase64 enables the direct base64 path (tests turn it off to compare).
 var fastBase64 = true
 
-func writeAttachment(mw *gomail.Writer, cw *countWriter, a Attachment) error {
+func writeAttachment(mw *gomail.Writer, cw *countWriter, a Attachment, binary bool) error {
 	var ah gomail.AttachmentHeader
 	ct := a.ContentType
 	if ct == "" {
@@ -340,7 +355,11 @@ func writeAttachment(mw *gomail.Writer, cw *countWriter, a Attachment) error {
 	}
 	ah.SetContentType(ct, nil)
 	ah.SetFilename(a.Name)
-	ah.Set("Content-Transfer-Encoding", "base64")
+	if binary {
+		ah.Set("Content-Transfer-Encoding", "binary")
+	} else {
+		ah.Set("Content-Transfer-Encoding", "base64")
+	}
 	r := a.Reader
 	if a.Open != nil {
 		rc, err := a.Open()
@@ -357,7 +376,15 @@ func writeAttachment(mw *gomail.Writer, cw *countWriter, a Attachment) error {
 	}
 	src := &srcReader{r: r}
 	dw, direct := cw.w.(*dotWriter)
-	if direct && fastBase64 && cw.n > before {
+	switch {
+	case direct && binary:
+		// As below, but the content goes into the chunk buffer unchanged
+		// (through dw.Write, a bare LF would become CRLF).
+		if cw.n == before {
+			return fmt.Errorf("smtpx: attachment %q: part header not written before its content", a.Name)
+		}
+		err = dw.writeRaw(src)
+	case direct && fastBase64 && cw.n > before:
 		// go-message has written the part's boundary and header (it does
 		// so eagerly) and holds nothing back, so the body can go straight
 		// into the DATA buffer: base64 in lines of 76 characters (RFC 2045
@@ -365,7 +392,7 @@ func writeAttachment(mw *gomail.Writer, cw *countWriter, a Attachment) error {
 		// per-line writes and allocations. Base64 lines never start with
 		// ".", so they need no dot-stuffing. aw then has nothing to write.
 		err = dw.writeBase64(src)
-	} else {
+	default:
 		_, err = io.Copy(aw, src)
 	}
 	if err != nil {

@@ -22,18 +22,29 @@ import (
 // banner: 9.)
 const oneShotFloor = 7
 
+// oneShotFloorChunked is the same floor with BDAT (RFC 3030), which needs
+// no 354 before the content: MAIL+RCPT+BDAT LAST+content+QUIT go out
+// together, one round trip fewer.
+const oneShotFloorChunked = 6
+
 func TestOneShotSendAtFloorWithQuit(t *testing.T) {
 	ts := startServer(t, serverOpts{})
+	tsb := startServer(t, serverOpts{binary: true})
 	e := oauthmailtest.Start(t, nil)
 	sink := startSink(t, true)
+	emuData := emuSender(e, alice)
+	emuData.DisableChunking = true
 	for _, tc := range []struct {
 		name   string
 		s      *smtpx.Sender
 		stored func() int
+		floor  int64
 	}{
-		{"go-smtp", ts.sender(alice), func() int { return len(ts.messages()) }},
-		{"emulator", emuSender(e, alice), func() int { return len(e.Messages()) }},
-		{"sink", sink.sender(), func() int { return int(sink.msgs.Load()) }},
+		{"go-smtp", ts.sender(alice), func() int { return len(ts.messages()) }, oneShotFloor},
+		{"go-smtp-bdat", tsb.sender(alice), func() int { return len(tsb.messages()) }, oneShotFloorChunked},
+		{"emulator", emuSender(e, alice), func() int { return len(e.Messages()) }, oneShotFloorChunked},
+		{"emulator-data", emuData, func() int { return len(e.Messages()) - 1 }, oneShotFloor},
+		{"sink", sink.sender(), func() int { return int(sink.msgs.Load()) }, oneShotFloor},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := &turnDialer{}
@@ -41,8 +52,8 @@ func TestOneShotSendAtFloorWithQuit(t *testing.T) {
 			if err := tc.s.Send(t.Context(), simpleMessage()); err != nil {
 				t.Fatalf("Send() = %v", err)
 			}
-			if got := d.n.Load(); got != oneShotFloor {
-				t.Errorf("one-shot Send: %d round trips, want %d (QUIT pipelined after the dot)", got, oneShotFloor)
+			if got := d.n.Load(); got != tc.floor {
+				t.Errorf("one-shot Send: %d round trips, want %d (QUIT pipelined after the message)", got, tc.floor)
 			}
 			if n := tc.stored(); n != 1 {
 				t.Errorf("server stored %d messages, want 1", n)

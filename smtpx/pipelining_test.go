@@ -55,6 +55,10 @@ func (c *turnConn) Read(p []byte) (int, error) {
 // AUTH, MAIL+RCPT+DATA, message+dot+QUIT (QUIT pipelined after the dot).
 const freshFloor = 7
 
+// freshFloorChunked is freshFloor with BDAT: MAIL+RCPT+BDAT LAST+message
+// go out together, so a message costs one round trip instead of two.
+const freshFloorChunked = 6
+
 // assertTurns checks the round trips of a fresh Send and of one message
 // on a session.
 func assertTurns(t *testing.T, s *smtpx.Sender, m *smtpx.Message, wantFresh, wantSession int64) {
@@ -108,11 +112,33 @@ func TestRoundTripsPipeliningManyRecipients(t *testing.T) {
 }
 
 func TestRoundTripsEmulator(t *testing.T) {
-	e := oauthmailtest.Start(t, nil) // advertises PIPELINING, like Exchange
-	assertTurns(t, emuSender(e, alice), simpleMessage(), freshFloor, 2)
+	// The emulator advertises PIPELINING, CHUNKING and BINARYMIME, like
+	// Exchange, so smtpx sends with BDAT.
+	e := oauthmailtest.Start(t, nil)
+	assertTurns(t, emuSender(e, alice), simpleMessage(), freshFloorChunked, 1)
 	if n := len(e.Messages()); n != 4 {
 		t.Errorf("emulator stored %d messages, want 4", n)
 	}
+}
+
+func TestRoundTripsEmulatorDATA(t *testing.T) {
+	e := oauthmailtest.Start(t, nil)
+	s := emuSender(e, alice)
+	s.DisableChunking = true
+	assertTurns(t, s, simpleMessage(), freshFloor, 2)
+	if n := len(e.Messages()); n != 4 {
+		t.Errorf("emulator stored %d messages, want 4", n)
+	}
+}
+
+func TestRoundTripsEmulatorManyRecipients(t *testing.T) {
+	// With more than one recipient the last chunk waits for the RCPT
+	// replies (a refused recipient must not leave the others delivered),
+	// which costs the round trip that BDAT saves.
+	e := oauthmailtest.Start(t, nil)
+	m := simpleMessage()
+	m.Cc = []smtpx.Address{{Email: "carol@contoso.com"}}
+	assertTurns(t, emuSender(e, alice), m, freshFloor, 2)
 }
 
 func TestRoundTripsWithoutPipelining(t *testing.T) {

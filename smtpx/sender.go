@@ -1,6 +1,7 @@
 package smtpx
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -105,6 +106,12 @@ type Sender struct {
 	Now func() time.Time
 	// LocalName is the EHLO name; "" means "localhost".
 	LocalName string
+	// DisableChunking makes smtpx send with DATA and base64-encoded
+	// attachments even when the server offers CHUNKING and BINARYMIME
+	// (RFC 3030), as Exchange Online does. By default smtpx then uses BDAT
+	// and sends attachments unencoded, about a quarter fewer bytes. Set it
+	// for a server that advertises the extensions but mishandles them.
+	DisableChunking bool
 }
 
 // Send submits one message on a new connection, then closes it. The sender
@@ -227,7 +234,9 @@ type Session struct {
 	pipelining bool  // the server offers PIPELINING (RFC 2920)
 	dirty      bool  // a transaction was left unfinished: RSET before the next
 	closed     bool
-	oneShot    bool // set by Sender.Send: QUIT is pipelined after the final dot
+	oneShot    bool          // set by Sender.Send: QUIT is pipelined after the final dot
+	fresh      bool          // no transaction has run on this connection yet
+	chunkBuf   *bufio.Writer // BDAT chunk buffer, reused
 }
 
 // DefaultConnectTimeout is the set-up bound used when neither the context
@@ -284,7 +293,7 @@ func (ss *Session) connect(ctx context.Context) error {
 	if s.Debug != nil {
 		debug = newMaskWriter(s.Debug)
 	}
-	ss.c, ss.conn, ss.w, ss.dirty = c, cc, newWire(nc, debug), false
+	ss.c, ss.conn, ss.w, ss.dirty, ss.fresh = c, cc, newWire(nc, debug), false, true
 	ss.pipelining = isPipelining(c.Extension)
 	log.LogAttrs(ctx, slog.LevelDebug, "smtp authenticated", slog.String("smtp.stage", string(StageAuth)), slog.String("account", s.Account))
 	return nil
@@ -583,12 +592,15 @@ func (ss *Session) send(ctx context.Context, m *Message) (err error) {
 		ss.dirty = false
 	}
 
-	size := m.estimateSize()
+	defer func() { ss.fresh = false }()
+	chunked := ss.chunking()
+	binary := chunked && len(m.Attachments) > 0
+	size := m.estimateSize(binary)
 	if max, ok := c.MaxMessageSize(); ok && max > 0 && size > int64(max) {
 		return &Error{Stage: StageMail, Reason: ReasonTooLarge,
 			Message: fmt.Sprintf("message of at least %d bytes exceeds the server's SIZE limit of %d bytes", size, max)}
 	}
-	mail, merr := mailCommand(m.From.Email, c.Extension, size, needsUTF8(m))
+	mail, merr := mailCommand(m.From.Email, c.Extension, size, needsUTF8(m), binary)
 	if merr != nil {
 		return &Error{Stage: StageMail, Reason: ReasonRejected, Message: merr.Error()}
 	}
@@ -602,14 +614,6 @@ func (ss *Session) send(ctx context.Context, m *Message) (err error) {
 			cmds = append(cmds, command{StageRcpt, []string{"RCPT TO:<", a.Email, ">"}, 25})
 		}
 	}
-	cmds = append(cmds, command{StageData, []string{"DATA"}, 354})
-
-	log.LogAttrs(ctx, slog.LevelDebug, "smtp mail", slog.String("smtp.stage", string(StageMail)),
-		slog.String("smtp.from", m.From.Email), slog.Bool("smtp.pipelining", ss.pipelining))
-	if err := ss.envelope(ctx, cmds); err != nil {
-		return err
-	}
-
 	msgID := m.MessageID
 	if msgID == "" {
 		msgID = newMessageID(m.From.Email[strings.LastIndexByte(m.From.Email, '@')+1:])
@@ -618,8 +622,18 @@ func (ss *Session) send(ctx context.Context, m *Message) (err error) {
 	if date.IsZero() {
 		date = s.now()
 	}
+	log.LogAttrs(ctx, slog.LevelDebug, "smtp mail", slog.String("smtp.stage", string(StageMail)),
+		slog.String("smtp.from", m.From.Email), slog.Bool("smtp.pipelining", ss.pipelining), slog.Bool("smtp.chunking", chunked))
+	if chunked {
+		return ss.sendChunked(ctx, m, cmds, msgID, date, size)
+	}
+
+	cmds = append(cmds, command{StageData, []string{"DATA"}, 354})
+	if err := ss.envelope(ctx, cmds); err != nil {
+		return err
+	}
 	dw := w.data()
-	err = writeMessage(dw, m, date, msgID)
+	err = writeMessage(dw, m, date, msgID, false)
 	if err == nil {
 		err = dw.Close()
 	}

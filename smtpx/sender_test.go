@@ -496,8 +496,10 @@ type publicConn struct{ net.Conn }
 
 func (publicConn) RemoteAddr() net.Addr { return &net.TCPAddr{IP: net.IPv4(203, 0, 113, 7), Port: 587} }
 
-func TestSessionManyMessages(t *testing.T) {
-	ts := startServer(t, serverOpts{})
+func TestSessionManyMessages(t *testing.T) { bothModes(t, testSessionManyMessages) }
+
+func testSessionManyMessages(t *testing.T, binary bool) {
+	ts := startServer(t, serverOpts{binary: binary})
 	s := ts.sender(alice)
 	sess, err := s.Dial(t.Context())
 	if err != nil {
@@ -519,8 +521,10 @@ func TestSessionManyMessages(t *testing.T) {
 	}
 }
 
-func TestSessionRecoversAfterRejection(t *testing.T) {
-	ts := startServer(t, serverOpts{})
+func TestSessionRecoversAfterRejection(t *testing.T) { bothModes(t, testSessionRecoversAfterRejection) }
+
+func testSessionRecoversAfterRejection(t *testing.T, binary bool) {
+	ts := startServer(t, serverOpts{binary: binary})
 	var fail atomic.Bool
 	fail.Store(true)
 	ts.rcptHook = func(string) error {
@@ -546,8 +550,10 @@ func TestSessionRecoversAfterRejection(t *testing.T) {
 	}
 }
 
-func TestSessionReconnectsAfterDrop(t *testing.T) {
-	ts := startServer(t, serverOpts{})
+func TestSessionReconnectsAfterDrop(t *testing.T) { bothModes(t, testSessionReconnectsAfterDrop) }
+
+func testSessionReconnectsAfterDrop(t *testing.T, binary bool) {
+	ts := startServer(t, serverOpts{binary: binary})
 	sess, err := ts.sender(alice).Dial(t.Context())
 	if err != nil {
 		t.Fatal(err)
@@ -565,8 +571,10 @@ func TestSessionReconnectsAfterDrop(t *testing.T) {
 	}
 }
 
-func TestSessionReconnectsAfter421(t *testing.T) {
-	ts := startServer(t, serverOpts{})
+func TestSessionReconnectsAfter421(t *testing.T) { bothModes(t, testSessionReconnectsAfter421) }
+
+func testSessionReconnectsAfter421(t *testing.T, binary bool) {
+	ts := startServer(t, serverOpts{binary: binary})
 	var once atomic.Bool
 	ts.mailHook = func(string) error {
 		if once.CompareAndSwap(false, true) {
@@ -583,7 +591,11 @@ func TestSessionReconnectsAfter421(t *testing.T) {
 }
 
 func TestAdvertisedSizeCheckedBeforeUpload(t *testing.T) {
-	ts := startServer(t, serverOpts{maxSize: 1 << 20})
+	bothModes(t, testAdvertisedSizeCheckedBeforeUpload)
+}
+
+func testAdvertisedSizeCheckedBeforeUpload(t *testing.T, binary bool) {
+	ts := startServer(t, serverOpts{binary: binary, maxSize: 1 << 20})
 	m := simpleMessage()
 	m.Attachments = []smtpx.Attachment{{Name: "big.pdf", Size: 5 << 20, Open: func() (io.ReadCloser, error) {
 		t.Error("attachment opened although the message is over the SIZE limit")
@@ -612,7 +624,11 @@ func (r *failingReader) Read(p []byte) (int, error) {
 }
 
 func TestAttachmentReadErrorAbortsMessage(t *testing.T) {
-	ts := startServer(t, serverOpts{})
+	bothModes(t, testAttachmentReadErrorAbortsMessage)
+}
+
+func testAttachmentReadErrorAbortsMessage(t *testing.T, binary bool) {
+	ts := startServer(t, serverOpts{binary: binary})
 	sess, err := ts.sender(alice).Dial(t.Context())
 	if err != nil {
 		t.Fatal(err)
@@ -654,12 +670,14 @@ func (r *patternReader) Read(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func TestLargeAttachment(t *testing.T) {
+func TestLargeAttachment(t *testing.T) { bothModes(t, testLargeAttachment) }
+
+func testLargeAttachment(t *testing.T, binary bool) {
 	size := int64(50 << 20)
 	if testing.Short() || raceEnabled {
 		size = 8 << 20
 	}
-	ts := startServer(t, serverOpts{maxSize: 150 << 20})
+	ts := startServer(t, serverOpts{binary: binary, maxSize: 150 << 20})
 	ts.parseAtt = true
 	h := sha256.New()
 	io.Copy(h, newPattern(size))
@@ -700,8 +718,10 @@ func TestContextCancel(t *testing.T) {
 	}
 }
 
-func TestContextCancelMidTransfer(t *testing.T) {
-	ts := startServer(t, serverOpts{})
+func TestContextCancelMidTransfer(t *testing.T) { bothModes(t, testContextCancelMidTransfer) }
+
+func testContextCancelMidTransfer(t *testing.T, binary bool) {
+	ts := startServer(t, serverOpts{binary: binary})
 	ts.parseAtt = true
 	ctx, cancel := context.WithCancel(t.Context())
 	m := simpleMessage()

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"net"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -18,20 +19,33 @@ import (
 // benchmark against it measures the client, not go-smtp's byte-at-a-time
 // data reader. Replies are flushed only when no more input is buffered, as
 // a pipelining server may do. Without pipelining it records any command
-// that arrived before the reply to the previous one.
+// that arrived before the reply to the previous one. With chunking it also
+// offers CHUNKING and BINARYMIME and skips BDAT chunks in bulk.
 type sinkServer struct {
 	addr       string
 	ca         *testCA
 	pipelining bool
+	chunking   bool
 
 	msgs      atomic.Int64 // messages accepted
-	dataBytes atomic.Int64 // bytes of DATA, terminator included
+	dataBytes atomic.Int64 // bytes of DATA (terminator included) or of BDAT chunks
+	chunks    atomic.Int64 // BDAT commands
 	ahead     atomic.Int64 // commands sent before the previous reply (lock-step violations)
 }
 
 func startSink(t testing.TB, pipelining bool) *sinkServer {
+	return startSinkWith(t, &sinkServer{pipelining: pipelining})
+}
+
+// startChunkSink starts a sink that offers PIPELINING, CHUNKING and
+// BINARYMIME, as Exchange Online does.
+func startChunkSink(t testing.TB) *sinkServer {
+	return startSinkWith(t, &sinkServer{pipelining: true, chunking: true})
+}
+
+func startSinkWith(t testing.TB, s *sinkServer) *sinkServer {
 	t.Helper()
-	s := &sinkServer{ca: newTestCA(t), pipelining: pipelining}
+	s.ca = newTestCA(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -94,6 +108,9 @@ func (s *sinkServer) serve(c net.Conn) {
 			if s.pipelining {
 				ext = append(ext, "250-PIPELINING")
 			}
+			if s.chunking {
+				ext = append(ext, "250-CHUNKING", "250-BINARYMIME")
+			}
 			if !isTLS {
 				ext = append(ext, "250-STARTTLS")
 			}
@@ -124,6 +141,27 @@ func (s *sinkServer) serve(c net.Conn) {
 			s.dataBytes.Add(n)
 			s.msgs.Add(1)
 			ok = reply("250 2.6.0 queued")
+		case "BDAT":
+			f := strings.Fields(string(line))
+			if len(f) < 2 {
+				return
+			}
+			n, err := strconv.Atoi(f[1])
+			if err != nil || n < 0 {
+				return
+			}
+			last := len(f) > 2 && strings.EqualFold(f[2], "LAST")
+			if _, err := r.Discard(n); err != nil {
+				return
+			}
+			s.chunks.Add(1)
+			s.dataBytes.Add(int64(n))
+			if last {
+				s.msgs.Add(1)
+				ok = reply("250 2.6.0 queued")
+			} else {
+				ok = reply("250 2.0.0 chunk received")
+			}
 		case "QUIT":
 			reply("221 2.0.0 bye")
 			return

@@ -83,16 +83,29 @@ func (w *wire) reply(expect int, timeout time.Duration) error {
 
 // data returns the writer for the message content (after 354).
 func (w *wire) data() *dotWriter {
+	w.dot.w, w.dot.stuff = w.w, true
+	w.dot.bol, w.dot.cr, w.dot.err = true, false, nil
+	return &w.dot
+}
+
+// chunkData returns the writer for message content sent with BDAT through
+// buf: line ends are made CRLF as for DATA, but nothing is dot-stuffed and
+// Close writes no terminator.
+func (w *wire) chunkData(buf *bufio.Writer) *dotWriter {
+	w.dot.w, w.dot.stuff = buf, false
 	w.dot.bol, w.dot.cr, w.dot.err = true, false, nil
 	return &w.dot
 }
 
 // mailCommand builds MAIL FROM with the parameters go-smtp would send for
 // the same options: BODY=8BITMIME and SIZE= when advertised (RFC 6152,
-// RFC 1870), SMTPUTF8 when the envelope needs it (RFC 6531).
-func mailCommand(from string, ext func(string) (bool, string), size int64, utf8 bool) ([]string, error) {
+// RFC 1870), SMTPUTF8 when the envelope needs it (RFC 6531); BODY=BINARYMIME
+// (RFC 3030) instead when the message has binary parts.
+func mailCommand(from string, ext func(string) (bool, string), size int64, utf8, binary bool) ([]string, error) {
 	parts := []string{"MAIL FROM:<", from, ">"}
-	if ok, _ := ext("8BITMIME"); ok {
+	if binary {
+		parts = append(parts, " BODY=BINARYMIME")
+	} else if ok, _ := ext("8BITMIME"); ok {
 		parts = append(parts, " BODY=8BITMIME")
 	}
 	if ok, _ := ext("SIZE"); ok && size > 0 {
@@ -110,15 +123,17 @@ func mailCommand(from string, ext func(string) (bool, string), size int64, utf8 
 // dotWriter writes message content in the DATA format of RFC 5321 §4.5.2:
 // lines end in CRLF (a bare LF becomes CRLF, as net/textproto's DotWriter
 // does; a bare CR is passed on), a line that starts with "." gets a second
-// one, and Close adds the terminating "." line. It finds line ends with
+// one, and Close adds the terminating "." line. With stuff unset (BDAT)
+// it only makes line ends CRLF. It finds line ends with
 // bytes.IndexByte, so a chunk without a line end costs one copy; base64
 // lines (which never start with ".") and 8bit text go the same way.
 type dotWriter struct {
-	w   *bufio.Writer
-	bol bool // the next byte begins a line
-	cr  bool // the last byte written was CR
-	err error
-	in  []byte // input buffer of writeBase64, reused
+	w     *bufio.Writer
+	stuff bool // DATA: dot-stuff and terminate; BDAT: neither
+	bol   bool // the next byte begins a line
+	cr    bool // the last byte written was CR
+	err   error
+	in    []byte // input buffer of writeBase64, reused
 }
 
 // base64Line is the input of one 76-character base64 line.
@@ -176,7 +191,7 @@ func (d *dotWriter) Write(p []byte) (int, error) {
 	}
 	n := len(p)
 	for len(p) > 0 {
-		if d.bol && p[0] == '.' {
+		if d.bol && d.stuff && p[0] == '.' {
 			d.w.WriteByte('.')
 		}
 		i := bytes.IndexByte(p, '\n')
@@ -223,7 +238,26 @@ func (d *dotWriter) Close() error {
 		d.w.Write(crlf)
 	}
 	d.bol, d.cr = true, false
+	if !d.stuff {
+		_, err := d.w.Write(nil)
+		return err
+	}
 	_, err := d.w.Write(terminator)
+	return err
+}
+
+// writeRaw copies r unchanged (a binary part sent with BDAT), reading
+// straight into the buffer.
+func (d *dotWriter) writeRaw(r io.Reader) error {
+	if d.err != nil {
+		return d.err
+	}
+	_, err := d.w.ReadFrom(r)
+	d.bol, d.cr = false, false
+	if _, werr := d.w.Write(nil); werr != nil {
+		d.err = werr
+		return werr
+	}
 	return err
 }
 

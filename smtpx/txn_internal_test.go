@@ -15,7 +15,7 @@ import (
 func dotStuff(chunks [][]byte) []byte {
 	var out bytes.Buffer
 	bw := bufio.NewWriterSize(&out, 64)
-	d := &dotWriter{w: bw, bol: true}
+	d := &dotWriter{w: bw, bol: true, stuff: true}
 	for _, c := range chunks {
 		d.Write(c)
 	}
@@ -95,10 +95,10 @@ func TestDirectBase64MatchesGoMessage(t *testing.T) {
 		fastBase64 = fast
 		var out bytes.Buffer
 		bw := bufio.NewWriterSize(&out, 4096)
-		d := &dotWriter{w: bw, bol: true}
+		d := &dotWriter{w: bw, bol: true, stuff: true}
 		m := &Message{From: Address{Email: "a@example.com"}, To: []Address{{Email: "b@example.com"}}, Subject: "s", Text: ".dot\nline\r\n.",
 			Attachments: []Attachment{{Name: "x.bin", Reader: bytes.NewReader(data)}, {Name: "y.bin", Reader: bytes.NewReader(data[:len(data)/2])}}}
-		if err := writeMessage(d, m, time.Unix(0, 0), "id@example.com"); err != nil {
+		if err := writeMessage(d, m, time.Unix(0, 0), "id@example.com", false); err != nil {
 			t.Fatal(err)
 		}
 		d.Close()

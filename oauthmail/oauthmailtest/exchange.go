@@ -141,6 +141,7 @@ type smtpServer struct {
 	faults  []SMTPFault
 	active  map[string]int         // mailbox UPN (lower case) -> connections in a mail transaction
 	sent    map[string][]time.Time // mailbox UPN (lower case) -> recent submission times
+	conns   map[*exoConn]struct{}  // open client connections
 }
 
 // startSMTP listens on o.SMTPAddr (default 127.0.0.1:0) and serves the
@@ -197,10 +198,39 @@ func startSMTP(c *core, o *Options) *smtpServer {
 	return s
 }
 
-// close stops the listener and every connection.
+// close stops the listener and every connection. The sockets are closed
+// first and go-smtp's handlers are let to return before srv.Close: in
+// go-smtp v0.25.1, Server.Close racing with a BDAT upload in progress is a
+// data race inside go-smtp (Conn.Close clears the BDAT pipe that the
+// handler is copying into).
 func (s *smtpServer) close() {
 	s.cancel()
+	s.mu.Lock()
+	conns := make([]*exoConn, 0, len(s.conns))
+	for x := range s.conns {
+		conns = append(conns, x)
+	}
+	s.mu.Unlock()
+	for _, x := range conns {
+		_ = x.raw.Close()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = s.srv.Shutdown(ctx)
 	_ = s.srv.Close()
+}
+
+func (s *smtpServer) track(x *exoConn, open bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !open {
+		delete(s.conns, x)
+		return
+	}
+	if s.conns == nil {
+		s.conns = make(map[*exoConn]struct{})
+	}
+	s.conns[x] = struct{}{}
 }
 
 // ServeHTTP answers GET with the accepted messages as a JSON array of [Message].

@@ -39,7 +39,9 @@ func (l *exoListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newExoConn(l.s, c), nil
+	x := newExoConn(l.s, c)
+	l.s.track(x, true)
+	return x, nil
 }
 
 // exoConn is one client connection as go-smtp sees it.
@@ -113,6 +115,7 @@ func (x *exoConn) SetWriteDeadline(t time.Time) error { return x.raw.SetWriteDea
 func (x *exoConn) Close() error {
 	var err error
 	x.closeOnce.Do(func() {
+		x.s.track(x, false)
 		if tc, ok := x.current().(*tls.Conn); ok {
 			_ = x.raw.SetWriteDeadline(time.Now().Add(time.Second))
 			_ = tc.Close()

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -170,6 +171,37 @@ func TestSMTPTwoStepWire(t *testing.T) {
 		t.Errorf("RSET = %q", got)
 	}
 	if m := e.Messages(); len(m) != 1 || !strings.HasSuffix(string(m[0].Data), "\r\n.dot-stuffed\r\n") {
+		t.Errorf("Messages() = %+v", m)
+	}
+}
+
+// TestSMTPBDATWire sends a message in two BDAT chunks (RFC 3030) with
+// BODY=BINARYMIME: no dot-stuffing, bytes stored as sent.
+func TestSMTPBDATWire(t *testing.T) {
+	e := Start(t, nil)
+	r := dialRaw(t, e)
+	r.startTLS(e)
+	if got := r.cmd("AUTH XOAUTH2 " + xoauth2B64("alice@contoso.com", e.AccessToken("alice@contoso.com"))); got != "235 2.7.0 Authentication successful" {
+		t.Fatalf("AUTH = %q", got)
+	}
+	if got := r.cmd("MAIL FROM:<alice@contoso.com> BODY=BINARYMIME"); got != "250 2.1.0 Sender OK" {
+		t.Errorf("MAIL FROM = %q", got)
+	}
+	if got := r.cmd("RCPT TO:<bob@contoso.com>"); got != "250 2.1.5 Recipient OK" {
+		t.Errorf("RCPT TO = %q", got)
+	}
+	// r.send adds the CRLF that ends each part.
+	part1 := "From: alice@contoso.com\r\nSubject: hi\r\n\r\n.not stuffed\r\n\x00\xff\n\r\n"
+	part2 := ".\r\n"
+	r.send(fmt.Sprintf("BDAT %d\r\n%s", len(part1), part1[:len(part1)-2]))
+	if got := r.cmd(fmt.Sprintf("BDAT %d LAST\r\n%s", len(part2), part2[:len(part2)-2])); !strings.HasPrefix(got, "250 ") {
+		t.Fatalf("first chunk = %q", got)
+	}
+	if got := r.line(); !strings.HasPrefix(got, "250 2.0.0 OK <") {
+		t.Fatalf("BDAT LAST = %q", got)
+	}
+	m := e.Messages()
+	if len(m) != 1 || !strings.HasSuffix(string(m[0].Data), "\r\n.not stuffed\r\n\x00\xff\n\r\n.\r\n") {
 		t.Errorf("Messages() = %+v", m)
 	}
 }
