@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/emersion/go-message/mail"
 	"io"
 	"log/slog"
 	"net/http"
@@ -290,9 +291,22 @@ func TestOutboxAttachmentCopied(t *testing.T) {
 	if n, err := o.Flush(ctx); n != 1 || err != nil {
 		t.Fatalf("Flush() = %d, %v", n, err)
 	}
-	// base64 of "%PDF-1.4 scan-bytes-4711"
-	if data := r.e.Messages()[0].Data; !bytes.Contains(data, []byte("JVBERi0xLjQgc2Nhbi1ieXRlcy00NzEx")) {
-		t.Errorf("attachment bytes missing from the delivered message")
+	mr, err := mail.CreateReader(bytes.NewReader(r.e.Messages()[0].Data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []byte
+	for {
+		p, err := mr.NextPart()
+		if err != nil {
+			break
+		}
+		if _, ok := p.Header.(*mail.AttachmentHeader); ok {
+			got, _ = io.ReadAll(p.Body)
+		}
+	}
+	if string(got) != "%PDF-1.4 scan-bytes-4711" {
+		t.Errorf("delivered attachment = %q, want the spooled file's bytes", got)
 	}
 }
 

@@ -33,7 +33,7 @@
 // itself are found before connecting: [*SenderMismatchError],
 // [*HeaderInjectionError], and others matching [ErrInvalidMessage].
 //
-// # Round trips and pipelining
+// # Pipelining
 //
 // go-smtp greets the server, negotiates TLS and runs AUTH; after AUTH smtpx
 // drives the mail transaction itself, because go-smtp's client cannot
@@ -44,21 +44,42 @@
 // refused, smtpx closes the connection instead of sending the message to
 // the remaining recipients. Without PIPELINING it waits for each reply.
 //
-// A message with any number of recipients on a fresh STARTTLS connection
-// costs 7 round trips after the greeting, the protocol floor: EHLO,
-// STARTTLS, the TLS 1.3 handshake, EHLO, AUTH (with an initial response),
-// MAIL+RCPT+DATA, and the message with its final dot, with QUIT pipelined
-// behind the dot by [Sender.Send] when the server offers PIPELINING. On a [Session] each further message
-// costs 2 (without PIPELINING, 3 plus one per recipient). smtpx sends RSET
-// only after a failed transaction.
+// # BDAT and binary attachments
 //
-// The message is written through a 64 kB buffer with smtpx's own
-// dot-stuffing; attachment bodies are base64-encoded straight into that
-// buffer in 76-character lines (the MIME structure and headers come from
-// go-message). Against a receiver that reads DATA in large chunks, a 50 MB
-// attachment runs at roughly 0.6 of a raw TLS copy of the same bytes on
-// loopback: the wire carries 4/3 of the attachment's bytes plus line ends,
-// and base64 encoding costs CPU of its own.
+// When the server offers CHUNKING, BINARYMIME and PIPELINING (RFC 3030;
+// Exchange Online offers all three), smtpx sends with BDAT instead of DATA:
+// MAIL FROM carries BODY=BINARYMIME when the message has attachments, and
+// attachments go unencoded (Content-Transfer-Encoding: binary), read from
+// their source straight into a chunk buffer of 1 MiB and sent in chunks of
+// that size; the server converts the message if a later hop needs 7-bit
+// content. Nothing is dot-stuffed. At most four chunk replies are left
+// unread, so a refusal in the middle (552, message too large) stops the
+// upload within a few megabytes. [Sender.DisableChunking] forces DATA and
+// base64, for a server that advertises the extensions but mishandles them.
+//
+// A message with one recipient needs no reply before its content: MAIL,
+// RCPT and BDAT LAST with the content go out in one write, and if MAIL or
+// RCPT is refused the server has no recipient and refuses BDAT LAST too.
+// With more recipients, the last chunk waits for every RCPT reply, because
+// a server would deliver to the recipients it accepted while smtpx reports
+// the refused one. A refusal before the last chunk has gone out ends the
+// connection, the only way to abandon chunks already sent.
+//
+// # Round trips
+//
+// One message with one recipient on a fresh STARTTLS connection costs 6
+// round trips after the greeting with BDAT (EHLO, STARTTLS, the TLS 1.3
+// handshake, EHLO, AUTH with an initial response, then MAIL+RCPT+BDAT LAST
+// and the message, with QUIT pipelined behind it by [Sender.Send]) and 7
+// with DATA, which waits for 354 before the content. On a [Session] each
+// further message costs 1 with BDAT and 2 with DATA (without PIPELINING,
+// 3 plus one per recipient). smtpx sends RSET only after a failed
+// transaction.
+//
+// With DATA, the message is written through a 64 kB buffer with smtpx's
+// own dot-stuffing, and attachment bodies are base64-encoded straight into
+// that buffer in 76-character lines. The MIME structure and headers come
+// from go-message in both cases.
 //
 // # Security
 //
