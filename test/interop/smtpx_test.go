@@ -1,13 +1,19 @@
 package interop_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/mail"
+	"sync"
 	"testing"
 	"time"
+
+	gomail "github.com/emersion/go-message/mail"
 
 	"golang.org/x/oauth2"
 
@@ -170,4 +176,77 @@ func TestSMTPXDovecotRefreshOnReject(t *testing.T) {
 		t.Errorf("Refresh called %d times, want 1", ts.refreshed)
 	}
 	waitMail(t, d.maildir(), mark)
+}
+
+// chunkingLog records the smtp.chunking attribute of smtpx's "smtp mail"
+// debug record: whether the message went with BDAT.
+type chunkingLog struct {
+	mu   sync.Mutex
+	seen []bool
+}
+
+func (h *chunkingLog) Enabled(context.Context, slog.Level) bool { return true }
+func (h *chunkingLog) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *chunkingLog) WithGroup(string) slog.Handler            { return h }
+func (h *chunkingLog) Handle(_ context.Context, r slog.Record) error {
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "smtp.chunking" {
+			h.mu.Lock()
+			h.seen = append(h.seen, a.Value.Bool())
+			h.mu.Unlock()
+		}
+		return true
+	})
+	return nil
+}
+
+// TestSMTPXDovecotBinaryAttachment sends an attachment holding every byte
+// value, bare CR and LF and the DATA terminator through Dovecot to the
+// sink: whether smtpx uses BDAT with BINARYMIME (if Dovecot offers it) or
+// DATA with base64, the sink must decode the same bytes.
+func TestSMTPXDovecotBinaryAttachment(t *testing.T) {
+	d := needDovecot(t, "introspect")
+	tok := tokenFor(t, "introspect", deviceClient)
+	var content []byte
+	content = append(content, ".\r\n\r\n.\r\nbare\nCR\r."...)
+	for i := range 256 {
+		content = append(content, byte(i))
+	}
+	mark := marker(t)
+	m := testMessage(mark)
+	m.Attachments = []smtpx.Attachment{{Name: "scan.bin", ContentType: "application/octet-stream",
+		Reader: bytes.NewReader(content), Size: int64(len(content))}}
+	s := dovecotSender(d, false, "XOAUTH2", staticToken{tok})
+	h := &chunkingLog{}
+	s.Logger = slog.New(h)
+	if err := s.Send(context.Background(), m); err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+	t.Logf("smtpx used BDAT with Dovecot: %v", h.seen)
+	got := waitMail(t, d.maildir(), mark)
+	var raw bytes.Buffer
+	for k, vs := range got.Header {
+		for _, v := range vs {
+			fmt.Fprintf(&raw, "%s: %s\r\n", k, v)
+		}
+	}
+	raw.WriteString("\r\n")
+	io.Copy(&raw, got.Body)
+	mr, err := gomail.CreateReader(&raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var att []byte
+	for {
+		p, err := mr.NextPart()
+		if err != nil {
+			break
+		}
+		if _, ok := p.Header.(*gomail.AttachmentHeader); ok {
+			att, _ = io.ReadAll(p.Body)
+		}
+	}
+	if !bytes.Equal(att, content) {
+		t.Errorf("the sink decoded the attachment as %q, want %q", att, content)
+	}
 }
