@@ -175,6 +175,20 @@ func decodeSpool(name string, b []byte) (*spoolMessage, error) {
 	if len(sm.Header) == 0 {
 		sm.Header = nil // "header":{} and no header are the same message
 	}
+	// Likewise "cc":[] and no cc (found by FuzzDecodeSpool: an empty list
+	// did not survive a round trip, which omits it).
+	if len(sm.Cc) == 0 {
+		sm.Cc = nil
+	}
+	if len(sm.Bcc) == 0 {
+		sm.Bcc = nil
+	}
+	if len(sm.ReplyTo) == 0 {
+		sm.ReplyTo = nil
+	}
+	if len(sm.Attachments) == 0 {
+		sm.Attachments = nil
+	}
 	for i, a := range sm.Attachments {
 		if a.File != "att-"+strconv.Itoa(i) || a.Size < 0 {
 			return nil, &SpoolError{File: name, Reason: fmt.Sprintf("attachment %d: bad file reference", i)}
