@@ -89,6 +89,11 @@ type Config struct {
 	// (Exchange Online, Gmail), or "OAUTHBEARER" (RFC 7628) for servers that
 	// offer only that.
 	SMTPMechanism string
+	// SMTPDisableChunking makes the sender use DATA with base64-encoded
+	// attachments even when the server offers BDAT with BINARYMIME (see
+	// smtpx.Sender.DisableChunking), for a server that advertises them but
+	// mishandles them.
+	SMTPDisableChunking bool
 }
 
 // Mailer signs an account in, keeps its sign-in fresh and sends mail as it.
@@ -621,6 +626,8 @@ func (m *Mailer) prepare(ctx context.Context, msg *smtpx.Message) (*smtpx.Sender
 		Debug:       m.cfg.Debug,
 		Now:         m.cfg.Clock.Now,
 		Mechanism:   m.cfg.SMTPMechanism,
+
+		DisableChunking: m.cfg.SMTPDisableChunking,
 	}
 	return s, &mm, nil
 }

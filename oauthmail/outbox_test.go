@@ -68,6 +68,7 @@ func TestOutboxFaultMatrix(t *testing.T) {
 		http    *oauthmailtest.HTTPFault
 		smtp    *oauthmailtest.SMTPFault
 		code    oauthmail.Code
+		data    bool // SMTPDisableChunking: DATA instead of BDAT
 	}
 	tok := func(f oauthmailtest.HTTPFault) *oauthmailtest.HTTPFault { f.Path = "/token"; return &f }
 	cases := []fault{
@@ -88,12 +89,22 @@ func TestOutboxFaultMatrix(t *testing.T) {
 		{name: "SMTP 451 mid-DATA", smtp: &oauthmailtest.SMTPFault{Stage: oauthmailtest.StageData,
 			Reply: "451 4.7.0 Temporary server error. Please try again later. PRX4"}, code: oauthmail.Throttled},
 	}
+	// Every SMTP fault runs twice: with BDAT, which the emulator offers as
+	// Exchange does, and with DATA.
+	for i, tc := range cases {
+		if tc.smtp != nil {
+			cases[i].name += " (BDAT)"
+			tc.name, tc.data = tc.name+" (DATA)", true
+			cases = append(cases, tc)
+		}
+	}
 	var table strings.Builder
-	fmt.Fprintf(&table, "\n%-36s %-20s %-7s %-9s %-10s %s\n", "fault", "code", "queued", "sign-in", "delivered", "copies")
+	fmt.Fprintf(&table, "\n%-43s %-20s %-7s %-9s %-10s %s\n", "fault", "code", "queued", "sign-in", "delivered", "copies")
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := t.Context()
 			r, o := outboxRig(t, func(c *oauthmail.Config) {
+				c.SMTPDisableChunking = tc.data
 				if tc.http != nil && tc.http.Delay > 0 {
 					// The fault holds each request 4 s; the client gives up
 					// after 1.5 s (three tries), yet has ample time once
@@ -142,7 +153,7 @@ func TestOutboxFaultMatrix(t *testing.T) {
 				r.e.Clock().Advance(oauthmail.DefaultMaxBackoff * 2)
 			}
 			copies := len(r.e.Messages())
-			fmt.Fprintf(&table, "%-36s %-20s %-7v %-9v %-10v %d\n", tc.name, code, queued, intact, delivered == 1, copies)
+			fmt.Fprintf(&table, "%-43s %-20s %-7v %-9v %-10v %d\n", tc.name, code, queued, intact, delivered == 1, copies)
 			if !queued {
 				t.Errorf("after the fault the message is not queued: %+v", es)
 			}
