@@ -98,9 +98,11 @@ func settle(p *delayproxy.Proxy) delayproxy.Stats {
 }
 
 // floorSend is the floor client: exactly the steps the protocol needs for one
-// message on a fresh connection, pipelining MAIL/RCPT/DATA and sending QUIT
-// with the content, without waiting for the 221.
-func floorSend(ctx context.Context, addr string, roots *x509.CertPool, token string, msg []byte) error {
+// message on a fresh connection. With chunked (the server must offer
+// CHUNKING) it writes MAIL, RCPT, "BDAT <n> LAST" with the message and QUIT
+// in one flight (RFC 3030 §4.2); otherwise it pipelines MAIL/RCPT/DATA and
+// sends QUIT with the content. It does not wait for the 221.
+func floorSend(ctx context.Context, addr string, roots *x509.CertPool, token string, msg []byte, chunked bool) error {
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
@@ -163,12 +165,31 @@ func floorSend(ctx context.Context, addr string, roots *x509.CertPool, token str
 	if _, err := expect("235"); err != nil {
 		return err
 	}
+	if chunked {
+		if !hasExtension(caps, "CHUNKING") || !hasExtension(caps, "PIPELINING") {
+			return errors.New("floor: the server offers no CHUNKING with PIPELINING")
+		}
+		// BDAT takes the content as it is: no dot-stuffing, no terminator;
+		// the count is the message's exact length in bytes. BODY= is left
+		// at its default: rawMessage is 7-bit text.
+		group := "MAIL FROM:<" + sender + ">\r\nRCPT TO:<" + recipient + ">\r\n" +
+			"BDAT " + strconv.Itoa(len(msg)) + " LAST\r\n" + string(msg) + "QUIT\r\n"
+		if err := write(group); err != nil {
+			return err
+		}
+		for range 3 { // MAIL, RCPT, BDAT LAST
+			if _, err := expect("250"); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	cmds := []struct{ line, code string }{
 		{"MAIL FROM:<" + sender + ">\r\n", "250"},
 		{"RCPT TO:<" + recipient + ">\r\n", "250"},
 		{"DATA\r\n", "354"},
 	}
-	if strings.Contains(caps, "PIPELINING") {
+	if hasExtension(caps, "PIPELINING") {
 		var group string
 		for _, c := range cmds {
 			group += c.line
@@ -197,6 +218,21 @@ func floorSend(ctx context.Context, addr string, roots *x509.CertPool, token str
 	}
 	_, err = expect("250")
 	return err
+}
+
+// hasExtension reports whether the EHLO reply lines in caps (with their
+// "250-" or "250 " prefixes) name the extension ext.
+func hasExtension(caps, ext string) bool {
+	for l := range strings.Lines(caps) {
+		if len(l) < 4 {
+			continue
+		}
+		f := strings.Fields(l[4:])
+		if len(f) > 0 && strings.EqualFold(f[0], ext) {
+			return true
+		}
+	}
+	return false
 }
 
 // msmtp runs Debian's msmtp, one process per message, with XOAUTH2 and the

@@ -6,33 +6,53 @@ import (
 	"crypto/tls"
 	"io"
 	"net"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
+// sinkStats counts what a raw sink received.
+type sinkStats struct {
+	msgs      atomic.Int64 // messages accepted (final dot or BDAT LAST)
+	bodyBytes atomic.Int64 // content bytes: DATA with its terminator, or BDAT chunks
+	chunks    atomic.Int64 // BDAT commands
+}
+
 // rawSink is the fastest receiver an SMTP client can have: it answers every
-// command at once and reads DATA in bulk, looking only for the terminating
-// "\r\n.\r\n", then discards it. With it, figure 3 shows what the sender
-// itself can do, apart from any server's DATA parsing.
-func rawSink(b testing.TB) (addr string, certPEM []byte) {
+// command at once, offers PIPELINING, CHUNKING and BINARYMIME (as Exchange
+// Online does), skips each BDAT chunk in bulk by its announced length, and
+// reads DATA in bulk, looking only for the terminating "\r\n.\r\n"; it keeps
+// nothing. With it, figure 3 shows what the sender itself can do, apart from
+// any server's parsing. It returns its address, the PEM of its certificate
+// and its counters.
+func rawSink(b testing.TB) (addr string, certPEM []byte, st *sinkStats) {
+	b.Helper()
+	return rawSinkWith(b, true)
+}
+
+// rawSinkWith is rawSink; without chunking it offers neither CHUNKING nor
+// BINARYMIME (and still answers BDAT).
+func rawSinkWith(b testing.TB, chunking bool) (addr string, certPEM []byte, st *sinkStats) {
 	b.Helper()
 	conf, pem := sinkTLS(b)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	must(b, err)
 	b.Cleanup(func() { ln.Close() })
+	st = new(sinkStats)
 	go func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			go serveRawSink(c, conf)
+			go serveRawSink(c, conf, chunking, st)
 		}
 	}()
-	return ln.Addr().String(), pem
+	return ln.Addr().String(), pem, st
 }
 
-func serveRawSink(c net.Conn, conf *tls.Config) {
+func serveRawSink(c net.Conn, conf *tls.Config, chunking bool, st *sinkStats) {
 	defer func() { c.Close() }()
 	var conn = c
 	r := bufio.NewReaderSize(conn, 64<<10)
@@ -46,7 +66,11 @@ func serveRawSink(c net.Conn, conf *tls.Config) {
 		if err != nil {
 			return
 		}
-		verb := strings.ToUpper(strings.Fields(line + " x")[0])
+		f := strings.Fields(line)
+		verb := ""
+		if len(f) > 0 {
+			verb = strings.ToUpper(f[0])
+		}
 		ok := true
 		switch verb {
 		case "EHLO":
@@ -54,7 +78,11 @@ func serveRawSink(c net.Conn, conf *tls.Config) {
 			if secure {
 				last = "250 AUTH XOAUTH2\r\n"
 			}
-			ok = reply("250-sink\r\n250-PIPELINING\r\n250-SIZE 209715200\r\n" + last)
+			ext := "250-sink\r\n250-PIPELINING\r\n250-SIZE 209715200\r\n250-8BITMIME\r\n"
+			if chunking {
+				ext += "250-BINARYMIME\r\n250-CHUNKING\r\n"
+			}
+			ok = reply(ext + last)
 		case "STARTTLS":
 			if !reply("220 go ahead\r\n") {
 				return
@@ -71,11 +99,34 @@ func serveRawSink(c net.Conn, conf *tls.Config) {
 			if !reply("354 go ahead\r\n") {
 				return
 			}
-			rest, err := discardData(r)
+			n, err := discardData(r)
 			if err != nil {
 				return
 			}
-			r = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(rest), conn), 64<<10)
+			st.bodyBytes.Add(n)
+			st.msgs.Add(1)
+			ok = reply("250 ok\r\n")
+		case "BDAT":
+			// BDAT <size> [LAST] (RFC 3030 §2): exactly size bytes follow.
+			if len(f) < 2 || len(f) > 3 {
+				return
+			}
+			n, err := strconv.ParseInt(f[1], 10, 64)
+			if err != nil || n < 0 {
+				return
+			}
+			last := len(f) == 3 && strings.EqualFold(f[2], "LAST")
+			if len(f) == 3 && !last {
+				return
+			}
+			if _, err := r.Discard(int(n)); err != nil {
+				return
+			}
+			st.bodyBytes.Add(n)
+			st.chunks.Add(1)
+			if last {
+				st.msgs.Add(1)
+			}
 			ok = reply("250 ok\r\n")
 		case "QUIT":
 			reply("221 bye\r\n")
@@ -89,23 +140,46 @@ func serveRawSink(c net.Conn, conf *tls.Config) {
 	}
 }
 
-// discardData reads up to and including "\r\n.\r\n" and returns what was
-// read after it (pipelined commands).
-func discardData(r *bufio.Reader) ([]byte, error) {
-	end := []byte("\r\n.\r\n")
-	buf := make([]byte, 64<<10)
-	var tail []byte
+// dataEnd ends DATA content (RFC 5321 §4.1.1.4).
+var dataEnd = []byte("\r\n.\r\n")
+
+// discardData skips DATA content up to and including "\r\n.\r\n", searching
+// r's buffer in bulk, and returns the number of bytes it skipped. Whatever
+// follows the terminator (pipelined commands) stays in r.
+func discardData(r *bufio.Reader) (int64, error) {
+	// tail holds the last bytes seen (fewer than len(dataEnd)), so that a
+	// terminator split across two reads is found. It starts as the CRLF
+	// that ended the DATA line: an empty message is just ".\r\n".
+	tail := []byte("\r\n")
+	var n int64
 	for {
-		n, err := r.Read(buf)
-		if n > 0 {
-			chunk := append(tail, buf[:n]...)
-			if i := bytes.Index(chunk, end); i >= 0 {
-				return bytes.Clone(chunk[i+len(end):]), nil
+		if r.Buffered() == 0 {
+			if _, err := r.Peek(1); err != nil {
+				return n, err
 			}
-			tail = bytes.Clone(chunk[max(0, len(chunk)-len(end)+1):])
 		}
-		if err != nil {
-			return nil, err
+		buf, _ := r.Peek(r.Buffered())
+		// A terminator that starts in tail ends within the first
+		// len(dataEnd)-1 bytes of buf.
+		joint := append(bytes.Clone(tail), buf[:min(len(buf), len(dataEnd)-1)]...)
+		if i := bytes.Index(joint, dataEnd); i >= 0 {
+			k := i + len(dataEnd) - len(tail)
+			r.Discard(k)
+			return n + int64(k), nil
 		}
+		if i := bytes.Index(buf, dataEnd); i >= 0 {
+			k := i + len(dataEnd)
+			r.Discard(k)
+			return n + int64(k), nil
+		}
+		keep := len(dataEnd) - 1
+		if len(buf) >= keep {
+			tail = append(tail[:0], buf[len(buf)-keep:]...)
+		} else {
+			tail = append(tail, buf...)
+			tail = tail[max(0, len(tail)-keep):]
+		}
+		r.Discard(len(buf))
+		n += int64(len(buf))
 	}
 }

@@ -135,31 +135,50 @@ func rows(s samples, sizes []size) []row {
 	add := func(r row) { rs = append(rs, r) }
 	missing := "not measured"
 
-	// 1. One message, fresh connection, 20 ms each way.
+	// 1. One message, fresh connection, 20 ms each way. ours and floor send
+	// with BDAT (the emulator offers CHUNKING); ours-data, msmtp and
+	// floor-data with DATA. Each is compared with the floor of its own path:
+	// round trips with floor-rt or data-floor-rt, wall with the floor or
+	// floor-data client.
 	const one = "BenchmarkOneMessage/"
-	floorRT, _ := s.get(one+"floor", "floor-rt")
-	floorWall, okFW := s.get(one+"floor", "ns/op")
 	msmtpWall, okMW := s.get(one+"msmtp", "ns/op")
-	for _, who := range []string{"ours", "msmtp", "floor"} {
+	for _, who := range []string{"ours", "ours-data", "msmtp", "floor", "floor-data"} {
 		rt, ok := s.get(one+who, "rt/op")
 		wall, _ := s.get(one+who, "ns/op")
 		if !ok {
-			add(row{"1 one message @20 ms", who, missing, "", "", ""})
+			if who != "ours-data" && who != "floor-data" { // added with BDAT; older raw output lacks them
+				add(row{"1 one message @20 ms", who, missing, "", "", ""})
+			}
 			continue
 		}
+		ref, unit := "floor", "floor-rt"
+		if who == "ours-data" || who == "msmtp" || who == "floor-data" {
+			ref, unit = "floor-data", "data-floor-rt"
+		}
+		refRT, okR := s.get(one+who, unit)
+		if !okR { // raw output from before BDAT: one floor, with DATA
+			ref = "floor"
+			refRT, okR = s.get(one+who, "floor-rt")
+		}
+		refWall, okW := s.get(one+ref, "ns/op")
 		r := row{figure: "1 one message @20 ms", what: who + " round trips / wall",
 			value: fmt.Sprintf("%s RT / %s ms", num(rt), num(wall/1e6))}
-		if okFW {
-			r.ratio = fmt.Sprintf("%s× floor RT, %s× floor wall", num(rt/floorRT), num(wall/floorWall))
+		var ratio []string
+		if okR {
+			ratio = append(ratio, fmt.Sprintf("%s× %s RT", num(rt/refRT), ref))
+		}
+		if okW {
+			ratio = append(ratio, fmt.Sprintf("%s× %s wall", num(wall/refWall), ref))
 		}
 		if who == "ours" {
-			r.goal = fmt.Sprintf("RT = floor (%s); wall ≤ msmtp", num(floorRT))
-			ok := rt <= floorRT && (!okMW || wall <= msmtpWall)
+			r.goal = fmt.Sprintf("RT = floor (%s); wall ≤ msmtp", num(refRT))
+			ok := okR && rt <= refRT && (!okMW || wall <= msmtpWall)
 			if okMW {
-				r.ratio += fmt.Sprintf(", %s× msmtp wall", num(wall/msmtpWall))
+				ratio = append(ratio, fmt.Sprintf("%s× msmtp wall", num(wall/msmtpWall)))
 			}
 			r.verdict = verdict(ok)
 		}
+		r.ratio = strings.Join(ratio, ", ")
 		add(r)
 	}
 
@@ -206,12 +225,17 @@ func rows(s samples, sizes []size) []row {
 	}
 	for _, v := range []struct{ name, what string }{
 		{"ours-to-discard-sink", "ours → go-smtp server that discards"},
-		{"ours-to-raw-sink", "ours → raw sink (bulk DATA read)"},
+		{"ours-to-raw-sink", "ours → raw sink (BDAT, binary)"},
+		{"ours-base64-to-raw-sink", "ours, DisableChunking → raw sink (DATA, base64)"},
 	} {
 		if x, ok := s.get(att+v.name, "MB/s"); ok {
 			c, _ := s.get(att+v.name, "child-cpu-s")
 			w, _ := s.get(att+v.name, "child-wall-s")
-			r := row{figure: "3 50 MB attachment", what: v.what, value: fmt.Sprintf("%s MB/s (sender CPU %s s / wall %s s)", num(x), num(c), num(w))}
+			value := fmt.Sprintf("%s MB/s (sender CPU %s s / wall %s s", num(x), num(c), num(w))
+			if mb, ok := s.get(att+v.name, "wire-MB"); ok {
+				value += fmt.Sprintf("; %s MB of content on the wire", num(mb))
+			}
+			r := row{figure: "3 50 MB attachment", what: v.what, value: value + ")"}
 			if okC {
 				r.ratio = num(x/cp) + "× copy"
 			}

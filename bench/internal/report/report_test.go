@@ -46,3 +46,37 @@ func TestMedianEven(t *testing.T) {
 		t.Errorf("median(4,1,3,2) = %v, want 2.5", got)
 	}
 }
+
+// TestOneMessageRows checks that each client of figure 1 is compared with the
+// floor of its own path: BDAT for ours, DATA for ours-data.
+func TestOneMessageRows(t *testing.T) {
+	const out = `BenchmarkOneMessage/ours-2 1 320000000 ns/op 8.000 floor-rt 8.000 rt/op
+BenchmarkOneMessage/ours-data-2 1 360000000 ns/op 9.000 data-floor-rt 8.000 floor-rt 9.000 rt/op
+BenchmarkOneMessage/msmtp-2 1 640000000 ns/op 9.000 data-floor-rt 8.000 floor-rt 11.00 rt/op
+BenchmarkOneMessage/floor-2 1 320000000 ns/op 8.000 floor-rt 8.000 rt/op
+BenchmarkOneMessage/floor-data-2 1 360000000 ns/op 9.000 data-floor-rt 8.000 floor-rt 9.000 rt/op
+`
+	s := samples{}
+	if err := parse(strings.NewReader(out), s); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]row{}
+	for _, r := range rows(s, nil) {
+		if strings.HasPrefix(r.figure, "1 ") {
+			got[r.what] = r
+		}
+	}
+	for what, want := range map[string]string{
+		"ours round trips / wall":       "1.00× floor RT, 1.00× floor wall, 0.50× msmtp wall",
+		"ours-data round trips / wall":  "1.00× floor-data RT, 1.00× floor-data wall",
+		"msmtp round trips / wall":      "1.22× floor-data RT, 1.78× floor-data wall",
+		"floor-data round trips / wall": "1.00× floor-data RT, 1.00× floor-data wall",
+	} {
+		if r, ok := got[what]; !ok || r.ratio != want {
+			t.Errorf("%s: ratio %q, want %q", what, r.ratio, want)
+		}
+	}
+	if v := got["ours round trips / wall"].verdict; v != "met" {
+		t.Errorf("ours verdict %q, want met", v)
+	}
+}
