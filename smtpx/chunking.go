@@ -32,7 +32,7 @@ const (
 
 // chunking reports whether the session sends with BDAT.
 func (ss *Session) chunking() bool {
-	if ss.s.DisableChunking || !ss.pipelining {
+	if ss.s.DisableChunking || ss.s.noChunking.Load() || !ss.pipelining {
 		return false
 	}
 	c := ss.c
@@ -243,6 +243,16 @@ func (t *chunkTxn) finish(ctx context.Context, werr error, retryable bool) error
 		ss.drop()
 		return &droppedError{e}
 	}
+	if e.Code >= 500 && e.Code <= 504 {
+		// "Syntax error", "command not implemented", "bad sequence",
+		// "parameter not implemented" (RFC 5321 §4.2.2): the server did not
+		// understand the BDAT transaction it advertised (go-smtp v0.25.1,
+		// for one, counts binary content it reads ahead of a chunk against
+		// its command line limit and answers 500 5.4.0 Too long line).
+		// None of these accepts anything.
+		ss.drop()
+		return &chunkingError{e}
+	}
 	if werr != nil || len(t.q) > 0 || e.Code == 0 || e.Code == 421 {
 		ss.drop()
 	}
@@ -272,6 +282,13 @@ func (t *chunkTxn) drain() {
 		return
 	}
 }
+
+// chunkingError is a BDAT transaction that failed because the server did
+// not understand it; Session.Send retries with DATA.
+type chunkingError struct{ err *Error }
+
+func (e *chunkingError) Error() string { return e.err.Error() }
+func (e *chunkingError) Unwrap() error { return e.err }
 
 // chunkBuffer returns the session's chunk buffer: chunkSize for a message
 // with attachments or a large one, else about the message's size, so that

@@ -281,3 +281,58 @@ func TestChunkedEmulatorFaults(t *testing.T) {
 		}
 	}
 }
+
+func TestChunkedFallbackToDATA(t *testing.T) {
+	// go-smtp v0.25.1 with BINARYMIME and its default line limit (2,000)
+	// counts binary content read ahead of a chunk against the command
+	// line and answers "500 5.4.0 Too long line": a server that advertises
+	// BDAT but fails it. The Sender retries with DATA and keeps to DATA.
+	ts := startServer(t, serverOpts{binary: true, maxSize: 150 << 20})
+	ts.parseAtt = true
+	zeros := make([]byte, 1<<20) // no line end anywhere
+	sum := sha256.Sum256(zeros)
+	s := ts.sender(alice)
+	m := simpleMessage()
+	m.Attachments = []smtpx.Attachment{{Name: "white.raw", Size: int64(len(zeros)),
+		Open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(zeros)), nil }}}
+	if err := s.Send(t.Context(), m); err != nil {
+		t.Fatalf("Send() = %v, want success after falling back to DATA", err)
+	}
+	// A Reader cannot be read twice: the Sender already knows to use DATA.
+	m.Attachments = []smtpx.Attachment{{Name: "white.raw", Reader: bytes.NewReader(zeros)}}
+	if err := s.Send(t.Context(), m); err != nil {
+		t.Fatalf("second Send() = %v", err)
+	}
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if len(ts.msgs) != 2 || ts.msgs[0].Body != smtp.Body8BitMIME || ts.msgs[1].Body != smtp.Body8BitMIME {
+		t.Fatalf("server got %+v, want two messages sent with DATA", ts.msgs)
+	}
+	for i, got := range ts.attSums {
+		if got != sum {
+			t.Errorf("attachment %d changed on the way", i)
+		}
+	}
+	if ts.conns != 3 {
+		t.Errorf("connections = %d, want 3 (BDAT refused, DATA, DATA)", ts.conns)
+	}
+}
+
+func TestChunkedFallbackReaderReportsError(t *testing.T) {
+	// The same server with a Reader attachment: the first flight has
+	// consumed it, so Send reports the refusal; the next message goes with
+	// DATA.
+	ts := startServer(t, serverOpts{binary: true, maxSize: 150 << 20})
+	s := ts.sender(alice)
+	m := simpleMessage()
+	m.Attachments = []smtpx.Attachment{{Name: "white.raw", Reader: bytes.NewReader(make([]byte, 1<<20))}}
+	err := s.Send(t.Context(), m)
+	var e *smtpx.Error
+	if !errors.As(err, &e) || e.Code != 500 {
+		t.Fatalf("Send() = %v, want the server's 500", err)
+	}
+	m.Attachments = []smtpx.Attachment{{Name: "white.raw", Reader: bytes.NewReader(make([]byte, 1<<20))}}
+	if err := s.Send(t.Context(), m); err != nil {
+		t.Fatalf("next Send() = %v", err)
+	}
+}

@@ -54,8 +54,12 @@
 // that size; the server converts the message if a later hop needs 7-bit
 // content. Nothing is dot-stuffed. At most four chunk replies are left
 // unread, so a refusal in the middle (552, message too large) stops the
-// upload within a few megabytes. [Sender.DisableChunking] forces DATA and
-// base64, for a server that advertises the extensions but mishandles them.
+// upload within a few megabytes. If the server answers a BDAT transaction
+// with 500 to 504 (it did not understand; go-smtp v0.25.1, for one, counts
+// binary content it reads ahead of a chunk against its command line limit),
+// the Sender uses DATA from then on and sends the message again on a new
+// connection, unless an attachment is a Reader, which cannot be read twice.
+// [Sender.DisableChunking] forces DATA and base64 from the start.
 //
 // A message with one recipient needs no reply before its content: MAIL,
 // RCPT and BDAT LAST with the content go out in one write, and if MAIL or

@@ -12,6 +12,7 @@ import (
 	"net/textproto"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-sasl"
@@ -109,9 +110,16 @@ type Sender struct {
 	// DisableChunking makes smtpx send with DATA and base64-encoded
 	// attachments even when the server offers CHUNKING and BINARYMIME
 	// (RFC 3030), as Exchange Online does. By default smtpx then uses BDAT
-	// and sends attachments unencoded, about a quarter fewer bytes. Set it
-	// for a server that advertises the extensions but mishandles them.
+	// and sends attachments unencoded, about a quarter fewer bytes; if the
+	// server then answers 500-504, the Sender falls back to DATA by itself.
+	// Set it for a server that advertises the extensions but mishandles
+	// them in another way.
 	DisableChunking bool
+
+	// noChunking is set when the server failed a BDAT transaction with a
+	// reply that says it did not understand (500-504): from then on this
+	// Sender uses DATA.
+	noChunking atomic.Bool
 }
 
 // Send submits one message on a new connection, then closes it. The sender
@@ -537,6 +545,23 @@ func (ss *Session) Send(ctx context.Context, m *Message) error {
 			return cerr
 		}
 		err = ss.send(ctx, m)
+	}
+	var ce *chunkingError
+	if errors.As(err, &ce) {
+		// The server advertised BDAT but did not understand it. Nothing
+		// was accepted (a 50x reply), so the message may go again with
+		// DATA, on a new connection, if it can be read again.
+		err = ce.err
+		s := ss.s
+		s.noChunking.Store(true)
+		s.logger().LogAttrs(ctx, slog.LevelDebug, "smtp server failed BDAT, using DATA", slog.String("smtp.reply", ce.err.Error()))
+		ss.drop()
+		if !m.hasReader() {
+			if cerr := ss.connect(ctx); cerr != nil {
+				return cerr
+			}
+			err = ss.send(ctx, m)
+		}
 	}
 	var de *droppedError
 	if errors.As(err, &de) {
