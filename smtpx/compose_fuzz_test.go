@@ -3,6 +3,7 @@ package smtpx
 import (
 	"bytes"
 	"errors"
+	gomail "github.com/emersion/go-message/mail"
 	"io"
 	"mime"
 	"net/mail"
@@ -95,6 +96,35 @@ func FuzzCompose(f *testing.F) {
 			}
 		}
 		_, _ = io.Copy(io.Discard, msg.Body)
+
+		// The attachment's bytes survive composition, base64-encoded (DATA)
+		// and unencoded (BDAT with BINARYMIME).
+		if len(m.Attachments) == 0 {
+			return
+		}
+		for _, binary := range []bool{false, true} {
+			m.Attachments[0].Reader = strings.NewReader(text)
+			var b bytes.Buffer
+			if err := writeMessage(&b, m, date, "id@contoso.com", binary); err != nil {
+				t.Fatalf("writeMessage(binary=%v) = %v after binary=false succeeded", binary, err)
+			}
+			mr, err := gomail.CreateReader(&b)
+			if err != nil {
+				continue // go-message cannot read some hostile headers back
+			}
+			for {
+				p, err := mr.NextPart()
+				if err != nil {
+					break
+				}
+				if _, ok := p.Header.(*gomail.AttachmentHeader); !ok {
+					continue
+				}
+				if got, err := io.ReadAll(p.Body); err == nil && string(got) != text {
+					t.Fatalf("binary=%v: attachment %q came back as %q", binary, text, got)
+				}
+			}
+		}
 	})
 }
 
