@@ -466,3 +466,16 @@ func bothModes(t *testing.T, test func(t *testing.T, binary bool)) {
 		t.Run(name, func(t *testing.T) { test(t, binary) })
 	}
 }
+
+// wantPattern checks that the server decoded exactly one attachment: the
+// size bytes of newPattern (ts.parseAtt must be set).
+func (ts *testServer) wantPattern(t *testing.T, size int64) {
+	t.Helper()
+	h := sha256.New()
+	io.Copy(h, newPattern(size))
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if len(ts.attSums) != 1 || ts.attSizes[0] != size || !bytes.Equal(ts.attSums[0][:], h.Sum(nil)) {
+		t.Fatalf("server decoded attachments of sizes %v, want one of %d bytes with the same SHA-256", ts.attSizes, size)
+	}
+}
