@@ -125,6 +125,7 @@ type serverOpts struct {
 	tlsConfig *tls.Config
 	plainAuth bool // AllowInsecureAuth
 	binary    bool // EnableBINARYMIME: with CHUNKING and PIPELINING, smtpx sends with BDAT
+	maxLine   int  // MaxLineLength; 0 = go-smtp's default (2,000)
 }
 
 func startServer(t testing.TB, o serverOpts) *testServer {
@@ -138,6 +139,9 @@ func startServer(t testing.TB, o serverOpts) *testServer {
 	s.MaxMessageBytes = o.maxSize
 	s.AllowInsecureAuth = o.plainAuth
 	s.EnableBINARYMIME = o.binary
+	if o.maxLine > 0 {
+		s.MaxLineLength = o.maxLine
+	}
 	s.ReadTimeout = 2 * time.Minute
 	s.WriteTimeout = 2 * time.Minute
 	if !o.noTLS {
