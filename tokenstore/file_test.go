@@ -23,7 +23,7 @@ func fileName(dir, key, ext string) string {
 
 func TestFilePermissionsAndNames(t *testing.T) {
 	if runtime.GOOS == "windows" {
-		t.Skip("Unix permissions")
+		t.Skip("Windows has no Unix permission bits (0700/0600) to check")
 	}
 	dir := filepath.Join(t.TempDir(), "tokens")
 	s := &tokenstore.File{Dir: dir}
@@ -230,10 +230,10 @@ func dirOf(s tokenstore.Store) string {
 
 func TestFilePermissionDenied(t *testing.T) {
 	if runtime.GOOS == "windows" {
-		t.Skip("Unix permissions")
+		t.Skip("Windows has no Unix permission bits (0700/0600) to check")
 	}
 	if os.Geteuid() == 0 {
-		t.Skip("running as root: permission bits do not stop root")
+		t.Skip("running as root: permission bits do not stop root, so a denied read cannot be staged; TestFilePermissionDeniedSimulated covers the error path")
 	}
 	const key = "alice@contoso.com"
 	s := &tokenstore.File{Dir: t.TempDir()}

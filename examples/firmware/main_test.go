@@ -27,7 +27,7 @@ func TestFirmwareAgainstEmulator(t *testing.T) {
 func TestNoKeyringDependency(t *testing.T) {
 	goTool, err := exec.LookPath("go")
 	if err != nil {
-		t.Skip("go tool not in PATH")
+		t.Skip("go tool not in PATH: this test builds the firmware and lists its symbols with go tool nm")
 	}
 	for _, tags := range []string{"", "device"} {
 		deps, err := exec.Command(goTool, "list", "-deps", "-tags", tags, ".").Output()
@@ -63,11 +63,11 @@ func TestNoKeyringDependency(t *testing.T) {
 // without a real tenant.
 func TestDeviceBuildRequiresTenant(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds a binary")
+		t.Skip("-short: this test builds the firmware binary and runs it")
 	}
 	goTool, err := exec.LookPath("go")
 	if err != nil {
-		t.Skip("go tool not in PATH")
+		t.Skip("go tool not in PATH: this test builds the firmware binary")
 	}
 	bin := filepath.Join(t.TempDir(), "firmware")
 	if out, err := exec.Command(goTool, "build", "-tags", "device", "-o", bin, ".").CombinedOutput(); err != nil {

@@ -560,7 +560,7 @@ func TestSMTPLegacyTLS(t *testing.T) {
 
 func TestSMTPRealisticDelay(t *testing.T) {
 	if testing.Short() {
-		t.Skip("waits the 5 s tarpit")
+		t.Skip("-short: this test waits out the realistic mode's 5 s tarpit before an error reply")
 	}
 	e := Start(t, &Options{Realistic: true})
 	r := dialRaw(t, e)

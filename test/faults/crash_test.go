@@ -68,7 +68,7 @@ func crashOutbox(m *oauthmail.Mailer, dir string) (*oauthmail.Outbox, error) {
 // returned, until it is killed.
 func TestCrashChild(t *testing.T) {
 	if os.Getenv(envChild) != "1" {
-		t.Skip("only run as the child of TestOutboxCrash")
+		t.Skip("TestCrashChild is the process TestOutboxCrash starts (with " + envChild + "=1) and kills; run alone it would enqueue forever")
 	}
 	ca, err := os.ReadFile(os.Getenv(envCA))
 	if err != nil {
