@@ -168,8 +168,8 @@ func (ss *Session) sendChunked(ctx context.Context, m *Message, cmds []command, 
 	if err == nil {
 		err = dw.Close()
 	}
-	if err == nil && t.envelop > 0 && len(cmds) > 2 {
-		for t.envelop > 0 && err == nil {
+	if len(cmds) > 2 { // MAIL and more than one RCPT: LAST waits for their replies
+		for err == nil && t.envelop > 0 {
 			err = t.read()
 		}
 	}
