@@ -79,8 +79,7 @@ type AuthCode struct {
 
 	// AuthURL and TokenURL, if set, replace the authorization and token
 	// endpoints of Config.Authority: the two endpoint fields of a desktop
-	// tool's settings. They must be https (http only on loopback) unless the
-	// authority is a Microsoft preset pointed elsewhere with WithLoginURL.
+	// tool's settings. They must be https (http only on loopback).
 	AuthURL, TokenURL string
 	// ClientAuth is how the client secret travels; the zero value is
 	// ClientSecretPost. It does not matter for a public client (no secret).

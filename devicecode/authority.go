@@ -173,8 +173,12 @@ func Generic(name string, ep oauth2.Endpoint, scopes ...string) (Authority, erro
 
 // WithLoginURL returns a copy of a Microsoft preset whose endpoints live under
 // base instead of the cloud's login host: base is "https://host[:port]" with an
-// optional path prefix, for example the URL of an oauthmailtest emulator. A
-// Generic authority (no LoginURL) is returned unchanged.
+// optional path prefix, for example the URL of an oauthmailtest emulator. As
+// for [Generic], plain http is allowed only on a loopback address
+// (127.0.0.0/8, ::1, localhost); any other base makes every request method of
+// [Config] and [Authority.AdminConsentURL] return a [*ConfigError] for
+// "login_url" before anything is sent. A Generic authority (no LoginURL) is
+// returned unchanged.
 func (a Authority) WithLoginURL(base string) Authority {
 	if a.Tenant == "" {
 		return a
@@ -242,6 +246,9 @@ func (a Authority) AdminConsentURLV2(clientID, redirectURI, state string, scopes
 func (a Authority) consentChecks(clientID, redirectURI string) error {
 	if a.LoginURL == "" {
 		return &ConfigError{Field: "authority", Value: a.Name, Msg: "admin consent is a Microsoft feature"}
+	}
+	if err := checkLoginURL(a.LoginURL); err != nil {
+		return err
 	}
 	if err := checkClientID(clientID, true); err != nil {
 		return err
@@ -340,6 +347,19 @@ func checkClientID(id string, guid bool) error {
 		return &ConfigError{Field: "client_id", Value: id, Msg: "not an application (client) ID GUID (32 hex digits in 8-4-4-4-12 form)"}
 	case strings.ContainsFunc(id, func(r rune) bool { return r < 0x21 || r == 0x7f }):
 		return &ConfigError{Field: "client_id", Value: id, Msg: "contains spaces or control characters"}
+	}
+	return nil
+}
+
+// checkLoginURL checks the base URL of a Microsoft preset (see WithLoginURL):
+// https, or http on a loopback host, without a query or fragment, which would
+// swallow the endpoint paths appended to it.
+func checkLoginURL(base string) error {
+	if err := checkEndpoint("login_url", base); err != nil {
+		return err
+	}
+	if u, _ := url.Parse(base); u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+		return &ConfigError{Field: "login_url", Value: base, Msg: "must not have a query or fragment"}
 	}
 	return nil
 }

@@ -173,13 +173,15 @@ func (c *Config) check(endpointField, endpoint string) error {
 	if endpoint == "" {
 		return &ConfigError{Field: endpointField, Msg: "missing (set Config.Authority from a preset or Generic)"}
 	}
-	if !ms {
-		return checkEndpoint(endpointField, endpoint)
+	if ms {
+		// A preset pointed elsewhere with WithLoginURL obeys the rule of
+		// Generic, so that a typo cannot send the client secret, the device
+		// code or a refresh token in clear text, or to another scheme.
+		if err := checkLoginURL(c.Authority.LoginURL); err != nil {
+			return err
+		}
 	}
-	if u, err := url.Parse(endpoint); err != nil || !u.IsAbs() {
-		return &ConfigError{Field: endpointField, Value: endpoint, Msg: "not an absolute URL"}
-	}
-	return nil
+	return checkEndpoint(endpointField, endpoint)
 }
 
 // Start asks the authority for a device code (RFC 8628 §3.1) and returns the

@@ -249,7 +249,7 @@ func (e *env) login(ctx context.Context, args []string) error {
 	provider := fs.String("provider", "exchange", "exchange (Exchange Online, a tenant), outlook (Outlook.com) or generic")
 	tenant := fs.String("tenant", "", "tenant ID (GUID) or domain, for --provider exchange")
 	clientID := fs.String("client-id", "", "application (client) ID of the app registration")
-	loginURL := fs.String("authority", "", "login base URL instead of the cloud's (e.g. the emulator's URL)")
+	loginURL := fs.String("authority", "", "login base URL instead of the cloud's (e.g. the emulator's URL); https, or http only on loopback")
 	noQR := fs.Bool("no-qr", false, "do not draw the QR code")
 	devURL := fs.String("device-auth-url", "", "device authorization endpoint (--provider generic)")
 	tokURL := fs.String("token-url", "", "token endpoint (--provider generic)")
