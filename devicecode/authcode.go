@@ -456,6 +456,9 @@ func (r *AuthRequest) preflight(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		if certificateError(err) {
+			return &Error{Reason: ReasonCertificate, Err: err}
+		}
 		if permanentTransportError(err) {
 			return &Error{Reason: ReasonNetwork, Err: err}
 		}

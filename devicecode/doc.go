@@ -43,7 +43,10 @@
 // is acceptable only because the token is read from the token endpoint's
 // response to this client's request over TLS (OpenID Connect Core 1.0
 // §3.1.3.7, item 6); never apply it to a token from elsewhere. Generic
-// endpoints must be https (plain http only on loopback, for tests).
+// endpoints and the base URL given to [Authority.WithLoginURL] must be https
+// (plain http only on loopback, for tests). A server certificate that does not
+// verify ends every call at once with [ErrCertificate]; trust a private CA
+// through Config.HTTPClient.
 //
 // # Testing
 //

@@ -36,6 +36,7 @@ const (
 	ReasonAccessDenied           Reason = "access_denied"             // the user or server denied an authorization-code request, or the account may not use this tenant (AADSTS50034, 50020)
 	ReasonServer                 Reason = "server"                    // the server failed (5xx, 429, temporarily_unavailable) after retries
 	ReasonNetwork                Reason = "network"                   // the server could not be reached after retries
+	ReasonCertificate            Reason = "certificate"               // the server's TLS certificate did not verify (unknown CA, wrong name, expired)
 	ReasonProtocol               Reason = "protocol"                  // a malformed response, or an error this package does not know
 )
 
@@ -61,6 +62,7 @@ var (
 	ErrAccessDenied           = errors.New("devicecode: access denied")
 	ErrServer                 = errors.New("devicecode: server unavailable")
 	ErrNetwork                = errors.New("devicecode: network error")
+	ErrCertificate            = errors.New("devicecode: server certificate not trusted")
 	ErrProtocol               = errors.New("devicecode: protocol error")
 )
 
@@ -89,6 +91,7 @@ var sentinels = map[Reason]error{
 	ReasonAccessDenied:           ErrAccessDenied,
 	ReasonServer:                 ErrServer,
 	ReasonNetwork:                ErrNetwork,
+	ReasonCertificate:            ErrCertificate,
 	ReasonProtocol:               ErrProtocol,
 }
 

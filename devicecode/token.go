@@ -50,6 +50,9 @@ func (c *Config) exchange(ctx context.Context, g grant, endpoint string, form ur
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
+		if certificateError(err) {
+			return nil, &Error{Reason: ReasonCertificate, Err: err}
+		}
 		if permanentTransportError(err) {
 			return nil, &Error{Reason: ReasonNetwork, Err: err}
 		}
@@ -101,20 +104,30 @@ func statusError(status int, body []byte) error {
 	return errors.New(msg)
 }
 
-// permanentTransportError reports transport failures that retrying cannot fix:
-// certificate problems and malformed URLs.
+// certificateError reports a server certificate that did not verify: an
+// unknown CA (a private CA or a TLS-inspecting proxy the client does not
+// trust), a name the certificate does not carry, or an expired certificate.
+// Retrying cannot fix it; trusting the right CA (Config.HTTPClient) can.
+func certificateError(err error) bool {
+	var (
+		unknownCA x509.UnknownAuthorityError
+		hostname  x509.HostnameError
+		invalid   x509.CertificateInvalidError
+		verify    *tls.CertificateVerificationError
+	)
+	return errors.As(err, &unknownCA) || errors.As(err, &hostname) || errors.As(err, &invalid) ||
+		errors.As(err, &verify)
+}
+
+// permanentTransportError reports the other transport failures that retrying
+// cannot fix: a server that does not speak TLS, and malformed URLs.
 func permanentTransportError(err error) bool {
 	var (
-		unknownCA   x509.UnknownAuthorityError
-		hostname    x509.HostnameError
-		invalid     x509.CertificateInvalidError
-		verify      *tls.CertificateVerificationError
 		recordHdr   tls.RecordHeaderError
 		urlErr      *url.Error
 		unsupported = "unsupported protocol scheme"
 	)
-	if errors.As(err, &unknownCA) || errors.As(err, &hostname) || errors.As(err, &invalid) ||
-		errors.As(err, &verify) || errors.As(err, &recordHdr) {
+	if errors.As(err, &recordHdr) {
 		return true
 	}
 	return errors.As(err, &urlErr) && strings.Contains(urlErr.Err.Error(), unsupported)
@@ -217,7 +230,8 @@ func (c *Config) tokenRequest(ctx context.Context, g grant, form url.Values) (*o
 // typed: ErrRefreshExpired (AADSTS700082), ErrReauthRequired (revoked,
 // password changed, other invalid_grant), ErrConditionalAccess,
 // ErrMFARequired, ErrClientSecretExpired, ...; transient failures are retried
-// a few times, then reported as ErrServer or ErrNetwork.
+// a few times, then reported as ErrServer or ErrNetwork. A server certificate
+// that does not verify gives ErrCertificate at once.
 func (c *Config) Refresh(ctx context.Context, refreshToken string) (*oauth2.Token, error) {
 	if err := c.check("token_url", c.Authority.TokenURL); err != nil {
 		return nil, err

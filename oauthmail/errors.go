@@ -135,6 +135,8 @@ func deviceCode(r devicecode.Reason) Code {
 		return ServerUnavailable
 	case "network":
 		return Network
+	case "certificate":
+		return CertificateInvalid
 	}
 	return Internal
 }

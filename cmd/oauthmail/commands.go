@@ -628,6 +628,8 @@ func hintFor(c oauthmail.Code, err error) string {
 	switch c {
 	case oauthmail.NotSignedIn, oauthmail.SignInExpired, oauthmail.ReauthRequired:
 		return "hint: run oauthmail login"
+	case oauthmail.CertificateInvalid:
+		return "hint: the server's certificate is not trusted: if it comes from a private CA or a TLS-inspecting proxy, pass that CA's PEM file with --ca-file; otherwise check the clock and the server name"
 	}
 	return ""
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/devicemail/devicemail/oauthmail"
 	"github.com/devicemail/devicemail/oauthmail/oauthmailtest"
 )
 
@@ -44,5 +46,23 @@ func TestLoginAuthorityMustBeHTTPSOrLoopback(t *testing.T) {
 	}
 	if n := hits.Load(); n != 0 {
 		t.Errorf("%d requests reached the listener, want none", n)
+	}
+}
+
+// login without the CA of the identity provider's certificate: exit 7 and
+// certificate_invalid, with a hint about --ca-file rather than DNS.
+func TestLoginUntrustedCA(t *testing.T) {
+	e := oauthmailtest.Start(t, &oauthmailtest.Options{AutoApprove: "alice@contoso.com"})
+	args := []string{"login", "--store", "memory", "--no-qr", "--tenant", oauthmailtest.ContosoTenantID,
+		"--client-id", oauthmailtest.DeviceAppClientID, "--authority", e.URL()}
+	r := runCmd(t, nil, args...)
+	if r.status != exitTLS || !strings.Contains(r.stderr, "certificate_invalid (panel 391)") ||
+		!strings.Contains(r.stderr, "--ca-file") || strings.Contains(r.stderr, "DNS") {
+		t.Errorf("login without --ca-file: exit %d, want %d with certificate_invalid and a --ca-file hint\n%s", r.status, exitTLS, r.stderr)
+	}
+	r = runCmd(t, nil, append(args, "--json")...)
+	var rep errorReport
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || rep.Error.Code != oauthmail.CertificateInvalid || rep.Error.Exit != exitTLS {
+		t.Errorf("login --json without --ca-file = %+v, %v:\n%s", rep, err, r.stdout)
 	}
 }
