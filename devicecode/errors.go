@@ -37,6 +37,7 @@ const (
 	ReasonServer                 Reason = "server"                    // the server failed (5xx, 429, temporarily_unavailable) after retries
 	ReasonNetwork                Reason = "network"                   // the server could not be reached after retries
 	ReasonCertificate            Reason = "certificate"               // the server's TLS certificate did not verify (unknown CA, wrong name, expired)
+	ReasonNoAddress              Reason = "no_address"                // the ID token names no account address (no preferred_username, upn or email claim)
 	ReasonProtocol               Reason = "protocol"                  // a malformed response, or an error this package does not know
 )
 
@@ -63,6 +64,7 @@ var (
 	ErrServer                 = errors.New("devicecode: server unavailable")
 	ErrNetwork                = errors.New("devicecode: network error")
 	ErrCertificate            = errors.New("devicecode: server certificate not trusted")
+	ErrNoAddress              = errors.New("devicecode: id token names no account address")
 	ErrProtocol               = errors.New("devicecode: protocol error")
 )
 
@@ -92,6 +94,7 @@ var sentinels = map[Reason]error{
 	ReasonServer:                 ErrServer,
 	ReasonNetwork:                ErrNetwork,
 	ReasonCertificate:            ErrCertificate,
+	ReasonNoAddress:              ErrNoAddress,
 	ReasonProtocol:               ErrProtocol,
 }
 

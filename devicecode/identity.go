@@ -1,6 +1,11 @@
 package devicecode
 
 import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+
 	"github.com/devicemail/devicemail/internal/jwt"
 	"golang.org/x/oauth2"
 )
@@ -28,7 +33,10 @@ type idClaims struct {
 // IdentityFromToken returns the account named by the ID token ("id_token"
 // extra value) of a token from Wait, Refresh or the authorization-code flow.
 // Without an ID token it returns ErrNoIDToken: the account is unknown. A
-// malformed ID token gives an [*Error] with ReasonProtocol.
+// malformed ID token gives an [*Error] with ReasonProtocol, and one that names
+// no address (none of preferred_username, upn, unique_name or email) an
+// [*Error] with ReasonNoAddress (ErrNoAddress) whose Description lists the
+// names, never the values, of the claims it has.
 //
 // The ID token's signature is not checked. That is allowed here because the
 // token came straight from the token endpoint over TLS, in the response to this
@@ -64,5 +72,38 @@ func identityFromIDToken(raw string) (*Identity, error) {
 	if id.UPN == "" {
 		id.UPN = c.UniqueName
 	}
+	if strings.TrimSpace(id.UPN) == "" && strings.TrimSpace(id.Email) == "" {
+		return nil, noAddressError(raw)
+	}
 	return id, nil
+}
+
+// noAddressError reports an ID token without an address claim. Entra sends
+// preferred_username only with the "profile" scope and email only with the
+// "email" scope
+// (https://learn.microsoft.com/entra/identity-platform/id-token-claims-reference),
+// so that is the usual cause. The error lists the claim names present, which
+// tells an administrator what the server did send; values are left out,
+// because they may identify a person.
+func noAddressError(raw string) *Error {
+	var all map[string]json.RawMessage
+	_ = jwt.DecodeClaims(raw, &all)
+	names := make([]string, 0, len(all))
+	for k := range all {
+		if k != "" && len(k) <= 64 && !strings.ContainsFunc(k, func(r rune) bool { return r < 0x21 || r > 0x7e }) {
+			names = append(names, k)
+		}
+	}
+	sort.Strings(names)
+	present := "none"
+	if len(names) > 0 {
+		present = strings.Join(names, ", ")
+	}
+	if len(present) > 120 { // keep the description to one readable line
+		cut := strings.LastIndex(present[:120], ", ")
+		present = present[:max(cut, 0)] + ", ..."
+	}
+	return &Error{Reason: ReasonNoAddress, Description: fmt.Sprintf(
+		"the ID token names no account: no preferred_username, upn, unique_name or email claim has a value (claims present: %s); request the \"openid\", \"profile\" and \"email\" scopes",
+		present)}
 }

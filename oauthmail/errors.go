@@ -123,7 +123,7 @@ func deviceCode(r devicecode.Reason) Code {
 		return AppNotFound
 	case "tenant_not_found":
 		return TenantNotFound
-	case "invalid_scope":
+	case "invalid_scope", "no_address": // no_address: the scopes lacked profile and email
 		return InvalidScope
 	case "client_secret_expired":
 		return ClientSecretExpired

@@ -229,7 +229,9 @@ func (m *Mailer) deviceConfig() *devicecode.Config {
 // SignIn runs the device code flow for the Mailer's account. It calls show with
 // the prompt (the code and URL to show the user; show may return an error to
 // abort), waits for the user, then saves the sign-in and returns who signed in.
-// From then on the account's UPN is the default sender.
+// From then on the account's UPN (or, without one, its email address) is the
+// default sender. An ID token that names no address fails with
+// devicecode.ErrNoAddress ([InvalidScope]) and nothing is saved.
 func (m *Mailer) SignIn(ctx context.Context, show func(*devicecode.Prompt) error) (*devicecode.Identity, error) {
 	dc := m.deviceConfig()
 	p, err := dc.Start(ctx)
@@ -248,6 +250,9 @@ func (m *Mailer) SignIn(ctx context.Context, show func(*devicecode.Prompt) error
 	id, err := devicecode.IdentityFromToken(tok)
 	if err != nil {
 		return nil, fmt.Errorf("oauthmail: sign-in: %w", err)
+	}
+	if id.UPN == "" { // an ID token with email but without profile claims
+		id.UPN = id.Email
 	}
 	now := m.cfg.Clock.Now()
 	rec := &tokenstore.Record{

@@ -625,6 +625,9 @@ func hintFor(c oauthmail.Code, err error) string {
 	if errors.As(err, &sm) {
 		return fmt.Sprintf("hint: send as %s, or pass --send-as %s if the account has Send As rights on it", sm.Account, sm.From)
 	}
+	if errors.Is(err, devicecode.ErrNoAddress) {
+		return "hint: the sign-in did not say which mailbox signed in: leave out --scope to use the defaults, or add --scope openid --scope profile --scope email"
+	}
 	switch c {
 	case oauthmail.NotSignedIn, oauthmail.SignInExpired, oauthmail.ReauthRequired:
 		return "hint: run oauthmail login"

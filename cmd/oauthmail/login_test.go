@@ -66,3 +66,25 @@ func TestLoginUntrustedCA(t *testing.T) {
 		t.Errorf("login --json without --ca-file = %+v, %v:\n%s", rep, err, r.stdout)
 	}
 }
+
+// login with scopes that give an ID token without an address: exit 4 and
+// invalid_scope with a hint about the scopes, never "signed in as" nobody.
+func TestLoginWithoutAddressClaims(t *testing.T) {
+	e := oauthmailtest.Start(t, &oauthmailtest.Options{AutoApprove: "alice@contoso.com"})
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, e.CAPEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	store := "file:" + filepath.Join(t.TempDir(), "tokens")
+	r := runCmd(t, nil, "login", "--store", store, "--no-qr", "--tenant", oauthmailtest.ContosoTenantID,
+		"--client-id", oauthmailtest.DeviceAppClientID, "--authority", e.URL(), "--ca-file", ca,
+		"--scope", "https://outlook.office.com/SMTP.Send", "--scope", "offline_access", "--scope", "openid")
+	if r.status != exitAdmin || !strings.Contains(r.stderr, "invalid_scope (panel 375)") ||
+		!strings.Contains(r.stderr, "--scope profile") || strings.Contains(r.stdout, "signed in") {
+		t.Errorf("login without address claims: exit %d, want %d with invalid_scope\nstdout:\n%s\nstderr:\n%s", r.status, exitAdmin, r.stdout, r.stderr)
+	}
+	r = runCmd(t, nil, "status", "--store", store)
+	if r.status != 0 || !strings.Contains(r.stdout, "signed in:    no") {
+		t.Errorf("status after the failed login: exit %d\n%s", r.status, r.stdout)
+	}
+}
