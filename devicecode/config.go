@@ -59,8 +59,10 @@ type Config struct {
 	// HTTPClient sends the requests; nil means http.DefaultClient. Set it for
 	// an HTTP proxy or a private CA.
 	HTTPClient *http.Client
-	// Logger receives Debug records of each request and poll; nil discards.
-	// It never receives the device code, tokens or the client secret.
+	// Logger receives Debug records of each request and poll, and a Warn
+	// record when a token response's expires_in is out of range and clamped;
+	// nil discards. It never receives the device code, tokens or the client
+	// secret.
 	Logger *slog.Logger
 	// Clock is the time source; nil means real time.
 	Clock Clock

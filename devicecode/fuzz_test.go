@@ -5,8 +5,8 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -72,21 +72,27 @@ func FuzzParse(f *testing.F) {
 		}
 
 		// Token response.
-		if tok, err := parseToken(data, t0); err == nil {
+		if tok, _, err := parseToken(data, t0); err == nil {
 			if tok.AccessToken == "" {
 				t.Error("token without access_token accepted")
 			}
-			canon := tokenJSON{AccessToken: tok.AccessToken, TokenType: tok.TokenType, RefreshToken: tok.RefreshToken, ExpiresIn: flexInt(tok.ExpiresIn)}
+			canon := tokenJSON{AccessToken: tok.AccessToken, TokenType: tok.TokenType, RefreshToken: tok.RefreshToken}
+			if tok.ExpiresIn != 0 {
+				canon.ExpiresIn = json.RawMessage(strconv.FormatInt(tok.ExpiresIn, 10))
+			}
 			b, _ := json.Marshal(canon)
-			tok2, err := parseToken(b, t0)
+			tok2, clamped, err := parseToken(b, t0)
 			if err != nil {
 				t.Fatalf("re-parse of %s: %v", b, err)
 			}
 			if tok2.AccessToken != tok.AccessToken || tok2.RefreshToken != tok.RefreshToken || !tok2.Expiry.Equal(tok.Expiry) {
 				t.Errorf("token round trip: %+v vs %+v", tok, tok2)
 			}
-			if !tok.Expiry.IsZero() && tok.Expiry.Before(t0.Add(time.Second)) {
-				t.Errorf("expiry %v before issue", tok.Expiry)
+			if !tok.Expiry.IsZero() && (tok.Expiry.Before(t0.Add(minTokenLifetime)) || tok.Expiry.After(t0.Add(maxTokenLifetime))) {
+				t.Errorf("expiry %v outside [%v, %v] after issue", tok.Expiry, minTokenLifetime, maxTokenLifetime)
+			}
+			if clamped != "" {
+				t.Errorf("re-parse of the clamped lifetime %d clamped again (%s)", tok.ExpiresIn, clamped)
 			}
 			if s, ok := tok.Extra("id_token").(string); ok {
 				_, _ = identityFromIDToken(s)

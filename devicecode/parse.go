@@ -172,24 +172,25 @@ func parseError(g grant, status int, body []byte) *Error {
 
 // tokenJSON is a successful token response (RFC 6749 §5.1, entra-id.md §4.1).
 type tokenJSON struct {
-	AccessToken  string  `json:"access_token"`
-	TokenType    string  `json:"token_type"`
-	RefreshToken string  `json:"refresh_token"`
-	ExpiresIn    flexInt `json:"expires_in"`
-	IDToken      string  `json:"id_token"`
-	Scope        string  `json:"scope"`
+	AccessToken  string          `json:"access_token"`
+	TokenType    string          `json:"token_type"`
+	RefreshToken string          `json:"refresh_token"`
+	ExpiresIn    json.RawMessage `json:"expires_in"` // read by tokenLifetime, which never fails
+	IDToken      string          `json:"id_token"`
+	Scope        string          `json:"scope"`
 }
 
 // parseToken decodes a token response; now stamps the expiry. The raw fields
 // are kept as the token's extra values, so tok.Extra("id_token") works as with
-// x/oauth2.
-func parseToken(body []byte, now time.Time) (*oauth2.Token, error) {
+// x/oauth2. clamped describes an out-of-range expires_in (see tokenLifetime),
+// "" if there was none.
+func parseToken(body []byte, now time.Time) (tok *oauth2.Token, clamped string, err error) {
 	var j tokenJSON
 	if err := json.Unmarshal(body, &j); err != nil {
-		return nil, protocolError("token response is not JSON", err)
+		return nil, "", protocolError("token response is not JSON", err)
 	}
 	if j.AccessToken == "" {
-		return nil, protocolError("token response lacks access_token", nil)
+		return nil, "", protocolError("token response lacks access_token", nil)
 	}
 	var raw map[string]any
 	_ = json.Unmarshal(body, &raw)
@@ -198,11 +199,12 @@ func parseToken(body []byte, now time.Time) (*oauth2.Token, error) {
 		TokenType:    j.TokenType,
 		RefreshToken: j.RefreshToken,
 	}
-	if j.ExpiresIn > 0 && j.ExpiresIn < 1<<31 {
-		t.ExpiresIn = int64(j.ExpiresIn)
-		t.Expiry = now.Add(time.Duration(j.ExpiresIn) * time.Second)
+	life, clamped := tokenLifetime(j.ExpiresIn)
+	if life > 0 {
+		t.ExpiresIn = int64(life / time.Second)
+		t.Expiry = now.Add(life)
 	}
-	return t.WithExtra(raw), nil
+	return t.WithExtra(raw), clamped, nil
 }
 
 func protocolError(msg string, err error) *Error {

@@ -1,9 +1,11 @@
 package devicecode
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -222,7 +224,64 @@ func (c *Config) tokenRequest(ctx context.Context, g grant, form url.Values) (*o
 	if err != nil {
 		return nil, err
 	}
-	return parseToken(body, c.clock().Now())
+	tok, clamped, err := parseToken(body, c.clock().Now())
+	if err != nil {
+		return nil, err
+	}
+	if clamped != "" {
+		c.logger().LogAttrs(ctx, slog.LevelWarn, "devicecode: token expires_in out of range, clamped",
+			slog.String("oauth.grant", g.String()),
+			slog.String("expires_in", clamped),
+			slog.Duration("lifetime", time.Duration(tok.ExpiresIn)*time.Second))
+	}
+	return tok, nil
+}
+
+// The range of access-token lifetimes taken from a token response. Entra
+// issues 60 to 90 minutes by default and allows 10 minutes to 1 day by policy
+// (https://learn.microsoft.com/entra/identity-platform/configurable-token-lifetimes).
+// A longer claim is cut to a day, so a token is at worst refreshed early; a
+// shorter one, or zero, negative or unreadable, becomes one minute, enough
+// to use the token for the request it was fetched for (x/oauth2 already
+// treats a token as expired 10 s early) while refreshing at the next use.
+const (
+	minTokenLifetime = time.Minute
+	maxTokenLifetime = 24 * time.Hour
+)
+
+// tokenLifetime reads a token response's expires_in: a JSON number or a
+// numeric string (RFC 6749 §5.1 says number; Microsoft has sent strings). It
+// returns 0 if the member is absent or null (the token has no known expiry, as
+// with x/oauth2). Any other value that is not a number of seconds in
+// [minTokenLifetime, maxTokenLifetime] is clamped into that range, and clamped
+// then describes what was sent, for the log: the number, or "not a number".
+// It never fails, so an odd expires_in cannot throw away the response and the
+// rotated refresh token in it.
+func tokenLifetime(raw json.RawMessage) (life time.Duration, clamped string) {
+	s := string(bytes.TrimSpace(raw))
+	if s == "" || s == "null" {
+		return 0, ""
+	}
+	if s[0] == '"' {
+		var str string
+		if json.Unmarshal(raw, &str) != nil {
+			return minTokenLifetime, "not a number"
+		}
+		s = strings.TrimSpace(str)
+		if s == "" {
+			return 0, ""
+		}
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	switch {
+	case err != nil && !errors.Is(err, strconv.ErrRange), v != v: // not a number, NaN
+		return minTokenLifetime, "not a number"
+	case v < minTokenLifetime.Seconds():
+		return minTokenLifetime, strconv.FormatFloat(v, 'g', -1, 64)
+	case v > maxTokenLifetime.Seconds(): // ErrRange gives ±Inf, caught here or above
+		return maxTokenLifetime, strconv.FormatFloat(v, 'g', -1, 64)
+	}
+	return time.Duration(v) * time.Second, ""
 }
 
 // Refresh redeems refreshToken for a new token (RFC 6749 §6). If the server
