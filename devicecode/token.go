@@ -249,8 +249,8 @@ const (
 	maxTokenLifetime = 24 * time.Hour
 )
 
-// tokenLifetime reads a token response's expires_in: a JSON number or a
-// numeric string (RFC 6749 §5.1 says number; Microsoft has sent strings). It
+// tokenLifetime reads a token response's expires_in: a JSON number (RFC 6749
+// §5.1) or a numeric string, which MSAL accepts as well. It
 // returns 0 if the member is absent or null (the token has no known expiry, as
 // with x/oauth2). Any other value that is not a number of seconds in
 // [minTokenLifetime, maxTokenLifetime] is clamped into that range, and clamped
