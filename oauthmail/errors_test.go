@@ -41,6 +41,8 @@ func TestErrorCode(t *testing.T) {
 		{"secret", &devicecode.Error{Reason: devicecode.ReasonClientSecretExpired}, oauthmail.ClientSecretExpired},
 		{"server", &devicecode.Error{Reason: devicecode.ReasonServer}, oauthmail.ServerUnavailable},
 		{"dc network", &devicecode.Error{Reason: devicecode.ReasonNetwork}, oauthmail.Network},
+		{"dc certificate", &devicecode.Error{Reason: devicecode.ReasonCertificate}, oauthmail.CertificateInvalid},
+		{"dc no address", wrap(&devicecode.Error{Reason: devicecode.ReasonNoAddress}), oauthmail.InvalidScope},
 		{"config", &devicecode.ConfigError{Field: "tenant", Msg: "missing"}, oauthmail.BadInput},
 		{"auth", &smtpx.Error{Reason: smtpx.ReasonAuthFailed}, oauthmail.AuthFailed},
 		{"smtp auth off", &smtpx.Error{Reason: smtpx.ReasonSMTPAuthDisabled}, oauthmail.SMTPAuthDisabled},
