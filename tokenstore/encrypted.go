@@ -94,7 +94,7 @@ func (s *Encrypted) keys(op, key string, salt []byte) (aead cipher.AEAD, check [
 
 // Load decrypts the record under key. See [Encrypted] for the errors.
 func (s *Encrypted) Load(ctx context.Context, key string) (*Record, error) {
-	data, path, err := s.dir().read(ctx, key)
+	data, path, err := s.dir().read(ctx, key, true)
 	if err != nil {
 		return nil, err
 	}
@@ -158,7 +158,7 @@ func (s *Encrypted) Save(ctx context.Context, key string, r *Record) error {
 		return err
 	}
 	// Refuse to overwrite another Secret's file.
-	if old, path, err := d.read(ctx, key); err == nil {
+	if old, path, err := d.read(ctx, key, false); err == nil {
 		if _, err := s.open(key, old); errors.Is(err, ErrWrongKey) {
 			return fmt.Errorf("tokenstore: save %q: refusing to replace %s: %w", key, path, ErrWrongKey)
 		}

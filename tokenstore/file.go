@@ -22,7 +22,9 @@ import (
 // path traversal, no case folding surprises); keys are limited to 120 bytes.
 // Dir is created with mode 0700 and files with 0600. Save writes a temporary file
 // in Dir, syncs it, renames it over the old file and syncs Dir, so after a crash
-// the file holds either the old or the new record, never a mix.
+// the file holds either the old or the new record, never a mix. Temporary files
+// that a killed Save left are removed by the next Load, Save, List or Delete;
+// Delete leaves only the empty lock file.
 //
 // File implements [Locker] with an advisory lock on Dir/<hex(key)>.lock (flock on
 // Unix, LockFileEx on Windows) that serialises refreshes across processes.
@@ -52,7 +54,7 @@ const (
 // *CorruptError if the file cannot be decoded.
 func (s *File) Load(ctx context.Context, key string) (*Record, error) {
 	d := dirStore{dir: s.Dir, ext: fileExt}
-	data, path, err := d.read(ctx, key)
+	data, path, err := d.read(ctx, key, true)
 	if err != nil {
 		return nil, err
 	}
@@ -120,13 +122,18 @@ func (d dirStore) name(op, key string) (string, error) {
 	return hex.EncodeToString([]byte(key)), nil
 }
 
-func (d dirStore) read(ctx context.Context, key string) ([]byte, string, error) {
+// read returns the content of the file for key and its path; with reap, it
+// first removes what killed Saves left (see reap).
+func (d dirStore) read(ctx context.Context, key string, reap bool) ([]byte, string, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, "", fmt.Errorf("tokenstore: load %q: %w", key, err)
 	}
 	name, err := d.name("load", key)
 	if err != nil {
 		return nil, "", err
+	}
+	if reap {
+		d.reap()
 	}
 	path := filepath.Join(d.dir, name+d.ext)
 	f, err := os.Open(path)
@@ -152,7 +159,7 @@ func (d dirStore) read(ctx context.Context, key string) ([]byte, string, error) 
 
 // save replaces the file for key atomically: temp file in the same directory,
 // write, fsync, rename, fsync of the directory. On failure the old file is intact
-// and the temp file removed.
+// and the temp file removed. It first removes what killed Saves left (see reap).
 func (d dirStore) save(ctx context.Context, key string, data []byte) (err error) {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("tokenstore: save %q: %w", key, err)
@@ -169,13 +176,30 @@ func (d dirStore) save(ctx context.Context, key string, data []byte) (err error)
 	if err := os.MkdirAll(d.dir, 0o700); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(d.dir, tmpPrefix+name+"-*") // mode 0600
+	d.reap()
+	for range 3 {
+		if err = d.saveOnce(name, data); !errors.Is(err, errTempTaken) {
+			return err
+		}
+	}
+	return err
+}
+
+// errTempTaken means that a reap (of another process) removed a temporary file
+// of this Save between its creation and its rename; the Save starts again.
+var errTempTaken = errors.New("temporary file removed by another process while in use; retry")
+
+func (d dirStore) saveOnce(name string, data []byte) (err error) {
+	tmp, err := d.createTemp(name)
 	if err != nil {
 		return err
 	}
+	open := true
 	defer func() {
+		if open {
+			tmp.Close() // and unlock
+		}
 		if err != nil {
-			tmp.Close()
 			os.Remove(tmp.Name())
 		}
 	}()
@@ -189,36 +213,127 @@ func (d dirStore) save(ctx context.Context, key string, data []byte) (err error)
 	if err := tmp.Sync(); err != nil {
 		return err
 	}
-	if err := tmp.Close(); err != nil {
-		return err
+	if !renameOpen {
+		open = false
+		if err := tmp.Close(); err != nil {
+			return err
+		}
 	}
 	if err := os.Rename(tmp.Name(), filepath.Join(d.dir, name+d.ext)); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return errTempTaken
+		}
 		return err
 	}
-	if err := syncDir(d.dir); err != nil {
+	if open {
+		open = false
+		if err := tmp.Close(); err != nil {
+			return err
+		}
+	}
+	return syncDir(d.dir)
+}
+
+// createTemp creates Dir/.tmp-<name>-<random> with mode 0600 and locks it
+// (tryLockFile) until Save closes it: a temporary file nobody holds locked is
+// what a killed Save left, and reap removes it. A reap can take a file between
+// its creation and its locking; createTemp then makes another.
+func (d dirStore) createTemp(name string) (*os.File, error) {
+	for range 3 {
+		f, err := os.CreateTemp(d.dir, tmpPrefix+name+"-*") // mode 0600
+		if err != nil {
+			return nil, err
+		}
+		busy, err := tryLockFile(f)
+		switch {
+		case errors.Is(err, errors.ErrUnsupported):
+			return f, nil // reap goes by age
+		case err != nil:
+			f.Close()
+			os.Remove(f.Name())
+			return nil, err
+		case !busy && sameFile(f, f.Name()):
+			return f, nil
+		}
+		f.Close() // a reap holds it, or has removed it
+	}
+	return nil, errTempTaken
+}
+
+// sameFile reports whether path still names the open file f.
+func sameFile(f *os.File, path string) bool {
+	a, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	b, err := os.Lstat(path)
+	return err == nil && os.SameFile(a, b)
+}
+
+// staleAge is how old a temporary file must be before reap removes it on
+// platforms without file locks (a live Save's temp file lives for milliseconds).
+const staleAge = time.Hour
+
+// reap removes the temporary files in Dir, of any key, that no Save holds: those
+// a Save killed mid-write (SIGKILL, power cut) left, which may hold a refresh
+// token. A live Save keeps its temporary file locked (see createTemp), and the
+// lock ends with its process. reap returns the files it could not remove.
+func (d dirStore) reap() error {
+	entries, err := os.ReadDir(d.dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
 		return err
 	}
-	d.removeStale(name)
+	var errs []error
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), tmpPrefix) || !e.Type().IsRegular() {
+			continue
+		}
+		if err := reapOne(filepath.Join(d.dir, e.Name())); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// reapOne removes the temporary file at path unless a live Save holds it.
+func reapOne(path string) error {
+	f, err := openShared(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // its Save has renamed it
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	busy, err := tryLockFile(f)
+	switch {
+	case errors.Is(err, errors.ErrUnsupported):
+		fi, err := f.Stat()
+		if err != nil {
+			return err
+		}
+		if time.Since(fi.ModTime()) < staleAge {
+			return nil
+		}
+	case err != nil:
+		return err
+	case busy:
+		return nil // a Save is writing it
+	}
+	if !sameFile(f, path) {
+		return nil
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
 	return nil
 }
 
-// staleAge is how old a temporary file must be before Save removes it as the
-// leftover of a crashed Save (a live Save's temp file lives for milliseconds).
-const staleAge = time.Hour
-
-// removeStale deletes old temporary files of the key, best effort.
-func (d dirStore) removeStale(name string) {
-	entries, _ := os.ReadDir(d.dir)
-	for _, e := range entries {
-		if !strings.HasPrefix(e.Name(), tmpPrefix+name+"-") || !e.Type().IsRegular() {
-			continue
-		}
-		if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > staleAge {
-			os.Remove(filepath.Join(d.dir, e.Name()))
-		}
-	}
-}
-
+// remove deletes the file for key and every temporary file that no Save holds
+// (see reap), so that no copy of the record is left.
 func (d dirStore) remove(ctx context.Context, key string) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("tokenstore: delete %q: %w", key, err)
@@ -227,14 +342,14 @@ func (d dirStore) remove(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
+	rerr := d.reap()
 	err = os.Remove(filepath.Join(d.dir, name+d.ext))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err == nil {
+		err = nil
+	} else if err == nil {
 		err = syncDir(d.dir)
 	}
-	if err != nil {
+	if err = errors.Join(err, rerr); err != nil {
 		return fmt.Errorf("tokenstore: delete %q: %w", key, err)
 	}
 	return nil
@@ -247,6 +362,7 @@ func (d dirStore) list(ctx context.Context) ([]string, error) {
 	if d.dir == "" {
 		return nil, errors.New("tokenstore: list: Dir is not set")
 	}
+	d.reap()
 	entries, err := os.ReadDir(d.dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
