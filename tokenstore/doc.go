@@ -63,7 +63,9 @@
 // (empty, truncated, not JSON, unknown version, too large, another account's file,
 // altered) is a [*CorruptError]; for [Encrypted], a file sealed under another
 // Secret is a *CorruptError that also matches [ErrWrongKey]. No error text holds a
-// token or file content. I/O errors are wrapped, so errors.Is(err,
+// token or file content. On Unix, a record file or Dir that group or others can
+// access is a [*PermissionError] naming the chmod that fixes it. I/O errors are
+// wrapped, so errors.Is(err,
 // fs.ErrPermission) and errors.Is(err, syscall.ENOSPC) work. A failed Save never
 // damages the record already stored.
 //
@@ -73,8 +75,12 @@
 // print "REDACTED" in place of tokens, so records can be logged and printed with
 // %+v; encoding/json, however, writes the tokens, as the stores must.
 //
-// [File] relies on file permissions only (0700 directory, 0600 files; the
-// directory is created with 0700 but an existing one is not changed). [Encrypted]
+// [File] relies on file permissions only (0700 directory, 0600 files). On Unix
+// it refuses to read a record from a file or directory that group or others can
+// access, since someone who can write it can redirect the refresh token to a
+// token endpoint of their choice; an existing directory is not changed unless
+// the program sets FixPermissions, which repairs the modes and logs a warning.
+// Windows files have no such mode bits and are not checked. [Encrypted]
 // adds confidentiality and integrity against someone who can read or change the
 // disk but not the Secret: AES-256-GCM with a key derived by HKDF-SHA256 (RFC
 // 5869) from the Secret and a random per-file salt, a random nonce per Save, and
@@ -89,7 +95,9 @@
 // check that the record always loads as the old or a newer consistent version
 // and that the Load removes the killed Save's temporary file; kill a child
 // stopped inside Save and check that each of Load, Save, List and Delete removes
-// its temporary file while a live Save's file survives them; run
+// its temporary file while a live Save's file survives them; make files and Dir
+// readable or writable by group or others and check the refusal and the repair;
+// run
 // two processes that each rotate the refresh token 100 times under [Locker] and
 // check that none of the 200 rotations is lost; feed damaged, oversized, foreign
 // and wrong-key files; simulate a full disk and permission errors; and fuzz the

@@ -94,7 +94,7 @@ func TestFileBadInput(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := &tokenstore.File{Dir: t.TempDir()}
+			s := &tokenstore.File{Dir: privateDir(t)}
 			if err := os.WriteFile(fileName(s.Dir, key, ".json"), []byte(tt.data), 0o600); err != nil {
 				t.Fatal(err)
 			}
@@ -137,7 +137,7 @@ func TestFileBadInput(t *testing.T) {
 // version) and checks that the next Save writes version 1.
 func TestFileMigrationV0(t *testing.T) {
 	const key = "alice@contoso.com"
-	s := &tokenstore.File{Dir: t.TempDir()}
+	s := &tokenstore.File{Dir: privateDir(t)}
 	v0 := `{"access_token":"canary-a","token_type":"Bearer","refresh_token":"canary-r","expiry":"2026-03-01T10:00:00Z"}`
 	path := fileName(s.Dir, key, ".json")
 	if err := os.WriteFile(path, []byte(v0), 0o600); err != nil {
@@ -172,8 +172,8 @@ func TestFileMigrationV0(t *testing.T) {
 // good record survives and no temporary file is left behind.
 func TestFileDiskFull(t *testing.T) {
 	for _, s := range []tokenstore.Store{
-		&tokenstore.File{Dir: t.TempDir()},
-		&tokenstore.Encrypted{Dir: t.TempDir(), Secret: []byte("0123456789abcdef0123456789abcdef")},
+		&tokenstore.File{Dir: privateDir(t)},
+		&tokenstore.Encrypted{Dir: privateDir(t), Secret: []byte("0123456789abcdef0123456789abcdef")},
 	} {
 		t.Run(strings.TrimPrefix(strings.Split(typeName(s), ".")[1], "*"), func(t *testing.T) {
 			const key = "alice@contoso.com"
@@ -236,7 +236,7 @@ func TestFilePermissionDenied(t *testing.T) {
 		t.Skip("running as root: permission bits do not stop root, so a denied read cannot be staged; TestFilePermissionDeniedSimulated covers the error path")
 	}
 	const key = "alice@contoso.com"
-	s := &tokenstore.File{Dir: t.TempDir()}
+	s := &tokenstore.File{Dir: privateDir(t)}
 	want := tokenstoretest.Sample("good")
 	if err := s.Save(t.Context(), key, want); err != nil {
 		t.Fatal(err)
@@ -265,7 +265,7 @@ func TestFilePermissionDenied(t *testing.T) {
 // fails with EACCES leaves the good record.
 func TestFilePermissionDeniedSimulated(t *testing.T) {
 	const key = "alice@contoso.com"
-	s := &tokenstore.File{Dir: t.TempDir()}
+	s := &tokenstore.File{Dir: privateDir(t)}
 	want := tokenstoretest.Sample("good")
 	if err := s.Save(t.Context(), key, want); err != nil {
 		t.Fatal(err)
@@ -286,7 +286,7 @@ func TestFilePermissionDeniedSimulated(t *testing.T) {
 }
 
 func TestFileListIgnoresForeignFiles(t *testing.T) {
-	s := &tokenstore.File{Dir: t.TempDir()}
+	s := &tokenstore.File{Dir: privateDir(t)}
 	if err := s.Save(t.Context(), "alice", tokenstoretest.Sample("a")); err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,18 @@ import (
 	"github.com/devicemail/devicemail/tokenstore/tokenstoretest"
 )
 
+// privateDir returns a new directory of mode 0700 for a store. (t.TempDir makes
+// directories of mode 0777 less the umask, usually 0755, which the stores
+// refuse.)
+func privateDir(t testing.TB) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "tokens")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
 // wantOnlyLocks fails unless dir holds nothing but lock files (which are empty
 // and stay in place, see [tokenstore.Locker]).
 func wantOnlyLocks(t *testing.T, dir string) {

@@ -234,7 +234,7 @@ func TestTwoProcessesRefresh(t *testing.T) {
 	}
 	const perChild = 100
 	run := func(t *testing.T, kind string, lock bool) int {
-		dir := t.TempDir()
+		dir := privateDir(t)
 		s := storeOf(kind, dir)
 		if err := s.Save(t.Context(), childKey, genRecord(0)); err != nil {
 			t.Fatal(err)

@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/devicemail/devicemail/oauthmail"
 	"github.com/devicemail/devicemail/tokenstore"
 )
 
@@ -64,5 +67,46 @@ func TestLogoutRemovesLeftoverTempFile(t *testing.T) {
 	}
 	if strings.Contains(r.stdout+r.stderr, "canary-") {
 		t.Errorf("logout output holds a token")
+	}
+}
+
+// A token file or directory open to group or others is refused before the
+// token is used: exit status of the store class, code store_corrupt, and the
+// chmod to run in the detail. Nothing is printed on stdout but the report.
+func TestOpenTokenFileRefused(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("Windows files have no Unix permission bits; TestOpenPermissionsRefused in tokenstore is unix-only too")
+	}
+	for _, tc := range []struct {
+		name string
+		dir  bool
+		mode os.FileMode
+	}{{"file 0644", false, 0o644}, {"file 0666", false, 0o666}, {"dir 0755", true, 0o755}} {
+		t.Run(tc.name, func(t *testing.T) {
+			const rt = "canary-rt-perm"
+			dir, file := savedStore(t, rt)
+			target, want := file, "chmod 600 "+file
+			if tc.dir {
+				target, want = dir, "chmod 700 "+dir
+			}
+			if err := os.Chmod(target, tc.mode); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { os.Chmod(dir, 0o700) })
+			r := runCmd(t, nil, "token", "--json", "--store", "file:"+dir, "--account", "printer")
+			if r.status != exitStore {
+				t.Fatalf("token exit %d, want %d\nstdout:\n%s\nstderr:\n%s", r.status, exitStore, r.stdout, r.stderr)
+			}
+			var rep errorReport
+			if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+				t.Fatalf("--json report: %v\n%s", err, r.stdout)
+			}
+			if rep.Error.Code != oauthmail.StoreCorrupt || !strings.Contains(rep.Error.Detail, want) {
+				t.Errorf("report = %+v, want code store_corrupt and %q in the detail", rep.Error, want)
+			}
+			if strings.Contains(r.stdout+r.stderr, "canary-") {
+				t.Errorf("output holds a token:\n%s\n%s", r.stdout, r.stderr)
+			}
+		})
 	}
 }
