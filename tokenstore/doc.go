@@ -48,8 +48,8 @@
 // writes, so a ".tmp-*" file that nobody holds is what a killed Save left (it may
 // hold a refresh token): every Load, Save, List and Delete removes such files, of
 // any key, before it does its work, so a Delete (a sign-out) leaves no copy of
-// the record behind. Where the platform has no file locks (js, wasip1, plan9)
-// they are removed once an hour old. Files larger than 1 MiB are refused.
+// the record behind. Where the platform or file system has no file locks (js,
+// wasip1, plan9, some network file systems) they are removed once an hour old. Files larger than 1 MiB are refused.
 //
 // The format is JSON with a "version" field (currently 1) and the account key it
 // was saved under. Files without "version" are read as version 0, a bare

@@ -296,12 +296,8 @@ func (d dirStore) createTemp(name string) (*os.File, error) {
 		}
 		busy, err := tryLockFile(f)
 		switch {
-		case errors.Is(err, errors.ErrUnsupported):
-			return f, nil // reap goes by age
 		case err != nil:
-			f.Close()
-			os.Remove(f.Name())
-			return nil, err
+			return f, nil // no file locks here (platform or file system): reap goes by age
 		case !busy && sameFile(f, f.Name()):
 			return f, nil
 		}
@@ -320,8 +316,8 @@ func sameFile(f *os.File, path string) bool {
 	return err == nil && os.SameFile(a, b)
 }
 
-// staleAge is how old a temporary file must be before reap removes it on
-// platforms without file locks (a live Save's temp file lives for milliseconds).
+// staleAge is how old a temporary file must be before reap removes it where
+// there are no file locks (a live Save's temp file lives for milliseconds).
 const staleAge = time.Hour
 
 // reap removes the temporary files in Dir, of any key, that no Save holds: those
@@ -374,7 +370,7 @@ func reapOne(path string) (removed bool, err error) {
 	defer f.Close()
 	busy, err := tryLockFile(f)
 	switch {
-	case errors.Is(err, errors.ErrUnsupported):
+	case err != nil: // no file locks here (platform or file system): go by age
 		fi, err := f.Stat()
 		if err != nil {
 			return false, err
@@ -382,8 +378,6 @@ func reapOne(path string) (removed bool, err error) {
 		if time.Since(fi.ModTime()) < staleAge {
 			return false, nil
 		}
-	case err != nil:
-		return false, err
 	case busy:
 		return false, nil // a Save is writing it
 	}
