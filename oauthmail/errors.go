@@ -93,6 +93,8 @@ func ErrorCode(err error) Code {
 		return NotSignedIn
 	case errors.As(err, &ce), errors.Is(err, tokenstore.ErrWrongKey):
 		return StoreCorrupt
+	case errors.As(err, new(*tokenstore.PermissionError)):
+		return StoreCorrupt
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):
 		return Network
 	case errors.As(err, &dns), errors.As(err, &op), errors.As(err, &ne),

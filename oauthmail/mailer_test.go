@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -515,7 +516,7 @@ func TestNewChecksConfig(t *testing.T) {
 // them refresh once between them.
 func TestCrossProcessRefreshOnce(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
+	dir := filepath.Join(t.TempDir(), "tokens") // created 0700 by the store
 	r := newRig(t, &oauthmailtest.Options{MaxConcurrent: 1000}, oauthmailtest.ContosoTenantID, oauthmailtest.DeviceAppClientID,
 		func(c *oauthmail.Config) { c.Store = &tokenstore.File{Dir: dir} })
 	r.signIn(t, r.m, "alice@contoso.com")

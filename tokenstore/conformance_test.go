@@ -12,11 +12,11 @@ func TestMemoryConformance(t *testing.T) {
 }
 
 func TestFileConformance(t *testing.T) {
-	tokenstoretest.Run(t, func(t *testing.T) tokenstore.Store { return &tokenstore.File{Dir: t.TempDir()} })
+	tokenstoretest.Run(t, func(t *testing.T) tokenstore.Store { return &tokenstore.File{Dir: privateDir(t)} })
 }
 
 func TestEncryptedConformance(t *testing.T) {
 	tokenstoretest.Run(t, func(t *testing.T) tokenstore.Store {
-		return &tokenstore.Encrypted{Dir: t.TempDir(), Secret: []byte("device-serial-XK42-0000000000001")}
+		return &tokenstore.Encrypted{Dir: privateDir(t), Secret: []byte("device-serial-XK42-0000000000001")}
 	})
 }

@@ -32,7 +32,9 @@
 //
 // The lock is advisory: Load and Save do not take it, so a writer that skips the
 // protocol can still overwrite a newer record. The lock is a flock(2) on Unix and
-// LockFileEx on Windows, on a separate file Dir/<hex(key)>.lock that stays in place.
+// LockFileEx on Windows, on a separate file Dir/<hex(key)>.lock that stays in place
+// (it is empty; removing it while another process waits on it would let two
+// processes hold the lock).
 // On platforms without file locks (js, wasip1, plan9) Lock returns
 // errors.ErrUnsupported.
 //
@@ -42,8 +44,12 @@
 // keys such as "alice@contoso.com" or "printer/1" are safe and cannot escape Dir.
 // Save writes a temporary file in Dir (".tmp-*", mode 0600), fsyncs it, renames it
 // over the old file and fsyncs Dir: after a crash or power cut the file holds the
-// old record or the new one. A crash during Save can leave a ".tmp-*" file; List
-// ignores it, and a later Save of the same key removes it once it is an hour old. Files larger than 1 MiB are refused.
+// old record or the new one. A Save holds a lock on its temporary file while it
+// writes, so a ".tmp-*" file that nobody holds is what a killed Save left (it may
+// hold a refresh token): every Load, Save, List and Delete removes such files, of
+// any key, before it does its work, so a Delete (a sign-out) leaves no copy of
+// the record behind. Where the platform or file system has no file locks (js,
+// wasip1, plan9, some network file systems) they are removed once an hour old. Files larger than 1 MiB are refused.
 //
 // The format is JSON with a "version" field (currently 1) and the account key it
 // was saved under. Files without "version" are read as version 0, a bare
@@ -57,7 +63,9 @@
 // (empty, truncated, not JSON, unknown version, too large, another account's file,
 // altered) is a [*CorruptError]; for [Encrypted], a file sealed under another
 // Secret is a *CorruptError that also matches [ErrWrongKey]. No error text holds a
-// token or file content. I/O errors are wrapped, so errors.Is(err,
+// token or file content. On Unix, a record file or Dir that group or others can
+// access is a [*PermissionError] naming the chmod that fixes it. I/O errors are
+// wrapped, so errors.Is(err,
 // fs.ErrPermission) and errors.Is(err, syscall.ENOSPC) work. A failed Save never
 // damages the record already stored.
 //
@@ -67,8 +75,12 @@
 // print "REDACTED" in place of tokens, so records can be logged and printed with
 // %+v; encoding/json, however, writes the tokens, as the stores must.
 //
-// [File] relies on file permissions only (0700 directory, 0600 files; the
-// directory is created with 0700 but an existing one is not changed). [Encrypted]
+// [File] relies on file permissions only (0700 directory, 0600 files). On Unix
+// it refuses to read a record from a file or directory that group or others can
+// access, since someone who can write it can redirect the refresh token to a
+// token endpoint of their choice; an existing directory is not changed unless
+// the program sets FixPermissions, which repairs the modes and logs a warning.
+// Windows files have no such mode bits and are not checked. [Encrypted]
 // adds confidentiality and integrity against someone who can read or change the
 // disk but not the Secret: AES-256-GCM with a key derived by HKDF-SHA256 (RFC
 // 5869) from the Secret and a random per-file salt, a random nonce per Save, and
@@ -80,7 +92,12 @@
 //
 // Memory, File and Encrypted pass the tokenstoretest conformance suite. The tests
 // also kill a child process with SIGKILL 200 times while it saves in a loop and
-// check that the record always loads as the old or a newer consistent version; run
+// check that the record always loads as the old or a newer consistent version
+// and that the Load removes the killed Save's temporary file; kill a child
+// stopped inside Save and check that each of Load, Save, List and Delete removes
+// its temporary file while a live Save's file survives them; make files and Dir
+// readable or writable by group or others and check the refusal and the repair;
+// run
 // two processes that each rotate the refresh token 100 times under [Locker] and
 // check that none of the 200 rotations is lost; feed damaged, oversized, foreign
 // and wrong-key files; simulate a full disk and permission errors; and fuzz the

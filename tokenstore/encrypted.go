@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 )
 
@@ -26,8 +27,10 @@ import (
 // Neither is ever read as "no record". Save refuses to replace a file written with
 // another Secret (the error wraps ErrWrongKey): delete it first to start over.
 //
-// Files are named Dir/<hex(key)>.enc, written atomically, and locked as [File]
-// describes; File and Encrypted may share a directory without clashing.
+// Files are named Dir/<hex(key)>.enc, written atomically, cleaned up after a
+// killed Save, locked and checked for private permissions ([*PermissionError])
+// as [File] describes; File and Encrypted may share a directory without
+// clashing.
 //
 // Fields must not be changed after the first method call.
 type Encrypted struct {
@@ -41,6 +44,12 @@ type Encrypted struct {
 	// with crypto/pbkdf2 (600,000 iterations of SHA-256) or scrypt, and the result
 	// passed here.
 	Secret []byte
+
+	// FixPermissions repairs instead of refusing open permissions, as in [File].
+	FixPermissions bool
+
+	// Logger receives the notes described in [File]; nil discards them.
+	Logger *slog.Logger
 
 	write func(f *os.File, b []byte) (int, error)
 }
@@ -71,7 +80,9 @@ type envelope struct {
 	Ciphertext []byte `json:"ciphertext"`
 }
 
-func (s *Encrypted) dir() dirStore { return dirStore{dir: s.Dir, ext: encExt, write: s.write} }
+func (s *Encrypted) dir() dirStore {
+	return dirStore{dir: s.Dir, ext: encExt, fix: s.FixPermissions, log: s.Logger, write: s.write}
+}
 
 func (s *Encrypted) keys(op, key string, salt []byte) (aead cipher.AEAD, check []byte, err error) {
 	if len(s.Secret) < minSecret {
@@ -92,9 +103,10 @@ func (s *Encrypted) keys(op, key string, salt []byte) (aead cipher.AEAD, check [
 	return aead, okm[32:], nil
 }
 
-// Load decrypts the record under key. See [Encrypted] for the errors.
+// Load decrypts the record under key. See [Encrypted] for the errors; a file or
+// Dir open to group or others is a *PermissionError as for [File.Load].
 func (s *Encrypted) Load(ctx context.Context, key string) (*Record, error) {
-	data, path, err := s.dir().read(ctx, key)
+	data, path, err := s.dir().read(ctx, key, true)
 	if err != nil {
 		return nil, err
 	}
@@ -145,7 +157,8 @@ func (s *Encrypted) open(key string, data []byte) ([]byte, error) {
 }
 
 // Save encrypts a copy of r and atomically replaces the file under key, unless
-// the existing file was written with another Secret.
+// the existing file was written with another Secret or Dir is open to group or
+// others (see [File.Save]).
 func (s *Encrypted) Save(ctx context.Context, key string, r *Record) error {
 	if r == nil {
 		return errNilRecord(key)
@@ -158,7 +171,7 @@ func (s *Encrypted) Save(ctx context.Context, key string, r *Record) error {
 		return err
 	}
 	// Refuse to overwrite another Secret's file.
-	if old, path, err := d.read(ctx, key); err == nil {
+	if old, path, err := d.read(ctx, key, false); err == nil {
 		if _, err := s.open(key, old); errors.Is(err, ErrWrongKey) {
 			return fmt.Errorf("tokenstore: save %q: refusing to replace %s: %w", key, path, ErrWrongKey)
 		}

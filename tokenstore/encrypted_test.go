@@ -16,7 +16,7 @@ var testSecret = []byte("device-unique-0123456789abcdef!!")
 
 func TestEncryptedWrongKey(t *testing.T) {
 	const key = "alice@contoso.com"
-	dir := t.TempDir()
+	dir := privateDir(t)
 	a := &tokenstore.Encrypted{Dir: dir, Secret: testSecret}
 	b := &tokenstore.Encrypted{Dir: dir, Secret: []byte("another-device-0123456789abcdef!")}
 	want := tokenstoretest.Sample("a")
@@ -57,7 +57,7 @@ func TestEncryptedWrongKey(t *testing.T) {
 
 func TestEncryptedTamper(t *testing.T) {
 	const key = "alice@contoso.com"
-	s := &tokenstore.Encrypted{Dir: t.TempDir(), Secret: testSecret}
+	s := &tokenstore.Encrypted{Dir: privateDir(t), Secret: testSecret}
 	if err := s.Save(t.Context(), key, tokenstoretest.Sample("a")); err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +126,7 @@ func TestEncryptedTamper(t *testing.T) {
 // TestEncryptedSwap copies Alice's file to Bob's name: the account key is bound
 // as associated data, so it must not open as Bob's record.
 func TestEncryptedSwap(t *testing.T) {
-	s := &tokenstore.Encrypted{Dir: t.TempDir(), Secret: testSecret}
+	s := &tokenstore.Encrypted{Dir: privateDir(t), Secret: testSecret}
 	if err := s.Save(t.Context(), "alice@contoso.com", tokenstoretest.Sample("alice")); err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +145,7 @@ func TestEncryptedSwap(t *testing.T) {
 }
 
 func TestEncryptedFreshNoncePerSave(t *testing.T) {
-	s := &tokenstore.Encrypted{Dir: t.TempDir(), Secret: testSecret}
+	s := &tokenstore.Encrypted{Dir: privateDir(t), Secret: testSecret}
 	r := tokenstoretest.Sample("same")
 	path := fileName(s.Dir, "k", ".enc")
 	s.Save(t.Context(), "k", r)
@@ -158,7 +158,7 @@ func TestEncryptedFreshNoncePerSave(t *testing.T) {
 }
 
 func TestEncryptedShortSecret(t *testing.T) {
-	s := &tokenstore.Encrypted{Dir: t.TempDir(), Secret: []byte("short")}
+	s := &tokenstore.Encrypted{Dir: privateDir(t), Secret: []byte("short")}
 	if err := s.Save(t.Context(), "k", tokenstoretest.Sample("x")); err == nil {
 		t.Error("Save with a 5-byte secret = nil, want an error")
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -22,7 +23,17 @@ import (
 // path traversal, no case folding surprises); keys are limited to 120 bytes.
 // Dir is created with mode 0700 and files with 0600. Save writes a temporary file
 // in Dir, syncs it, renames it over the old file and syncs Dir, so after a crash
-// the file holds either the old or the new record, never a mix.
+// the file holds either the old or the new record, never a mix. Temporary files
+// that a killed Save left are removed by the next Load, Save, List or Delete;
+// Delete leaves only the empty lock file.
+//
+// On Unix, Load refuses a record file, and Load and Save refuse a Dir, that group
+// or others have any access to, with a [*PermissionError] (or repair it, see
+// FixPermissions): the file holds the refresh token and names the token endpoint
+// it is sent to. An existing Dir is not made private by itself; note that
+// testing.T.TempDir makes directories of mode 0755 under the usual umask, so
+// tests should use a subdirectory that the store creates, such as
+// filepath.Join(t.TempDir(), "tokens").
 //
 // File implements [Locker] with an advisory lock on Dir/<hex(key)>.lock (flock on
 // Unix, LockFileEx on Windows) that serialises refreshes across processes.
@@ -31,6 +42,19 @@ import (
 type File struct {
 	// Dir is the directory that holds the files. It must be set.
 	Dir string
+
+	// FixPermissions, if true, makes Load and Save repair a Dir or record file
+	// that group or others have access to (chmod 0700 or 0600) and log a warning
+	// through Logger. If false (the zero value), they refuse it with a
+	// *PermissionError and change nothing. Repairing cannot tell whether someone
+	// changed the record while it was open to them: check its Authority. Ignored
+	// where files have no Unix permission bits (Windows).
+	FixPermissions bool
+
+	// Logger receives a warning for each repaired permission and a note for each
+	// temporary file of a killed Save that is removed. If nil, these are
+	// discarded.
+	Logger *slog.Logger
 
 	// write replaces (*os.File).Write in tests that simulate a full disk.
 	write func(f *os.File, b []byte) (int, error)
@@ -49,10 +73,10 @@ const (
 )
 
 // Load returns the record under key: ErrNotFound if there is none, a
-// *CorruptError if the file cannot be decoded.
+// *CorruptError if the file cannot be decoded, a *PermissionError if the file or
+// Dir is open to group or others (see FixPermissions).
 func (s *File) Load(ctx context.Context, key string) (*Record, error) {
-	d := dirStore{dir: s.Dir, ext: fileExt}
-	data, path, err := d.read(ctx, key)
+	data, path, err := s.dir().read(ctx, key, true)
 	if err != nil {
 		return nil, err
 	}
@@ -63,32 +87,38 @@ func (s *File) Load(ctx context.Context, key string) (*Record, error) {
 	return r, nil
 }
 
-// Save atomically replaces the record under key with a copy of r.
+// Save atomically replaces the record under key with a copy of r, in a file of
+// mode 0600. It returns a *PermissionError, and writes nothing, if Dir is open to
+// group or others (see FixPermissions).
 func (s *File) Save(ctx context.Context, key string, r *Record) error {
 	if r == nil {
 		return errNilRecord(key)
 	}
-	d := dirStore{dir: s.Dir, ext: fileExt, write: s.write}
 	data, err := encodeRecord(key, r)
 	if err != nil {
 		return err
 	}
-	return d.save(ctx, key, data)
+	return s.dir().save(ctx, key, data)
 }
 
-// Delete removes the record under key; an absent key is not an error.
+// Delete removes the record under key, and the temporary files that killed
+// Saves left; an absent key is not an error. It works whatever the permissions.
 func (s *File) Delete(ctx context.Context, key string) error {
-	return dirStore{dir: s.Dir, ext: fileExt}.remove(ctx, key)
+	return s.dir().remove(ctx, key)
 }
 
 // List returns the keys that have a file in Dir.
 func (s *File) List(ctx context.Context) ([]string, error) {
-	return dirStore{dir: s.Dir, ext: fileExt}.list(ctx)
+	return s.dir().list(ctx)
 }
 
 // Lock takes the cross-process lock for key; see [Locker].
 func (s *File) Lock(ctx context.Context, key string) (func() error, error) {
-	return dirStore{dir: s.Dir, ext: fileExt}.lock(ctx, key)
+	return s.dir().lock(ctx, key)
+}
+
+func (s *File) dir() dirStore {
+	return dirStore{dir: s.Dir, ext: fileExt, fix: s.FixPermissions, log: s.Logger, write: s.write}
 }
 
 func withPath(err error, path string) error {
@@ -104,7 +134,16 @@ func withPath(err error, path string) error {
 type dirStore struct {
 	dir   string
 	ext   string
+	fix   bool         // FixPermissions
+	log   *slog.Logger // nil: discard
 	write func(f *os.File, b []byte) (int, error)
+}
+
+func (d dirStore) logger() *slog.Logger {
+	if d.log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return d.log
 }
 
 func (d dirStore) name(op, key string) (string, error) {
@@ -120,13 +159,19 @@ func (d dirStore) name(op, key string) (string, error) {
 	return hex.EncodeToString([]byte(key)), nil
 }
 
-func (d dirStore) read(ctx context.Context, key string) ([]byte, string, error) {
+// read returns the content of the file for key and its path. With load, it
+// first removes what killed Saves left (see reap) and checks that Dir and the
+// file are private (see private).
+func (d dirStore) read(ctx context.Context, key string, load bool) ([]byte, string, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, "", fmt.Errorf("tokenstore: load %q: %w", key, err)
 	}
 	name, err := d.name("load", key)
 	if err != nil {
 		return nil, "", err
+	}
+	if load {
+		d.sweep(ctx)
 	}
 	path := filepath.Join(d.dir, name+d.ext)
 	f, err := os.Open(path)
@@ -137,7 +182,16 @@ func (d dirStore) read(ctx context.Context, key string) ([]byte, string, error) 
 		return nil, path, fmt.Errorf("tokenstore: load %q: %w", key, err)
 	}
 	defer f.Close()
-	if fi, err := f.Stat(); err == nil && fi.Size() > maxFileSize {
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, path, fmt.Errorf("tokenstore: load %q: %w", key, err)
+	}
+	if load {
+		if err := errors.Join(d.privateDir(ctx, key), d.private(ctx, key, path, fi, 0o600, f.Chmod)); err != nil {
+			return nil, path, err
+		}
+	}
+	if fi.Size() > maxFileSize {
 		return nil, path, &CorruptError{Key: key, Path: path, Reason: fmt.Sprintf("larger than %d bytes", maxFileSize)}
 	}
 	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
@@ -152,7 +206,7 @@ func (d dirStore) read(ctx context.Context, key string) ([]byte, string, error) 
 
 // save replaces the file for key atomically: temp file in the same directory,
 // write, fsync, rename, fsync of the directory. On failure the old file is intact
-// and the temp file removed.
+// and the temp file removed. It first removes what killed Saves left (see reap).
 func (d dirStore) save(ctx context.Context, key string, data []byte) (err error) {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("tokenstore: save %q: %w", key, err)
@@ -161,21 +215,41 @@ func (d dirStore) save(ctx context.Context, key string, data []byte) (err error)
 	if err != nil {
 		return err
 	}
+	if err := os.MkdirAll(d.dir, 0o700); err != nil {
+		return fmt.Errorf("tokenstore: save %q: %w", key, err)
+	}
+	if err := d.privateDir(ctx, key); err != nil {
+		return err
+	}
 	defer func() {
 		if err != nil {
 			err = fmt.Errorf("tokenstore: save %q: %w", key, err)
 		}
 	}()
-	if err := os.MkdirAll(d.dir, 0o700); err != nil {
-		return err
+	d.sweep(ctx)
+	for range 3 {
+		if err = d.saveOnce(name, data); !errors.Is(err, errTempTaken) {
+			return err
+		}
 	}
-	tmp, err := os.CreateTemp(d.dir, tmpPrefix+name+"-*") // mode 0600
+	return err
+}
+
+// errTempTaken means that a reap (of another process) removed a temporary file
+// of this Save between its creation and its rename; the Save starts again.
+var errTempTaken = errors.New("temporary file removed by another process while in use; retry")
+
+func (d dirStore) saveOnce(name string, data []byte) (err error) {
+	tmp, err := d.createTemp(name)
 	if err != nil {
 		return err
 	}
+	open := true
 	defer func() {
+		if open {
+			tmp.Close() // and unlock
+		}
 		if err != nil {
-			tmp.Close()
 			os.Remove(tmp.Name())
 		}
 	}()
@@ -189,36 +263,166 @@ func (d dirStore) save(ctx context.Context, key string, data []byte) (err error)
 	if err := tmp.Sync(); err != nil {
 		return err
 	}
-	if err := tmp.Close(); err != nil {
-		return err
+	if !renameOpen {
+		open = false
+		if err := tmp.Close(); err != nil {
+			return err
+		}
 	}
 	if err := os.Rename(tmp.Name(), filepath.Join(d.dir, name+d.ext)); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return errTempTaken
+		}
 		return err
 	}
-	if err := syncDir(d.dir); err != nil {
+	if open {
+		open = false
+		if err := tmp.Close(); err != nil {
+			return err
+		}
+	}
+	return syncDir(d.dir)
+}
+
+// createTemp creates Dir/.tmp-<name>-<random> with mode 0600 and locks it
+// (tryLockFile) until Save closes it: a temporary file nobody holds locked is
+// what a killed Save left, and reap removes it. A reap can take a file between
+// its creation and its locking; createTemp then makes another.
+func (d dirStore) createTemp(name string) (*os.File, error) {
+	for range 3 {
+		f, err := os.CreateTemp(d.dir, tmpPrefix+name+"-*") // mode 0600
+		if err != nil {
+			return nil, err
+		}
+		busy, err := tryLockFile(f)
+		switch {
+		case err != nil:
+			return f, nil // no file locks here (platform or file system): reap goes by age
+		case !busy && sameFile(f, f.Name()):
+			return f, nil
+		}
+		f.Close() // a reap holds it, or has removed it
+	}
+	return nil, errTempTaken
+}
+
+// sameFile reports whether path still names the open file f.
+func sameFile(f *os.File, path string) bool {
+	a, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	b, err := os.Lstat(path)
+	return err == nil && os.SameFile(a, b)
+}
+
+// staleAge is how old a temporary file must be before reap removes it where
+// there are no file locks (a live Save's temp file lives for milliseconds).
+const staleAge = time.Hour
+
+// reap removes the temporary files in Dir, of any key, that no Save holds: those
+// a Save killed mid-write (SIGKILL, power cut) left, which may hold a refresh
+// token. A live Save keeps its temporary file locked (see createTemp), and the
+// lock ends with its process. reap returns the files it could not remove.
+func (d dirStore) reap(ctx context.Context) error {
+	entries, err := os.ReadDir(d.dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
 		return err
 	}
-	d.removeStale(name)
+	var errs []error
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), tmpPrefix) || !e.Type().IsRegular() {
+			continue
+		}
+		path := filepath.Join(d.dir, e.Name())
+		removed, err := reapOne(path)
+		if err != nil {
+			errs = append(errs, err)
+		} else if removed {
+			d.logger().LogAttrs(ctx, slog.LevelInfo, "tokenstore: removed the temporary file of an interrupted save",
+				slog.String("path", path))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// sweep is reap for the operations that do not fail because of it: it logs the
+// files it could not remove.
+func (d dirStore) sweep(ctx context.Context) {
+	if err := d.reap(ctx); err != nil {
+		d.logger().LogAttrs(ctx, slog.LevelWarn, "tokenstore: cannot remove the temporary file of an interrupted save",
+			slog.String("error", err.Error()))
+	}
+}
+
+// reapOne removes the temporary file at path unless a live Save holds it.
+func reapOne(path string) (removed bool, err error) {
+	f, err := openShared(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil // its Save has renamed it
+	}
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	busy, err := tryLockFile(f)
+	switch {
+	case err != nil: // no file locks here (platform or file system): go by age
+		fi, err := f.Stat()
+		if err != nil {
+			return false, err
+		}
+		if time.Since(fi.ModTime()) < staleAge {
+			return false, nil
+		}
+	case busy:
+		return false, nil // a Save is writing it
+	}
+	if !sameFile(f, path) {
+		return false, nil
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return false, err
+	}
+	return true, nil
+}
+
+// privateDir checks Dir with private (want 0700).
+func (d dirStore) privateDir(ctx context.Context, key string) error {
+	fi, err := os.Stat(d.dir)
+	if err != nil {
+		return fmt.Errorf("tokenstore: %q: %w", key, err)
+	}
+	return d.private(ctx, key, d.dir, fi, 0o700, func(m fs.FileMode) error { return os.Chmod(d.dir, m) })
+}
+
+// private returns a *PermissionError if group or others have any access to the
+// file or directory at path (fi), or, with FixPermissions, sets its mode to want
+// with chmod and logs a warning. Where files have no Unix permission bits it
+// does nothing.
+func (d dirStore) private(ctx context.Context, key, path string, fi fs.FileInfo, want fs.FileMode,
+	chmod func(fs.FileMode) error) error {
+	mode := fi.Mode().Perm()
+	if !permBits || mode&0o077 == 0 {
+		return nil
+	}
+	if !d.fix {
+		return &PermissionError{Key: key, Path: path, Mode: mode, Want: want}
+	}
+	if err := chmod(want); err != nil {
+		return fmt.Errorf("tokenstore: %q: make %s private (mode %04o): %w", key, path, mode, err)
+	}
+	d.logger().LogAttrs(ctx, slog.LevelWarn, "tokenstore: group or others had access to a token file or directory; made it private",
+		slog.String("account", key), slog.String("path", path),
+		slog.String("mode", fmt.Sprintf("%04o", mode)), slog.String("new_mode", fmt.Sprintf("%04o", want)))
 	return nil
 }
 
-// staleAge is how old a temporary file must be before Save removes it as the
-// leftover of a crashed Save (a live Save's temp file lives for milliseconds).
-const staleAge = time.Hour
-
-// removeStale deletes old temporary files of the key, best effort.
-func (d dirStore) removeStale(name string) {
-	entries, _ := os.ReadDir(d.dir)
-	for _, e := range entries {
-		if !strings.HasPrefix(e.Name(), tmpPrefix+name+"-") || !e.Type().IsRegular() {
-			continue
-		}
-		if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > staleAge {
-			os.Remove(filepath.Join(d.dir, e.Name()))
-		}
-	}
-}
-
+// remove deletes the file for key and every temporary file that no Save holds
+// (see reap), so that no copy of the record is left.
 func (d dirStore) remove(ctx context.Context, key string) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("tokenstore: delete %q: %w", key, err)
@@ -227,14 +431,14 @@ func (d dirStore) remove(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
+	rerr := d.reap(ctx)
 	err = os.Remove(filepath.Join(d.dir, name+d.ext))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err == nil {
+		err = nil
+	} else if err == nil {
 		err = syncDir(d.dir)
 	}
-	if err != nil {
+	if err = errors.Join(err, rerr); err != nil {
 		return fmt.Errorf("tokenstore: delete %q: %w", key, err)
 	}
 	return nil
@@ -247,6 +451,7 @@ func (d dirStore) list(ctx context.Context) ([]string, error) {
 	if d.dir == "" {
 		return nil, errors.New("tokenstore: list: Dir is not set")
 	}
+	d.sweep(ctx)
 	entries, err := os.ReadDir(d.dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil

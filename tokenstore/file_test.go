@@ -94,7 +94,7 @@ func TestFileBadInput(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := &tokenstore.File{Dir: t.TempDir()}
+			s := &tokenstore.File{Dir: privateDir(t)}
 			if err := os.WriteFile(fileName(s.Dir, key, ".json"), []byte(tt.data), 0o600); err != nil {
 				t.Fatal(err)
 			}
@@ -137,7 +137,7 @@ func TestFileBadInput(t *testing.T) {
 // version) and checks that the next Save writes version 1.
 func TestFileMigrationV0(t *testing.T) {
 	const key = "alice@contoso.com"
-	s := &tokenstore.File{Dir: t.TempDir()}
+	s := &tokenstore.File{Dir: privateDir(t)}
 	v0 := `{"access_token":"canary-a","token_type":"Bearer","refresh_token":"canary-r","expiry":"2026-03-01T10:00:00Z"}`
 	path := fileName(s.Dir, key, ".json")
 	if err := os.WriteFile(path, []byte(v0), 0o600); err != nil {
@@ -172,8 +172,8 @@ func TestFileMigrationV0(t *testing.T) {
 // good record survives and no temporary file is left behind.
 func TestFileDiskFull(t *testing.T) {
 	for _, s := range []tokenstore.Store{
-		&tokenstore.File{Dir: t.TempDir()},
-		&tokenstore.Encrypted{Dir: t.TempDir(), Secret: []byte("0123456789abcdef0123456789abcdef")},
+		&tokenstore.File{Dir: privateDir(t)},
+		&tokenstore.Encrypted{Dir: privateDir(t), Secret: []byte("0123456789abcdef0123456789abcdef")},
 	} {
 		t.Run(strings.TrimPrefix(strings.Split(typeName(s), ".")[1], "*"), func(t *testing.T) {
 			const key = "alice@contoso.com"
@@ -236,7 +236,7 @@ func TestFilePermissionDenied(t *testing.T) {
 		t.Skip("running as root: permission bits do not stop root, so a denied read cannot be staged; TestFilePermissionDeniedSimulated covers the error path")
 	}
 	const key = "alice@contoso.com"
-	s := &tokenstore.File{Dir: t.TempDir()}
+	s := &tokenstore.File{Dir: privateDir(t)}
 	want := tokenstoretest.Sample("good")
 	if err := s.Save(t.Context(), key, want); err != nil {
 		t.Fatal(err)
@@ -265,7 +265,7 @@ func TestFilePermissionDenied(t *testing.T) {
 // fails with EACCES leaves the good record.
 func TestFilePermissionDeniedSimulated(t *testing.T) {
 	const key = "alice@contoso.com"
-	s := &tokenstore.File{Dir: t.TempDir()}
+	s := &tokenstore.File{Dir: privateDir(t)}
 	want := tokenstoretest.Sample("good")
 	if err := s.Save(t.Context(), key, want); err != nil {
 		t.Fatal(err)
@@ -286,7 +286,7 @@ func TestFilePermissionDeniedSimulated(t *testing.T) {
 }
 
 func TestFileListIgnoresForeignFiles(t *testing.T) {
-	s := &tokenstore.File{Dir: t.TempDir()}
+	s := &tokenstore.File{Dir: privateDir(t)}
 	if err := s.Save(t.Context(), "alice", tokenstoretest.Sample("a")); err != nil {
 		t.Fatal(err)
 	}
@@ -307,27 +307,31 @@ func TestFileListIgnoresForeignFiles(t *testing.T) {
 	}
 }
 
-func TestFileRemovesStaleTempFiles(t *testing.T) {
-	s := &tokenstore.File{Dir: t.TempDir()}
+// TestFileRemovesLeftoverTempFiles leaves temporary files as killed Saves do
+// (of this key and another, just now and long ago) and checks that the next
+// Save removes them all: no Save holds them, so no Save will finish them.
+func TestFileRemovesLeftoverTempFiles(t *testing.T) {
+	s := &tokenstore.File{Dir: filepath.Join(t.TempDir(), "tokens")}
+	if err := os.Mkdir(s.Dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	name := hex.EncodeToString([]byte("alice"))
 	stale := filepath.Join(s.Dir, ".tmp-"+name+"-111")
 	fresh := filepath.Join(s.Dir, ".tmp-"+name+"-222")
 	other := filepath.Join(s.Dir, ".tmp-"+hex.EncodeToString([]byte("bob"))+"-333")
 	for _, p := range []string{stale, fresh, other} {
-		if err := os.WriteFile(p, []byte("{"), 0o600); err != nil {
+		if err := os.WriteFile(p, []byte(`{"refresh_token":"canary-rt"}`), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
 	old := time.Now().Add(-2 * time.Hour)
 	os.Chtimes(stale, old, old)
-	os.Chtimes(other, old, old)
 	if err := s.Save(t.Context(), "alice", tokenstoretest.Sample("a")); err != nil {
 		t.Fatal(err)
 	}
-	for p, want := range map[string]bool{stale: false, fresh: true, other: true} {
-		_, err := os.Stat(p)
-		if got := err == nil; got != want {
-			t.Errorf("%s exists = %v, want %v", filepath.Base(p), got, want)
+	for _, p := range []string{stale, fresh, other} {
+		if _, err := os.Stat(p); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s: Stat = %v after Save, want it removed", filepath.Base(p), err)
 		}
 	}
 }

@@ -48,7 +48,7 @@ func FuzzDecodeRecord(f *testing.F) {
 // not panic, must fail only with a *CorruptError, and may succeed only with the
 // record that was saved.
 func FuzzEncryptedLoad(f *testing.F) {
-	dir := f.TempDir()
+	dir := privateDir(f)
 	s := &tokenstore.Encrypted{Dir: dir, Secret: testSecret}
 	// Fixed times, so that every fuzzing worker process saves the same content.
 	want := tokenstoretest.Sample("fuzz")

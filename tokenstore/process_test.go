@@ -20,7 +20,7 @@ import (
 
 // Child processes: the test binary re-executed with -test.run and these variables.
 const (
-	envChild     = "TOKENSTORE_TEST_CHILD" // "crash" or "refresh"
+	envChild     = "TOKENSTORE_TEST_CHILD" // "crash", "hang" or "refresh"
 	envChildDir  = "TOKENSTORE_TEST_DIR"
 	envChildKind = "TOKENSTORE_TEST_KIND" // "file" or "encrypted"
 	envChildN    = "TOKENSTORE_TEST_N"
@@ -120,6 +120,21 @@ func TestChildProcess(t *testing.T) {
 				fail("save: %v", err)
 			}
 		}
+	case "hang":
+		// Save generation 1, stopping for good once its bytes are in the
+		// temporary file: the parent kills this process there, as a power cut or
+		// an OOM kill would stop a Save.
+		tokenstore.SetWrite(s, func(f *os.File, b []byte) (int, error) {
+			n, err := f.Write(b)
+			fmt.Println("writing")
+			time.Sleep(time.Hour)
+			return n, err
+		})
+		fmt.Println("ready")
+		if err := s.Save(ctx, childKey, genRecord(1)); err != nil {
+			fail("save: %v", err)
+		}
+		fail("save returned")
 	case "refresh":
 		// Lock around refresh, as the oauthmail facade does: lock, reload, rotate
 		// the refresh token (generation+1), save, unlock.
@@ -157,7 +172,10 @@ func TestChildProcess(t *testing.T) {
 // TestCrashDuringSave kills a child process that saves records in a loop with
 // SIGKILL at random moments; after every kill the record must load and be a
 // consistent generation no older than the one seen before (the old or a newer
-// record, never a corrupt or missing one).
+// record, never a corrupt or missing one), and that Load must remove the
+// temporary file a Save killed mid-write left, so that no copy of the refresh
+// token outlives the next use of the store. At the end, Delete leaves no record
+// and no temporary file.
 func TestCrashDuringSave(t *testing.T) {
 	if runtime.GOOS == "js" || runtime.GOOS == "wasip1" {
 		t.Skip("no subprocesses")
@@ -167,7 +185,7 @@ func TestCrashDuringSave(t *testing.T) {
 		kills int
 	}{{"file", 200}, {"encrypted", 50}} {
 		t.Run(tc.kind, func(t *testing.T) {
-			dir := t.TempDir()
+			dir := filepath.Join(t.TempDir(), "tokens")
 			s := storeOf(tc.kind, dir)
 			if err := s.Save(t.Context(), childKey, genRecord(0)); err != nil {
 				t.Fatal(err)
@@ -178,6 +196,10 @@ func TestCrashDuringSave(t *testing.T) {
 				time.Sleep(time.Duration(rand.IntN(3000)) * time.Microsecond)
 				cmd.Process.Kill() // SIGKILL on Unix
 				cmd.Wait()
+				// A temp file left behind means the kill hit a Save mid-write.
+				if tmps, _ := filepath.Glob(filepath.Join(dir, ".tmp-*")); len(tmps) > 0 {
+					midWrite++
+				}
 				r, err := s.Load(t.Context(), childKey)
 				if err != nil {
 					t.Fatalf("kill %d: Load = %v", i+1, err)
@@ -190,15 +212,14 @@ func TestCrashDuringSave(t *testing.T) {
 					t.Fatalf("kill %d: generation %d after %d: a saved record was lost", i+1, n, last)
 				}
 				last = n
-				// A temp file left behind means the kill hit a Save mid-write.
-				tmps, _ := filepath.Glob(filepath.Join(dir, ".tmp-*"))
-				if len(tmps) > 0 {
-					midWrite++
-				}
-				for _, p := range tmps {
-					os.Remove(p)
+				if tmps, _ := filepath.Glob(filepath.Join(dir, ".tmp-*")); len(tmps) > 0 {
+					t.Fatalf("kill %d: Load left %d temporary files of the killed Save: %q", i+1, len(tmps), tmps)
 				}
 			}
+			if err := s.Delete(t.Context(), childKey); err != nil {
+				t.Fatal(err)
+			}
+			wantOnlyLocks(t, dir)
 			t.Logf("%s: %d SIGKILLs, %d of them during a write (temp file left), %d generations saved, every load consistent",
 				tc.kind, tc.kills, midWrite, last)
 		})
@@ -213,7 +234,7 @@ func TestTwoProcessesRefresh(t *testing.T) {
 	}
 	const perChild = 100
 	run := func(t *testing.T, kind string, lock bool) int {
-		dir := t.TempDir()
+		dir := privateDir(t)
 		s := storeOf(kind, dir)
 		if err := s.Save(t.Context(), childKey, genRecord(0)); err != nil {
 			t.Fatal(err)

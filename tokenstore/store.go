@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 )
 
 // Store keeps one [Record] per account key. Keys are chosen by the caller (the
@@ -71,3 +72,27 @@ func (e *CorruptError) Error() string {
 
 // Unwrap returns the underlying cause.
 func (e *CorruptError) Unwrap() error { return e.Err }
+
+// PermissionError reports that [File] or [Encrypted] refused a record file or
+// their Dir because group or others have some access to it (on systems with
+// Unix permission bits). Others who can read a record file have the refresh
+// token; others who can write it, or replace it in Dir, can change the token
+// endpoint the refresh token is sent to. The operator fixes it by running the
+// chmod the message names, or the program lets the store do it with
+// FixPermissions.
+type PermissionError struct {
+	Key  string      // the account key
+	Path string      // the file or directory refused
+	Mode fs.FileMode // its permission bits, e.g. 0644
+	Want fs.FileMode // the mode to set: 0600 for a file, 0700 for Dir
+}
+
+// Error names the path, its mode and the chmod that makes it private.
+func (e *PermissionError) Error() string {
+	what := "file"
+	if e.Want&0o100 != 0 {
+		what = "directory"
+	}
+	return fmt.Sprintf("tokenstore: refusing the token %s %s for %q: group or others have access (mode %04o); "+
+		"make it private with: chmod %o %s", what, e.Path, e.Key, e.Mode, e.Want, e.Path)
+}

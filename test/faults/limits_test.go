@@ -276,7 +276,7 @@ func TestMalformedIDTokens(t *testing.T) {
 // panic, and an oversized file is not read whole.
 func TestDamagedTokenFiles(t *testing.T) {
 	ctx := t.Context()
-	dir := t.TempDir()
+	dir := filepath.Join(t.TempDir(), "tokens") // created 0700 by the store
 	store := &tokenstore.File{Dir: dir}
 	if err := store.Save(ctx, "printer", &tokenstore.Record{Account: tokenstore.Account{UPN: alice}, AccessToken: "canary-at", RefreshToken: "canary-rt"}); err != nil {
 		t.Fatal(err)
