@@ -22,8 +22,8 @@ func TestMaskForms(t *testing.T) {
 		{"xoauth2 base64", "535 5.7.3 " + base64.StdEncoding.EncodeToString([]byte(ir))},
 		{"xoauth2 base64 url", "535 " + base64.URLEncoding.EncodeToString([]byte(ir))},
 		{"xoauth2 raw base64", "535 " + base64.RawStdEncoding.EncodeToString([]byte(ir))},
-		{"shifted by one", base64.StdEncoding.EncodeToString([]byte("x"+testToken+"y"))},
-		{"shifted by two", base64.StdEncoding.EncodeToString([]byte("xy"+testRT+"z"))},
+		{"shifted by one", base64.StdEncoding.EncodeToString([]byte("x" + testToken + "y"))},
+		{"shifted by two", base64.StdEncoding.EncodeToString([]byte("xy" + testRT + "z"))},
 		{"form encoded", "refresh_token=" + url.QueryEscape(testRT) + "&access_token=" + url.QueryEscape(testToken)},
 		{"twice", testRT + testRT + " and " + testRT},
 	} {
