@@ -25,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/devicemail/devicemail/internal/redact"
 	"github.com/devicemail/devicemail/tokenstore"
 )
 
@@ -384,6 +385,29 @@ func TestLoginPromptControlCharacters(t *testing.T) {
 		}
 		if l := leaks(out, dc); len(l) > 0 {
 			t.Errorf("output carries the device code: %s", l)
+		}
+	}
+}
+
+// The second defence: an error whose text carries a token the invocation
+// read (here from a wrapper outside the libraries' masking) and control
+// characters is printed masked and escaped, in text and --json.
+func TestFailMasksAndEscapes(t *testing.T) {
+	tok := secretish("at-")
+	for _, js := range []bool{false, true} {
+		var out, errb strings.Builder
+		e := &env{stdout: &out, stderr: &errb, getenv: func(string) string { return "" }, json: js, secrets: &redact.Masker{}}
+		e.secrets.Add(tok)
+		e.fail(fmt.Errorf("wrapped: %w", fmt.Errorf("server said %s\x1b[2J\r\nforged line", tok)))
+		text := out.String() + errb.String()
+		if l := leaks(text, tok); len(l) > 0 {
+			t.Errorf("json=%v: output carries the token: %s\n%s", js, l, text)
+		}
+		if strings.Contains(text, "\x1b") || strings.Contains(text, "\r\nforged") {
+			t.Errorf("json=%v: output carries control characters:\n%q", js, text)
+		}
+		if !strings.Contains(errb.String(), `REDACTED\x1b[2J\r\nforged line`) {
+			t.Errorf("json=%v: detail not masked and escaped:\n%s", js, errb.String())
 		}
 	}
 }
