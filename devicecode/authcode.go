@@ -390,7 +390,7 @@ func (r *AuthRequest) redeem(ctx context.Context, p url.Values) (*oauth2.Token, 
 		return nil, &Error{Reason: ReasonProtocol, Description: "state mismatch: the authorization response was not for this sign-in", Err: ErrStateMismatch}
 	}
 	if code := p.Get("error"); code != "" {
-		return nil, authorizeError(code, p.Get("error_description"))
+		return nil, authorizeError(code, p.Get("error_description")).mask(r.masker())
 	}
 	code := p.Get("code")
 	if code == "" {
@@ -414,6 +414,14 @@ func (r *AuthRequest) redeem(ctx context.Context, p url.Values) (*oauth2.Token, 
 	}
 	c.logToken(ctx, grantAuthCode, tok)
 	return tok, nil
+}
+
+// masker returns a Masker of the request's secrets: the state the
+// authorization URL carried, the PKCE verifier and the client secret.
+func (r *AuthRequest) masker() *redact.Masker {
+	m := r.cfg.masker(nil)
+	m.Add(string(r.state), string(r.verifier))
+	return m
 }
 
 // aadstsRE finds a Microsoft error number in a description or page.
@@ -471,7 +479,7 @@ func (r *AuthRequest) preflight(ctx context.Context) error {
 	if loc := resp.Header.Get("Location"); resp.StatusCode/100 == 3 && strings.HasPrefix(loc, r.RedirectURI) {
 		if u, err := url.Parse(loc); err == nil && u.Query().Get("error") != "" {
 			q := u.Query()
-			return authorizeError(q.Get("error"), q.Get("error_description"))
+			return authorizeError(q.Get("error"), q.Get("error_description")).mask(r.masker())
 		}
 	}
 	if resp.StatusCode < 400 || resp.StatusCode >= 500 {

@@ -223,6 +223,7 @@ func (c *Config) Start(ctx context.Context) (*Prompt, error) {
 		if err != nil {
 			return err
 		}
+		da.mask(c.masker(form))
 		p = da.prompt(issued, c.clock().Now())
 		return nil
 	})

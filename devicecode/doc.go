@@ -37,7 +37,13 @@
 // The device code, tokens and the client secret never reach a log record, an
 // error string or fmt output: [Prompt.DeviceCode] prints as REDACTED, Config's
 // Format and LogValue hide ClientSecret, and errors carry only the server's
-// error fields. Response bodies are capped at 1 MiB.
+// error fields. A server that repeats in its answer a secret the request
+// carried (the refresh token, client secret, device code, authorization code
+// or PKCE verifier, raw, form-encoded or base64) has it replaced by REDACTED
+// in [Error], its wrapped *oauth2.RetrieveError and [Prompt]; [Error.Error]
+// escapes control characters of the server's text. Show Prompt.UserCode,
+// VerificationURI and Message escaped too (a terminal program can use
+// strconv.Quote). Response bodies are capped at 1 MiB.
 //
 // [IdentityFromToken] decodes the ID token without checking its signature. That
 // is acceptable only because the token is read from the token endpoint's

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/devicemail/devicemail/internal/redact"
 	"golang.org/x/oauth2"
 )
 
@@ -100,7 +101,10 @@ var sentinels = map[Reason]error{
 
 // Error is a failed sign-in, refresh or token request. Reason is the stable
 // classification; the other fields are what the server said, for logs and
-// support tickets. None of them holds a secret.
+// support tickets. None of them holds a secret: where the server's text
+// repeats a secret the request carried (the refresh token, the client
+// secret, the device code, the authorization code or the PKCE verifier, also
+// form- or base64-encoded), it reads REDACTED, here and in Err.
 //
 // For an answer of the server, Err is the same answer as an
 // *oauth2.RetrieveError, so code written for x/oauth2 keeps working.
@@ -119,7 +123,9 @@ type Error struct {
 	Err           error         // underlying cause, if any
 }
 
-// Error returns a one-line description starting with "devicecode: ".
+// Error returns a one-line description starting with "devicecode: ". Control
+// characters in the server's text are escaped (ESC as \x1b, CR as \r, ...),
+// so that printing the error cannot drive a terminal.
 func (e *Error) Error() string {
 	var b strings.Builder
 	b.WriteString("devicecode: ")
@@ -144,7 +150,7 @@ func (e *Error) Error() string {
 		b.WriteString(": ")
 		b.WriteString(e.Err.Error())
 	}
-	return b.String()
+	return redact.Terminal(b.String())
 }
 
 // Unwrap returns the underlying cause.

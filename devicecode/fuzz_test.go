@@ -9,7 +9,13 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/oauth2"
+
+	"github.com/devicemail/devicemail/internal/redact"
 )
+
+// fuzzSecret is the refresh token FuzzParse's masking check assumes was sent.
+const fuzzSecret = "0.AXoA-fuzz-refresh-token"
 
 // FuzzParse feeds one input to every parser of server data: the device
 // authorization response, the OAuth error body, the token response and the ID
@@ -58,6 +64,29 @@ func FuzzParse(f *testing.F) {
 		_ = e.Error()
 		if e.Code == "" && e.Reason != ReasonProtocol {
 			t.Errorf("error without code has reason %q", e.Reason)
+		}
+		// The same body, masked with a secret the request sent (the seed
+		// error_echo.json repeats it in several spellings): no field and
+		// no text of the error keeps it, and Error() has no control bytes.
+		m := redact.NewMasker(fuzzSecret)
+		me := parseError(grantRefresh, 400, data).mask(m)
+		re, _ := me.Err.(*oauth2.RetrieveError)
+		texts := []string{me.Error(), me.Code, me.SubError, me.Description, me.TraceID, me.CorrelationID}
+		if re != nil {
+			texts = append(texts, re.Error(), re.ErrorCode, re.ErrorDescription, re.ErrorURI)
+			var v any
+			if json.Unmarshal(re.Body, &v) == nil {
+				b, _ := json.Marshal(v)
+				texts = append(texts, string(b))
+			}
+		}
+		for _, text := range texts {
+			if m.Contains(text) {
+				t.Errorf("masked error keeps the secret: %q", text)
+			}
+		}
+		if s := me.Error(); redact.Terminal(s) != s {
+			t.Errorf("Error() = %q, has control characters", s)
 		}
 		var j errorJSON
 		if json.Unmarshal(data, &j) == nil {

@@ -98,6 +98,18 @@ func parseDeviceAuth(body []byte) (*deviceAuthJSON, error) {
 	return &d, nil
 }
 
+// mask replaces the secrets of m in the texts of the answer that are shown
+// to the user. A server that repeated the device code (or a secret the
+// request carried) in the message would otherwise have it printed on a
+// panel or a terminal.
+func (d *deviceAuthJSON) mask(m *redact.Masker) {
+	m.Add(d.DeviceCode)
+	d.UserCode = m.String(d.UserCode)
+	d.VerificationURI = m.String(d.VerificationURI)
+	d.VerificationURIComplete = m.String(d.VerificationURIComplete)
+	d.Message = m.String(d.Message)
+}
+
 // prompt builds the Prompt; sent is when the request left, received when the
 // answer arrived.
 func (d *deviceAuthJSON) prompt(sent, received time.Time) *Prompt {
@@ -159,7 +171,8 @@ func parseError(g grant, status int, body []byte) *Error {
 		e.AADSTS = j.Codes[0]
 	}
 	// The same answer in x/oauth2's form, for callers that already handle
-	// *oauth2.RetrieveError. Error bodies carry no secrets (entra-id.md §3.1).
+	// *oauth2.RetrieveError. Microsoft's error bodies carry no secrets
+	// (entra-id.md §3.1); other servers' may, which mask removes.
 	e.Err = &oauth2.RetrieveError{
 		Response:         &http.Response{StatusCode: status, Status: fmt.Sprintf("%d %s", status, http.StatusText(status))},
 		Body:             body,
@@ -168,6 +181,74 @@ func parseError(g grant, status int, body []byte) *Error {
 		ErrorURI:         j.URI,
 	}
 	return e
+}
+
+// mask replaces the secrets of m (those the request carried) in everything
+// e holds of the server's answer: a server may echo a refresh token or a
+// client secret in error_description, in an unknown error code or anywhere
+// else in its body (RFC 6749 §5.2 does not forbid it). It returns e.
+func (e *Error) mask(m *redact.Masker) *Error {
+	if m == nil {
+		return e
+	}
+	e.Code = m.String(e.Code)
+	e.SubError = m.String(e.SubError)
+	e.Description = m.String(e.Description)
+	e.TraceID = m.String(e.TraceID)
+	e.CorrelationID = m.String(e.CorrelationID)
+	if re, ok := e.Err.(*oauth2.RetrieveError); ok {
+		re.ErrorCode = m.String(re.ErrorCode)
+		re.ErrorDescription = m.String(re.ErrorDescription)
+		re.ErrorURI = m.String(re.ErrorURI)
+		re.Body = maskJSON(re.Body, m)
+	}
+	return e
+}
+
+// maskJSON returns body with the secrets of m masked. JSON may spell a
+// secret with escapes (\u0041 for A) that masking the raw bytes misses; such
+// a body is decoded, masked value by value and encoded again.
+func maskJSON(body []byte, m *redact.Masker) []byte {
+	masked := []byte(m.String(string(body)))
+	var v any
+	if json.Unmarshal(masked, &v) != nil {
+		return masked
+	}
+	clean := true
+	walkStrings(v, func(s string) string {
+		if m.Contains(s) {
+			clean = false
+		}
+		return s
+	})
+	if clean {
+		return masked
+	}
+	v = walkStrings(v, m.String)
+	out, err := json.Marshal(v)
+	if err != nil {
+		return []byte(redact.Redacted)
+	}
+	return out
+}
+
+// walkStrings applies f to every string (keys too) in a decoded JSON value.
+func walkStrings(v any, f func(string) string) any {
+	switch t := v.(type) {
+	case string:
+		return f(t)
+	case []any:
+		for i := range t {
+			t[i] = walkStrings(t[i], f)
+		}
+	case map[string]any:
+		out := make(map[string]any, len(t))
+		for k, x := range t {
+			out[f(k)] = walkStrings(x, f)
+		}
+		return out
+	}
+	return v
 }
 
 // tokenJSON is a successful token response (RFC 6749 §5.1, entra-id.md §4.1).

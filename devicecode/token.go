@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/devicemail/devicemail/internal/redact"
 	"golang.org/x/oauth2"
 )
 
@@ -35,9 +36,27 @@ type transientError struct {
 func (t *transientError) Error() string { return t.err.Error() }
 func (t *transientError) Unwrap() error { return t.err }
 
+// masker returns a Masker of the secrets a request with form sends: the
+// values of the secret parameters (refresh_token, device_code, code,
+// code_verifier, client_secret, ...) and a client secret sent in an
+// Authorization header.
+func (c *Config) masker(form url.Values) *redact.Masker {
+	m := redact.NewMasker(c.ClientSecret)
+	for k, vs := range form {
+		if redact.SecretParam(k) {
+			m.Add(vs...)
+		}
+	}
+	if bt, ok := c.httpClient().Transport.(*basicAuthTransport); ok {
+		m.Add(bt.secret, url.QueryEscape(bt.secret))
+	}
+	return m
+}
+
 // exchange POSTs form to endpoint once and returns the body of a 2xx response.
 // Other outcomes: *transientError (retry), *Error (the server's answer, with
-// Reason "" for authorization_pending/slow_down), or ctx.Err().
+// Reason "" for authorization_pending/slow_down), or ctx.Err(). The secrets
+// of form are masked in whatever of the server's text the error keeps.
 func (c *Config) exchange(ctx context.Context, g grant, endpoint string, form url.Values) ([]byte, error) {
 	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
@@ -74,36 +93,39 @@ func (c *Config) exchange(ctx context.Context, g grant, endpoint string, form ur
 		return nil, e
 	}
 	st := resp.StatusCode
-	switch {
-	case st >= 200 && st < 300:
+	if st >= 200 && st < 300 {
 		return body, nil
+	}
+	m := c.masker(form)
+	switch {
 	case st >= 500, st == http.StatusTooManyRequests, st == http.StatusRequestTimeout:
 		return nil, &transientError{
-			err:        statusError(st, body),
+			err:        statusError(st, body, m),
 			status:     st,
 			retryAfter: retryAfter(resp.Header.Get("Retry-After"), c.clock().Now()),
 		}
 	}
-	e := parseError(g, st, body)
+	e := parseError(g, st, body).mask(m)
 	if e.Reason == ReasonServer { // temporarily_unavailable on a 4xx
-		return nil, &transientError{err: statusError(st, body), status: st,
+		return nil, &transientError{err: statusError(st, body, m), status: st,
 			retryAfter: retryAfter(resp.Header.Get("Retry-After"), c.clock().Now())}
 	}
 	return nil, e
 }
 
 // statusError describes a failed HTTP status without the body, naming the
-// OAuth error code when the body has one.
-func statusError(status int, body []byte) error {
+// OAuth error code when the body has one (with the secrets of m masked and
+// control characters escaped).
+func statusError(status int, body []byte, m *redact.Masker) error {
 	msg := fmt.Sprintf("devicecode: HTTP %d %s", status, http.StatusText(status))
-	if e := parseError(grantRefresh, status, body); e.Code != "" {
+	if e := parseError(grantRefresh, status, body).mask(m); e.Code != "" {
 		msg += " (" + e.Code
 		if e.AADSTS != 0 {
 			msg += ", AADSTS" + strconv.Itoa(e.AADSTS)
 		}
 		msg += ")"
 	}
-	return errors.New(msg)
+	return errors.New(redact.Terminal(msg))
 }
 
 // certificateError reports a server certificate that did not verify: an

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/devicemail/devicemail/internal/redact"
 )
 
 // ctxConn bridges a context into a net.Conn (STYLE 3.4): go-smtp sets and
@@ -109,16 +111,21 @@ func (c *greetingConn) Read(p []byte) (int, error) {
 
 // maskWriter is the Debug transcript filter: it forwards complete lines and
 // replaces the argument of AUTH commands, every client line while an AUTH
-// exchange is in progress, and 334 challenges with "[masked]". It is the
-// second defence: smtpx attaches it only after AUTH has succeeded.
+// exchange is in progress, and 334 challenges with "[masked]", and masks the
+// session's secrets in every line (a server may repeat the token in any
+// reply). It is the second defence: smtpx attaches it only after AUTH has
+// succeeded.
 type maskWriter struct {
-	mu     sync.Mutex
-	w      io.Writer
-	buf    []byte
-	inAuth bool
+	mu      sync.Mutex
+	w       io.Writer
+	buf     []byte
+	inAuth  bool
+	secrets *redact.Masker // nil: none
 }
 
-func newMaskWriter(w io.Writer) *maskWriter { return &maskWriter{w: w} }
+func newMaskWriter(w io.Writer, secrets *redact.Masker) *maskWriter {
+	return &maskWriter{w: w, secrets: secrets}
+}
 
 func (m *maskWriter) Write(p []byte) (int, error) {
 	m.mu.Lock()
@@ -149,6 +156,14 @@ func (m *maskWriter) Write(p []byte) (int, error) {
 }
 
 func (m *maskWriter) mask(line []byte) []byte {
+	line = m.maskAuth(line)
+	if m.secrets.Contains(string(line)) {
+		line = []byte(m.secrets.String(string(line)))
+	}
+	return line
+}
+
+func (m *maskWriter) maskAuth(line []byte) []byte {
 	s := string(line)
 	upper := strings.ToUpper(strings.TrimLeft(s, " "))
 	switch {

@@ -100,6 +100,10 @@
 //   - The token is asked for per connection and never appears in an error,
 //     a log record or the debug transcript: [Sender.Debug] is attached only
 //     after AUTH has succeeded, and a filter masks AUTH lines as well.
+//     A server that repeats the token or the SASL string in a reply (raw
+//     or base64) has it replaced by REDACTED in [Error.Message], the
+//     wrapped *smtp.SMTPError and the transcript, and [Error.Error]
+//     escapes control characters of the server's text (ESC as \x1b).
 //   - The sender policy (From equals [Sender.Account] or is listed in
 //     [Sender.SendAs]) is checked before dialing, so a misconfigured device
 //     does not upload a 50 MB scan only to receive 554 5.2.252 SendAsDenied.

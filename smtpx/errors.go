@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/emersion/go-smtp"
+
+	"github.com/devicemail/devicemail/internal/redact"
 )
 
 // Stage names the protocol step at which an [Error] happened.
@@ -50,7 +52,11 @@ const (
 // error: a *smtp.SMTPError for server replies, so errors.As reaches it, or
 // a network or TLS error.
 //
-// Error strings contain the server's text but never a token.
+// Error strings contain the server's text but never a token: where a
+// reply repeats the access token or the SASL string that carried it (raw or
+// base64), Message reads REDACTED, as does the wrapped *smtp.SMTPError.
+// Error() escapes control characters of the server's text (ESC as \x1b, CR
+// as \r, LF as \n, ...).
 type Error struct {
 	Stage        Stage
 	Reason       Reason
@@ -77,7 +83,7 @@ func (e *Error) Error() string {
 		b.WriteString(e.Err.Error())
 	}
 	fmt.Fprintf(&b, " (%s)", e.Reason)
-	return b.String()
+	return redact.Terminal(b.String())
 }
 
 // Unwrap returns Err.

@@ -117,7 +117,7 @@ func FuzzClassify(f *testing.F) {
 
 func TestMaskWriter(t *testing.T) {
 	var out bytes.Buffer
-	w := newMaskWriter(&out)
+	w := newMaskWriter(&out, nil)
 	for _, chunk := range []string{
 		"EHLO localhost\r\n250-x\r\n250 AUTH XOAUTH2\r\n",
 		"AUTH XOAUTH2 dXNlcj1jYW5hcnktc2VjcmV0\r\n",

@@ -134,7 +134,7 @@ func FuzzMaskWriter(f *testing.F) {
 		in = append(in, "\r\n"...)
 
 		var out bytes.Buffer
-		w := newMaskWriter(&out)
+		w := newMaskWriter(&out, nil)
 		r := rand.New(rand.NewPCG(seed, seed>>1))
 		for rest := in; len(rest) > 0; {
 			n := 1 + r.IntN(len(rest))

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +19,8 @@ import (
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 	"golang.org/x/oauth2"
+
+	"github.com/devicemail/devicemail/internal/redact"
 )
 
 // TokenSource supplies the OAuth 2.0 access token for SMTP AUTH. It is
@@ -143,7 +146,7 @@ func (s *Sender) Send(ctx context.Context, m *Message) error {
 	if err := sess.Send(ctx, m); err != nil {
 		return err
 	}
-	return sess.quit(ctx)
+	return sess.clean(sess.quit(ctx))
 }
 
 // Dial opens an authenticated session, to send several messages over one
@@ -163,9 +166,9 @@ func (s *Sender) Dial(ctx context.Context) (*Session, error) {
 	default:
 		return nil, fmt.Errorf("smtpx: unsupported mechanism %q", s.Mechanism)
 	}
-	sess := &Session{s: s}
+	sess := &Session{s: s, secrets: &redact.Masker{}}
 	if err := sess.connect(ctx); err != nil {
-		return nil, err
+		return nil, sess.clean(err)
 	}
 	return sess, nil
 }
@@ -245,6 +248,11 @@ type Session struct {
 	oneShot    bool          // set by Sender.Send: QUIT is pipelined after the final dot
 	fresh      bool          // no transaction has run on this connection yet
 	chunkBuf   *bufio.Writer // BDAT chunk buffer, reused
+
+	// secrets holds every access token the session has sent and the SASL
+	// strings that carried them, raw and base64: the server's replies are
+	// masked with it before they become errors or transcript lines.
+	secrets *redact.Masker
 }
 
 // DefaultConnectTimeout is the set-up bound used when neither the context
@@ -299,7 +307,7 @@ func (ss *Session) connect(ctx context.Context) error {
 	}
 	var debug io.Writer
 	if s.Debug != nil {
-		debug = newMaskWriter(s.Debug)
+		debug = newMaskWriter(s.Debug, ss.secrets)
 	}
 	ss.c, ss.conn, ss.w, ss.dirty, ss.fresh = c, cc, newWire(nc, debug), false, true
 	ss.pipelining = isPipelining(c.Extension)
@@ -493,7 +501,7 @@ func (ss *Session) auth(ctx context.Context, c *smtp.Client) error {
 	if tok == nil || tok.AccessToken == "" {
 		return errors.New("smtpx: token: token source returned no access token")
 	}
-	err = c.Auth(ss.saslClient(c, tok))
+	err = c.Auth(ss.saslFor(c, tok))
 	if err == nil {
 		return nil
 	}
@@ -512,21 +520,82 @@ func (ss *Session) auth(ctx context.Context, c *smtp.Client) error {
 	if tok2 == nil || tok2.AccessToken == "" {
 		return e
 	}
-	if err := c.Auth(ss.saslClient(c, tok2)); err != nil {
+	if err := c.Auth(ss.saslFor(c, tok2)); err != nil {
 		return ctxOr(ctx, StageAuth, err)
 	}
 	return nil
 }
 
+// saslFor returns the SASL client for tok and first notes the token and the
+// initial response it will send (raw and base64) as secrets to mask in the
+// server's replies: a server may repeat them in its 535.
+func (ss *Session) saslFor(c *smtp.Client, tok *oauth2.Token) sasl.Client {
+	cl := ss.saslClient(c, tok)
+	if ss.secrets == nil {
+		ss.secrets = &redact.Masker{}
+	}
+	ss.secrets.Add(tok.AccessToken)
+	if _, ir, err := cl.Start(); err == nil && len(ir) > 0 { // Start has no side effects for XOAUTH2 and OAUTHBEARER
+		ss.secrets.Add(string(ir), base64.StdEncoding.EncodeToString(ir))
+	}
+	return cl
+}
+
+// clean masks the session's secrets in the server text err carries: the
+// Message of every *Error and *smtp.SMTPError in its tree. Should the text
+// of err still hold a secret (a server reply inside an error type smtpx does
+// not know), the error is wrapped in one whose text is masked.
+func (ss *Session) clean(err error) error {
+	if err == nil || ss.secrets == nil {
+		return err
+	}
+	maskTree(err, ss.secrets)
+	if msg := err.Error(); ss.secrets.Contains(msg) {
+		return &maskedError{msg: ss.secrets.String(msg), err: err}
+	}
+	return err
+}
+
+func maskTree(err error, m *redact.Masker) {
+	switch e := err.(type) {
+	case *Error:
+		e.Message = m.String(e.Message)
+	case *smtp.SMTPError:
+		e.Message = m.String(e.Message)
+	}
+	switch u := err.(type) {
+	case interface{ Unwrap() error }:
+		if next := u.Unwrap(); next != nil {
+			maskTree(next, m)
+		}
+	case interface{ Unwrap() []error }:
+		for _, next := range u.Unwrap() {
+			if next != nil {
+				maskTree(next, m)
+			}
+		}
+	}
+}
+
+// maskedError gives err a text with the session's secrets masked.
+type maskedError struct {
+	msg string
+	err error
+}
+
+func (e *maskedError) Error() string { return e.msg }
+func (e *maskedError) Unwrap() error { return e.err }
+
 // Send submits m on the session. The sender policy and the message are
 // checked before anything is sent. If the connection was dropped while
 // idle, Send reconnects once and retries.
-func (ss *Session) Send(ctx context.Context, m *Message) error {
+func (ss *Session) Send(ctx context.Context, m *Message) (err error) {
 	if err := ss.s.check(m); err != nil {
 		return err
 	}
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
+	defer func() { err = ss.clean(err) }()
 	if ss.closed {
 		return errors.New("smtpx: session is closed")
 	}
@@ -537,7 +606,7 @@ func (ss *Session) Send(ctx context.Context, m *Message) error {
 		}
 		reconnected = true
 	}
-	err := ss.send(ctx, m)
+	err = ss.send(ctx, m)
 	if err != nil && !reconnected && errors.Is(err, errDropped) {
 		ss.s.logger().LogAttrs(ctx, slog.LevelDebug, "smtp connection dropped, reconnecting", slog.String("smtp.stage", string(StageMail)))
 		ss.drop()
@@ -554,7 +623,7 @@ func (ss *Session) Send(ctx context.Context, m *Message) error {
 		err = ce.err
 		s := ss.s
 		s.noChunking.Store(true)
-		s.logger().LogAttrs(ctx, slog.LevelDebug, "smtp server failed BDAT, using DATA", slog.String("smtp.reply", ce.err.Error()))
+		s.logger().LogAttrs(ctx, slog.LevelDebug, "smtp server failed BDAT, using DATA", slog.String("smtp.reply", ss.clean(ce.err).Error()))
 		ss.drop()
 		if !m.hasReader() {
 			if cerr := ss.connect(ctx); cerr != nil {

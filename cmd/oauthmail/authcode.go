@@ -73,6 +73,7 @@ func confidentialAuthority(provider, tenant, loginURL, authURL, tokURL string, s
 // loginConfidential runs `login --flow authcode|client-credentials`.
 func (e *env) loginConfidential(ctx context.Context, c *common, cf *confidential, a devicecode.Authority, clientID, tokURL string) error {
 	secret, err := readSecret(cf.secretFile)
+	e.secrets.Add(secret)
 	if err != nil {
 		return err
 	}

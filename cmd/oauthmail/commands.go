@@ -227,6 +227,7 @@ func (e *env) mailerFor(ctx context.Context, c *common, cfg oauthmail.Config) (*
 	if err != nil {
 		return nil, nil, err
 	}
+	e.secrets.Add(cfg.ClientSecret)
 	rec, err := st.Load(ctx, c.account)
 	if err != nil {
 		if errors.Is(err, tokenstore.ErrNotFound) {
@@ -234,6 +235,7 @@ func (e *env) mailerFor(ctx context.Context, c *common, cfg oauthmail.Config) (*
 		}
 		return nil, nil, err
 	}
+	e.secrets.Add(rec.AccessToken, rec.RefreshToken)
 	a := devicecode.Authority{Name: rec.Provider, TokenURL: rec.Authority, Scopes: rec.Scopes, SMTPAddr: presetSMTP(rec.Provider)}
 	cfg.Authority, cfg.ClientID, cfg.Store, cfg.Account = a, rec.ClientID, st, c.account
 	cfg.TLSConfig, cfg.HTTPClient = tc, hc

@@ -48,6 +48,7 @@ import (
 	"os/signal"
 	"strings"
 
+	"github.com/devicemail/devicemail/internal/redact"
 	"github.com/devicemail/devicemail/oauthmail"
 )
 
@@ -119,6 +120,16 @@ type env struct {
 	getenv         func(string) string
 	json           bool
 	quiet          bool // no notes on stderr (token)
+	// secrets holds the tokens and client secret this invocation has read,
+	// masked in every error detail and --json output as a second defence
+	// (the library masks them where server text enters an error).
+	secrets *redact.Masker
+}
+
+// clean returns server-supplied text fit for the terminal: the invocation's
+// secrets masked and control characters escaped.
+func (e *env) clean(s string) string {
+	return redact.Terminal(e.secrets.String(s))
 }
 
 // run runs the command line args (without the program name) and returns the
@@ -127,7 +138,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	if getenv == nil {
 		getenv = func(string) string { return "" }
 	}
-	e := &env{stdout: stdout, stderr: stderr, getenv: getenv}
+	e := &env{stdout: stdout, stderr: stderr, getenv: getenv, secrets: &redact.Masker{}}
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return exitUsage
@@ -216,22 +227,26 @@ func (e *env) fail(err error) int {
 		var r errorReport
 		r.Error.Code, r.Error.Panel, r.Error.Retryable, r.Error.Exit = code, panel, code.Retryable(), status
 		r.Error.Message, r.Error.MessageJA = code.Message("en"), code.Message("ja")
-		r.Error.Detail = err.Error()
+		r.Error.Detail = e.clean(err.Error())
 		e.printJSON(r)
 	}
 	fmt.Fprintf(e.stderr, "oauthmail: error %s (panel %d): %s\n", code, panel, code.Message("en"))
 	if strings.HasPrefix(e.getenv("LANG"), "ja") {
 		fmt.Fprintf(e.stderr, "oauthmail: エラー %s (パネル %d): %s\n", code, panel, code.Message("ja"))
 	}
-	fmt.Fprintf(e.stderr, "  detail: %v\n", err)
+	fmt.Fprintf(e.stderr, "  detail: %s\n", e.clean(err.Error()))
 	if hint := hintFor(code, err); hint != "" {
 		fmt.Fprintf(e.stderr, "  %s\n", hint)
 	}
 	return status
 }
 
+// printJSON writes v as indented JSON on stdout, with the invocation's
+// secrets masked.
 func (e *env) printJSON(v any) {
-	enc := json.NewEncoder(e.stdout)
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v)
+	io.WriteString(e.stdout, e.secrets.String(b.String()))
 }

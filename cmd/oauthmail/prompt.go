@@ -11,10 +11,12 @@ import (
 )
 
 // showPrompt prints the code, the URL and (unless disabled) a QR code of the URL
-// on stderr, so that stdout stays free for --json.
+// on stderr, so that stdout stays free for --json. The server's code and URL
+// are shown with control characters escaped, so that they cannot clear the
+// screen, move the cursor or forge lines.
 func (e *env) showPrompt(p *devicecode.Prompt, withQR bool) {
 	w := e.stderr
-	fmt.Fprintf(w, "\nTo sign in, open %s on a computer or phone\nand enter the code:\n\n    %s\n\n", p.VerificationURI, p.UserCode)
+	fmt.Fprintf(w, "\nTo sign in, open %s on a computer or phone\nand enter the code:\n\n    %s\n\n", e.clean(p.VerificationURI), e.clean(p.UserCode))
 	if withQR {
 		if s, err := qrText(p.QRURI()); err == nil {
 			fmt.Fprint(w, s)

@@ -205,7 +205,7 @@ func (e *env) queue(ctx context.Context, args []string) error {
 		}
 		if st.LastCode != "" {
 			fmt.Fprintf(e.stdout, "last error:   %s (panel %d) at %s\n  detail: %s\n", st.LastCode,
-				oauthmail.PanelTable(nil).Panel(st.LastCode), when(st.LastErrorAt), st.LastError)
+				oauthmail.PanelTable(nil).Panel(st.LastCode), when(st.LastErrorAt), e.clean(st.LastError))
 		}
 	case "retry":
 		if *all {

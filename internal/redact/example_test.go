@@ -21,3 +21,14 @@ func ExampleURL() {
 	fmt.Println(redact.URL(u))
 	// Output: http://localhost:53682/?code=REDACTED&session_state=abc&state=REDACTED
 }
+
+func ExampleMasker() {
+	m := redact.NewMasker("0.AXoA-refresh-token") // what the request just sent
+	fmt.Println(m.String("AADSTS70000: grant 0.AXoA-refresh-token is invalid"))
+	// Output: AADSTS70000: grant REDACTED is invalid
+}
+
+func ExampleTerminal() {
+	fmt.Println(redact.Terminal("ABCD\x1b[2J\r\nEFGH"))
+	// Output: ABCD\x1b[2J\r\nEFGH
+}

@@ -4,6 +4,12 @@
 // must never be printed. Every way of printing it (fmt verbs, %+v of a struct that
 // holds it, slog attributes) yields "REDACTED"; only [Secret.Reveal] returns the value,
 // and it is called only where the value goes onto the wire.
+//
+// Text a server sends back (an OAuth error_description, an SMTP reply) may
+// repeat a secret the client just sent. A [Masker] replaces every secret the
+// caller holds in it, raw, form-encoded or base64-encoded, before the text is
+// kept in an error; [Terminal] escapes control characters in such text before
+// it is shown.
 package redact
 
 import (
