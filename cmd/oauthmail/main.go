@@ -35,6 +35,7 @@
 //	6  the message was refused (message_too_large)
 //	7  TLS or certificate problem (tls_failure, certificate_invalid)
 //	8  the token store is unreadable (store_corrupt)
+//	9  the disk or store could not be written (storage_failed)
 package main
 
 import (
@@ -84,6 +85,7 @@ const (
 	exitMessage  = 6
 	exitTLS      = 7
 	exitStore    = 8
+	exitStorage  = 9
 )
 
 // exitStatus returns the exit status for an error code.
@@ -109,6 +111,8 @@ func exitStatus(c oauthmail.Code) int {
 		return exitTLS
 	case oauthmail.StoreCorrupt:
 		return exitStore
+	case oauthmail.StorageFailed:
+		return exitStorage
 	}
 	return exitInternal
 }
@@ -117,6 +121,7 @@ func exitStatus(c oauthmail.Code) int {
 type env struct {
 	stdout, stderr io.Writer
 	getenv         func(string) string
+	stdin          io.Reader // --body-file -
 	json           bool
 	quiet          bool // no notes on stderr (token)
 }
@@ -127,7 +132,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	if getenv == nil {
 		getenv = func(string) string { return "" }
 	}
-	e := &env{stdout: stdout, stderr: stderr, getenv: getenv}
+	e := &env{stdout: stdout, stderr: stderr, getenv: getenv, stdin: os.Stdin}
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return exitUsage

@@ -50,7 +50,7 @@ func (e *env) sendQueued(ctx context.Context, args []string) error {
 	}
 	c := &f.c
 	e.json = c.json
-	msg, err := f.message(e)
+	msg, err := f.message(ctx, e)
 	if err != nil {
 		return err
 	}
@@ -148,6 +148,9 @@ func (e *env) queue(ctx context.Context, args []string) error {
 			return err
 		}
 		return usagef("queue %s: %v", sub, err)
+	}
+	if err := checkFlags(fs); err != nil {
+		return err
 	}
 	e.json = c.json
 	ids := fs.Args()
