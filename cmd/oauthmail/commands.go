@@ -64,7 +64,13 @@ func parse(fs *flag.FlagSet, args []string) error {
 	if fs.NArg() > 0 {
 		return usagef("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
 	}
-	return checkFlags(fs)
+	if err := checkFlags(fs); err != nil {
+		if f := fs.Lookup("json"); f != nil && f.Value.String() == "true" {
+			return &jsonUsage{err} // e.json is not set yet
+		}
+		return err
+	}
+	return nil
 }
 
 // tlsSetup returns the TLS configuration and HTTP client for --ca-file ("" =

@@ -165,6 +165,12 @@ func checkFlags(fs *flag.FlagSet) error {
 	return nil
 }
 
+// jsonUsage marks a usage error of a command line that asked for --json.
+type jsonUsage struct{ err error }
+
+func (j *jsonUsage) Error() string { return j.err.Error() }
+func (j *jsonUsage) Unwrap() error { return j.err }
+
 // checkAccount refuses account names that no store can hold or that would
 // leave the outbox directory (the default spool is named after the account).
 func checkAccount(a string) error {

@@ -194,7 +194,7 @@ func TestBadFlagValues(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := runBounded(t, context.Background(), nil, tc.env, tc.args...)
-			wantUsage(t, tc.name, r, "")
+			wantCode(t, tc.name, r, oauthmail.BadInput, exitUsage)
 		})
 	}
 	key := filepath.Join(dir, "short.key")
@@ -202,7 +202,7 @@ func TestBadFlagValues(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := runBounded(t, context.Background(), nil, nil, "status", "--store", "encrypted-file:"+filepath.Join(dir, "enc"), "--key-file", key, "--json")
-	wantUsage(t, "short --key-file", r, key)
+	wantCode(t, "short --key-file", r, oauthmail.BadInput, exitUsage)
 	if len(e.Messages()) != 0 {
 		t.Errorf("%d messages sent despite the bad flags", len(e.Messages()))
 	}

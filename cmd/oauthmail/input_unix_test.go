@@ -52,4 +52,6 @@ func TestFIFOInputsRefused(t *testing.T) {
 	wantUsage(t, "key file FIFO", r, idle)
 	r = runBounded(t, context.Background(), nil, nil, "token", "--store", "memory", "--ca-file", busy)
 	wantUsage(t, "CA file FIFO", r, busy)
+	r = runBounded(t, context.Background(), nil, nil, "emulator", "--config", idle)
+	wantUsage(t, "emulator config FIFO", r, idle)
 }

@@ -201,7 +201,7 @@ func (e *env) fail(err error) int {
 	var ue *usageError
 	if errors.As(err, &ue) {
 		fmt.Fprintf(e.stderr, "oauthmail: %s\n", ue.msg)
-		if e.json {
+		if e.json || errors.As(err, new(*jsonUsage)) {
 			var r errorReport
 			r.Error.Code, r.Error.Panel, r.Error.Exit = oauthmail.BadInput, oauthmail.PanelTable(nil).Panel(oauthmail.BadInput), exitUsage
 			r.Error.Message, r.Error.MessageJA = oauthmail.BadInput.Message("en"), oauthmail.BadInput.Message("ja")

@@ -149,10 +149,10 @@ func (e *env) queue(ctx context.Context, args []string) error {
 		}
 		return usagef("queue %s: %v", sub, err)
 	}
+	e.json = c.json
 	if err := checkFlags(fs); err != nil {
 		return err
 	}
-	e.json = c.json
 	ids := fs.Args()
 	dir := spoolDir(*spool, c.account)
 	var m *oauthmail.Mailer
