@@ -100,6 +100,7 @@
 //	393   server_unavailable     yes    the service failed or answered nonsense
 //	395   bad_input              no     a setting or message field is invalid
 //	396   store_corrupt          no     the sign-in store is unreadable (or wrong key)
+//	397   storage_failed         yes    the store or outbox could not be written on this device
 //	399   internal               no     anything else
 //
 // # Security

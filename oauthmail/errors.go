@@ -46,6 +46,7 @@ const (
 	ServerUnavailable   Code = "server_unavailable"    // the service failed or answered nonsense
 	BadInput            Code = "bad_input"             // a setting or message field is invalid
 	StoreCorrupt        Code = "store_corrupt"         // the sign-in store is unreadable (or wrong key)
+	StorageFailed       Code = "storage_failed"        // the store or outbox could not be written on this device
 	Internal            Code = "internal"              // anything else
 )
 
@@ -93,8 +94,12 @@ func ErrorCode(err error) Code {
 		return NotSignedIn
 	case errors.As(err, &ce), errors.Is(err, tokenstore.ErrWrongKey):
 		return StoreCorrupt
-	case errors.As(err, new(*tokenstore.PermissionError)):
-		return StoreCorrupt
+	case errors.As(err, new(*tokenstore.PermissionError)), isStorageFailure(err):
+		return StorageFailed
+	case isAttachmentFailure(err):
+		return BadInput
+	case isFileError(err):
+		return Internal // a local file failure not tagged above is not "network"
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):
 		return Network
 	case errors.As(err, &dns), errors.As(err, &op), errors.As(err, &ne),
@@ -230,6 +235,11 @@ var codes = map[Code]codeInfo{
 		"設定またはメッセージの項目が正しくありません。アドレスと設定を確認してください。"},
 	StoreCorrupt: {false, 396, "The saved sign-in could not be read (damaged, or wrong key). Sign in again.",
 		"保存されたサインイン情報を読み取れません（破損しているか鍵が違います）。再度サインインしてください。"},
+	// Retryable: space can be freed and a disk remounted without changing
+	// any setting here, and an outbox must keep (not dead-letter) a message
+	// that failed only because the device's own disk did.
+	StorageFailed: {true, 397, "The sign-in store or the outbox could not be written on this device (disk full, read-only, no permission, or the path is not a directory). Free space or fix the path and its permissions, then try again.",
+		"この機器でサインイン情報の保存先または送信待ちフォルダーに書き込めませんでした（ディスクの空き不足、読み取り専用、権限なし、またはパスがフォルダーではありません）。空き容量を確保するかパスと権限を直してから、再試行してください。"},
 	Internal: {false, 399, "An unexpected error occurred. Contact support with the log.",
 		"予期しないエラーが発生しました。ログを添えてサポートに連絡してください。"},
 }
@@ -240,7 +250,7 @@ func Codes() []Code {
 		ConditionalAccess, DeviceFlowBlocked, MFARequired, ReauthRequired, InvalidClient,
 		ClientSecretExpired, AppNotFound, TenantNotFound, InvalidScope, SMTPAuthDisabled,
 		AuthFailed, SendAsDenied, SenderMismatch, MessageTooLarge, Throttled, TLSFailure,
-		CertificateInvalid, Network, ServerUnavailable, BadInput, StoreCorrupt, Internal}
+		CertificateInvalid, Network, ServerUnavailable, BadInput, StoreCorrupt, StorageFailed, Internal}
 }
 
 // Retryable reports whether trying the same thing again later, without changing

@@ -152,11 +152,15 @@ func New(cfg Config) (*Mailer, error) {
 	if cfg.Store == nil {
 		cfg.Store = &tokenstore.Memory{}
 	}
+	cfg.Store = tagStore(cfg.Store) // a full or read-only store is StorageFailed
 	if cfg.Account == "" {
 		cfg.Account = "default"
 	}
 	if cfg.SMTPAddr == "" {
 		cfg.SMTPAddr = cfg.Authority.SMTPAddr
+	}
+	if err := checkSMTP(cfg.SMTPAddr, cfg.SMTPMechanism); err != nil {
+		return nil, err
 	}
 	if cfg.RefreshMargin <= 0 {
 		cfg.RefreshMargin = DefaultRefreshMargin
@@ -620,6 +624,7 @@ func (m *Mailer) prepare(ctx context.Context, msg *smtpx.Message) (*smtpx.Sender
 	}
 	mm := *msg
 	mm.From.Email = from
+	mm.Attachments = tagAttachments(msg.Attachments) // an unreadable file is BadInput
 	s := &smtpx.Sender{
 		Addr:        m.cfg.SMTPAddr,
 		TLSConfig:   m.cfg.TLSConfig,

@@ -169,7 +169,7 @@ func NewOutbox(cfg OutboxConfig) (*Outbox, error) {
 	}
 	for _, d := range []string{cfg.Dir, filepath.Join(cfg.Dir, dirQueue), filepath.Join(cfg.Dir, dirDead), filepath.Join(cfg.Dir, dirTmp)} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
-			return nil, fmt.Errorf("oauthmail: outbox: %w", err)
+			return nil, storageErr("outbox", err)
 		}
 	}
 	o := &Outbox{cfg: cfg, log: log, kick: make(chan struct{}, 1)}
@@ -231,7 +231,7 @@ func (o *Outbox) Enqueue(ctx context.Context, msg *smtpx.Message) (string, error
 	id := newEntryID(now)
 	stage := filepath.Join(o.cfg.Dir, dirTmp, "new-"+id)
 	if err := os.Mkdir(stage, 0o700); err != nil {
-		return "", fmt.Errorf("oauthmail: outbox: %w", err)
+		return "", storageErr("outbox", err)
 	}
 	fail := func(err error) (string, error) {
 		os.RemoveAll(stage)
@@ -258,7 +258,7 @@ func (o *Outbox) Enqueue(ctx context.Context, msg *smtpx.Message) (string, error
 	// The rename publishes the complete entry at once; syncing both
 	// directories makes the rename itself durable.
 	if err := os.Rename(stage, filepath.Join(o.cfg.Dir, dirQueue, id)); err != nil {
-		return fail(fmt.Errorf("oauthmail: outbox: %w", err))
+		return fail(storageErr("outbox", err))
 	}
 	if err := syncDir(filepath.Join(o.cfg.Dir, dirQueue)); err != nil {
 		return "", fmt.Errorf("oauthmail: outbox: %w", err)
@@ -294,12 +294,15 @@ func newEntryID(now time.Time) string {
 	return fmt.Sprintf("%016x-%s", now.UnixNano(), hex.EncodeToString(b[:]))
 }
 
+// copyAttachment copies a into the new spool file path. A failure to read a
+// is the caller's (BadInput), a failure to write path the spool's
+// (StorageFailed).
 func copyAttachment(path string, a smtpx.Attachment) (int64, error) {
 	r := a.Reader
 	if a.Open != nil {
 		rc, err := a.Open()
 		if err != nil {
-			return 0, err
+			return 0, &attachmentError{a.Name, err}
 		}
 		defer rc.Close()
 		r = rc
@@ -309,20 +312,32 @@ func copyAttachment(path string, a smtpx.Attachment) (int64, error) {
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return 0, err
+		return 0, storageErr("outbox", err)
 	}
-	n, err := io.Copy(f, r)
+	n, err := io.Copy(spoolWriter{f}, &attachmentReader{a.Name, r})
 	if err == nil {
-		err = f.Sync()
+		err = storageErr("outbox", f.Sync())
 	}
 	if cerr := f.Close(); err == nil {
-		err = cerr
+		err = storageErr("outbox", cerr)
 	}
 	return n, err
 }
 
+// spoolWriter tags the write errors of a spool file.
+type spoolWriter struct{ f *os.File }
+
+func (w spoolWriter) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	return n, storageErr("outbox", err)
+}
+
 // writeSync writes b to a new file and syncs it.
 func writeSync(path string, b []byte) error {
+	return storageErr("outbox", writeSyncUntagged(path, b))
+}
+
+func writeSyncUntagged(path string, b []byte) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
@@ -345,7 +360,7 @@ func replaceSync(path string, b []byte) error {
 		return err
 	}
 	if err := os.Rename(tmp, path); err != nil {
-		return err
+		return storageErr("outbox", err)
 	}
 	return syncDir(filepath.Dir(path))
 }

@@ -14,7 +14,7 @@ import (
 func lockSpool(path string) (func(), error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("oauthmail: outbox: %w", err)
+		return nil, storageErr("outbox", err)
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
@@ -30,7 +30,9 @@ func lockSpool(path string) (func(), error) {
 }
 
 // syncDir makes the directory entries of dir (a rename into it) durable.
-func syncDir(dir string) error {
+func syncDir(dir string) error { return storageErr("outbox", syncDirUntagged(dir)) }
+
+func syncDirUntagged(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err

@@ -132,7 +132,7 @@ func (m *Message) validate() error {
 		}
 		// A name of 74 bytes or more makes go-message v0.18.2 panic while
 		// folding the line (found by FuzzCompose); real field names are short.
-		if k == "" || len(k) > maxHeaderName || strings.ContainsAny(k, ": \t") || reserved[strings.ToLower(k)] {
+		if k == "" || len(k) > maxHeaderName || !fieldName(k) || reserved[strings.ToLower(k)] {
 			return fmt.Errorf("%w: header field %q cannot be set through Header", ErrInvalidMessage, k)
 		}
 	}
@@ -148,6 +148,18 @@ func (m *Message) validate() error {
 		}
 	}
 	return nil
+}
+
+// fieldName reports whether k is a header field name of RFC 5322 §3.6.8:
+// printable US-ASCII other than ":" (go-message refuses anything else while
+// writing, which is after the connection is made).
+func fieldName(k string) bool {
+	for i := 0; i < len(k); i++ {
+		if c := k[i]; c < 33 || c > 126 || c == ':' {
+			return false
+		}
+	}
+	return true
 }
 
 // validEmail is a deliberately small check: local@domain with no spaces,

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
@@ -32,9 +31,10 @@ func readSecret(path string) (string, error) {
 	if path == "" {
 		return "", nil
 	}
-	b, err := os.ReadFile(path)
+	// A regular file: the read cannot block, so no ctx is needed.
+	b, err := readInput(context.Background(), "--client-secret-file", path, maxSecretFile, nil)
 	if err != nil {
-		return "", fmt.Errorf("client secret file: %w", err)
+		return "", err
 	}
 	s := strings.TrimSpace(string(b))
 	if s == "" {

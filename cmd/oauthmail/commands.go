@@ -64,6 +64,12 @@ func parse(fs *flag.FlagSet, args []string) error {
 	if fs.NArg() > 0 {
 		return usagef("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
 	}
+	if err := checkFlags(fs); err != nil {
+		if f := fs.Lookup("json"); f != nil && f.Value.String() == "true" {
+			return &jsonUsage{err} // e.json is not set yet
+		}
+		return err
+	}
 	return nil
 }
 
@@ -73,9 +79,10 @@ func tlsSetup(caFile string) (*tls.Config, *http.Client, error) {
 	if caFile == "" {
 		return nil, nil, nil
 	}
-	pem, err := os.ReadFile(caFile)
+	// A regular file: the read cannot block, so no ctx is needed.
+	pem, err := readInput(context.Background(), "--ca-file", caFile, maxCAFile, nil)
 	if err != nil {
-		return nil, nil, usagef("--ca-file: %v", err)
+		return nil, nil, err
 	}
 	pool, err := x509.SystemCertPool()
 	if err != nil || pool == nil {
@@ -162,17 +169,23 @@ func (e *env) storeFor(c *common) (tokenstore.Store, error) {
 // storeKey reads the encrypted store's key from --key-file or $OAUTHMAIL_STORE_KEY.
 func (e *env) storeKey(keyFile string) ([]byte, error) {
 	if keyFile != "" {
-		b, err := os.ReadFile(keyFile)
+		b, err := readInput(context.Background(), "--key-file", keyFile, maxSecretFile, nil)
 		if err != nil {
-			return nil, usagef("--key-file: %v", err)
+			return nil, err
 		}
 		b = []byte(strings.TrimSpace(string(b)))
 		if len(b) == 0 {
 			return nil, usagef("--key-file %s is empty", keyFile)
 		}
+		if len(b) < minStoreKey {
+			return nil, usagef("--key-file %s: the key is %d bytes; an encrypted-file store needs at least %d random bytes", keyFile, len(b), minStoreKey)
+		}
 		return b, nil
 	}
 	if k := e.getenv("OAUTHMAIL_STORE_KEY"); k != "" {
+		if len(k) < minStoreKey {
+			return nil, usagef("$OAUTHMAIL_STORE_KEY is %d bytes; an encrypted-file store needs at least %d random bytes", len(k), minStoreKey)
+		}
 		return []byte(k), nil
 	}
 	return nil, usagef("encrypted-file store needs --key-file or $OAUTHMAIL_STORE_KEY")
@@ -233,7 +246,7 @@ func (e *env) mailerFor(ctx context.Context, c *common, cfg oauthmail.Config) (*
 		if errors.Is(err, tokenstore.ErrNotFound) {
 			return nil, nil, fmt.Errorf("account %q: %w (run oauthmail login)", c.account, oauthmail.ErrNotSignedIn)
 		}
-		return nil, nil, err
+		return nil, nil, storageErr("load sign-in", err)
 	}
 	e.secrets.Add(rec.AccessToken, rec.RefreshToken)
 	a := devicecode.Authority{Name: rec.Provider, TokenURL: rec.Authority, Scopes: rec.Scopes, SMTPAddr: presetSMTP(rec.Provider)}
@@ -437,7 +450,7 @@ func (f *sendFlags) config() (oauthmail.Config, error) {
 }
 
 // message checks the flags and builds the message they describe.
-func (f *sendFlags) message(e *env) (*smtpx.Message, error) {
+func (f *sendFlags) message(ctx context.Context, e *env) (*smtpx.Message, error) {
 	if len(f.to)+len(f.cc)+len(f.bcc) == 0 {
 		return nil, usagef("send: at least one --to, --cc or --bcc is required")
 	}
@@ -446,11 +459,11 @@ func (f *sendFlags) message(e *env) (*smtpx.Message, error) {
 	}
 	text := *f.body
 	if *f.bodyFile != "" {
-		b, err := readBody(*f.bodyFile)
+		b, err := readInput(ctx, "--body-file", *f.bodyFile, maxBodyFile, e.stdin)
 		if err != nil {
 			return nil, err
 		}
-		text = b
+		text = string(b)
 	}
 	msg := &smtpx.Message{Subject: *f.subject, Text: text, From: smtpx.Address{Email: *f.from}}
 	for _, l := range []struct {
@@ -488,7 +501,7 @@ func (e *env) send(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	msg, err := f.message(e)
+	msg, err := f.message(ctx, e)
 	if err != nil {
 		return err
 	}
@@ -507,31 +520,17 @@ func (e *env) send(ctx context.Context, args []string) error {
 	return nil
 }
 
-func readBody(path string) (string, error) {
-	var (
-		b   []byte
-		err error
-	)
-	if path == "-" {
-		b, err = io.ReadAll(os.Stdin)
-	} else {
-		b, err = os.ReadFile(path)
-	}
-	if err != nil {
-		return "", usagef("--body-file: %v", err)
-	}
-	return string(b), nil
-}
-
 // attachment opens path lazily and reports upload progress on stderr for
 // files of 1 MiB or more.
 func (e *env) attachment(path string) (smtpx.Attachment, error) {
+	// Checked now (streamed later): a FIFO or device would block the
+	// send or never end.
+	if err := checkRegular("--attach", path, maxAttachFile); err != nil {
+		return smtpx.Attachment{}, err
+	}
 	fi, err := os.Stat(path)
 	if err != nil {
 		return smtpx.Attachment{}, usagef("--attach: %v", err)
-	}
-	if fi.IsDir() {
-		return smtpx.Attachment{}, usagef("--attach: %s is a directory", path)
 	}
 	name := filepath.Base(path)
 	ct := mime.TypeByExtension(filepath.Ext(name))
@@ -611,7 +610,7 @@ func (e *env) logout(ctx context.Context, args []string) error {
 		return err
 	}
 	if err := st.Delete(ctx, c.account); err != nil {
-		return err
+		return storageErr("delete sign-in", err)
 	}
 	if e.json {
 		e.printJSON(map[string]any{"signed_in": false, "account": c.account})

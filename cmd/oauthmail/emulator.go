@@ -146,6 +146,9 @@ func startEmulator(o *oauthmailtest.Options) (e *oauthmailtest.Emulator, err err
 // loadDirectory reads a JSON directory file; unknown fields are refused so that
 // typos do not silently fall back to defaults.
 func loadDirectory(path string) (*oauthmailtest.Directory, error) {
+	if err := checkRegular("--config", path, 16<<20); err != nil {
+		return nil, err // a FIFO would block the open
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)

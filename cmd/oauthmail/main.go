@@ -35,6 +35,7 @@
 //	6  the message was refused (message_too_large)
 //	7  TLS or certificate problem (tls_failure, certificate_invalid)
 //	8  the token store is unreadable (store_corrupt)
+//	9  the disk or store could not be written (storage_failed)
 package main
 
 import (
@@ -85,6 +86,7 @@ const (
 	exitMessage  = 6
 	exitTLS      = 7
 	exitStore    = 8
+	exitStorage  = 9
 )
 
 // exitStatus returns the exit status for an error code.
@@ -110,6 +112,8 @@ func exitStatus(c oauthmail.Code) int {
 		return exitTLS
 	case oauthmail.StoreCorrupt:
 		return exitStore
+	case oauthmail.StorageFailed:
+		return exitStorage
 	}
 	return exitInternal
 }
@@ -118,6 +122,7 @@ func exitStatus(c oauthmail.Code) int {
 type env struct {
 	stdout, stderr io.Writer
 	getenv         func(string) string
+	stdin          io.Reader // --body-file -
 	json           bool
 	quiet          bool // no notes on stderr (token)
 	// secrets holds the tokens and client secret this invocation has read,
@@ -138,7 +143,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	if getenv == nil {
 		getenv = func(string) string { return "" }
 	}
-	e := &env{stdout: stdout, stderr: stderr, getenv: getenv, secrets: &redact.Masker{}}
+	e := &env{stdout: stdout, stderr: stderr, getenv: getenv, stdin: os.Stdin, secrets: &redact.Masker{}}
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return exitUsage
@@ -207,7 +212,7 @@ func (e *env) fail(err error) int {
 	var ue *usageError
 	if errors.As(err, &ue) {
 		fmt.Fprintf(e.stderr, "oauthmail: %s\n", ue.msg)
-		if e.json {
+		if e.json || errors.As(err, new(*jsonUsage)) {
 			var r errorReport
 			r.Error.Code, r.Error.Panel, r.Error.Exit = oauthmail.BadInput, oauthmail.PanelTable(nil).Panel(oauthmail.BadInput), exitUsage
 			r.Error.Message, r.Error.MessageJA = oauthmail.BadInput.Message("en"), oauthmail.BadInput.Message("ja")

@@ -50,7 +50,7 @@ func (e *env) sendQueued(ctx context.Context, args []string) error {
 	}
 	c := &f.c
 	e.json = c.json
-	msg, err := f.message(e)
+	msg, err := f.message(ctx, e)
 	if err != nil {
 		return err
 	}
@@ -150,6 +150,9 @@ func (e *env) queue(ctx context.Context, args []string) error {
 		return usagef("queue %s: %v", sub, err)
 	}
 	e.json = c.json
+	if err := checkFlags(fs); err != nil {
+		return err
+	}
 	ids := fs.Args()
 	dir := spoolDir(*spool, c.account)
 	var m *oauthmail.Mailer

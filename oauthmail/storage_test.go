@@ -1,0 +1,169 @@
+package oauthmail_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+
+	"github.com/devicemail/devicemail/oauthmail"
+	"github.com/devicemail/devicemail/oauthmail/oauthmailtest"
+	"github.com/devicemail/devicemail/smtpx"
+	"github.com/devicemail/devicemail/tokenstore"
+)
+
+// Local file failures have local codes: a store or spool failure is
+// storage_failed, an untagged file error is internal, never network.
+func TestErrorCodeLocalFailures(t *testing.T) {
+	eacces := &fs.PathError{Op: "open", Path: "/var/lib/oauthmail/tokens", Err: syscall.EACCES}
+	tests := []struct {
+		name string
+		err  error
+		want oauthmail.Code
+	}{
+		{"tagged permission", &oauthmail.StorageError{Op: "save sign-in", Err: eacces}, oauthmail.StorageFailed},
+		{"tagged not a directory", &oauthmail.StorageError{Op: "outbox", Err: &fs.PathError{Op: "mkdir", Path: "/x", Err: syscall.ENOTDIR}}, oauthmail.StorageFailed},
+		{"read-only file system", &fs.PathError{Op: "open", Path: "/ro/x", Err: syscall.EROFS}, oauthmail.StorageFailed},
+		{"untagged permission", eacces, oauthmail.Internal},
+		{"untagged missing file", &fs.PathError{Op: "open", Path: "/nosuch", Err: syscall.ENOENT}, oauthmail.Internal},
+	}
+	if f, err := os.OpenFile("/dev/full", os.O_WRONLY, 0); err == nil {
+		_, werr := f.Write([]byte("x"))
+		f.Close()
+		if werr == nil {
+			t.Fatal("writing to /dev/full succeeded")
+		}
+		tests = append(tests, struct {
+			name string
+			err  error
+			want oauthmail.Code
+		}{"no space (a real write to /dev/full)", werr, oauthmail.StorageFailed})
+	} else {
+		t.Logf("no /dev/full (%v): the no-space case is not covered on this system", err)
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := oauthmail.ErrorCode(tt.err); got != tt.want {
+				t.Errorf("ErrorCode(%v) = %q, want %q", tt.err, got, tt.want)
+			}
+		})
+	}
+	if !oauthmail.StorageFailed.Retryable() || oauthmail.DefaultPanels().Panel(oauthmail.StorageFailed) != 397 {
+		t.Errorf("storage_failed: retryable %v, panel %d; want true, 397",
+			oauthmail.StorageFailed.Retryable(), oauthmail.DefaultPanels().Panel(oauthmail.StorageFailed))
+	}
+}
+
+// A sign-in that cannot be saved (the store directory is under a regular
+// file) fails with a *StorageError, code storage_failed.
+func TestSignInStoreNotWritable(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := newRig(t, nil, oauthmailtest.ContosoTenantID, oauthmailtest.DeviceAppClientID, func(c *oauthmail.Config) {
+		c.Store = &tokenstore.File{Dir: filepath.Join(file, "tokens")}
+	})
+	_, err := r.m.SignIn(context.Background(), r.approve("alice@contoso.com"))
+	var se *oauthmail.StorageError
+	if !errors.As(err, &se) || !errors.Is(err, syscall.ENOTDIR) {
+		t.Errorf("SignIn with the store under a file = %v, want a *StorageError wrapping ENOTDIR", err)
+	}
+	wantCode(t, "SignIn", err, oauthmail.StorageFailed)
+}
+
+// An outbox whose directory is a file is refused with storage_failed, and
+// the file is left alone.
+func TestOutboxSpoolIsAFile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "spool")
+	if err := os.WriteFile(file, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := oauthmail.NewOutbox(oauthmail.OutboxConfig{Dir: file})
+	wantCode(t, "NewOutbox on a file", err, oauthmail.StorageFailed)
+	if b, rerr := os.ReadFile(file); rerr != nil || string(b) != "x" {
+		t.Errorf("the file was changed: %q, %v", b, rerr)
+	}
+}
+
+// An attachment that cannot be opened or read is the caller's bad input,
+// for Send (checked while streaming) and for Enqueue (checked while
+// copying), and Enqueue leaves nothing in the spool.
+func TestUnreadableAttachment(t *testing.T) {
+	ctx := context.Background()
+	r := newRig(t, nil, oauthmailtest.ContosoTenantID, oauthmailtest.DeviceAppClientID, nil)
+	r.signIn(t, r.m, "alice@contoso.com")
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "missing.pdf")
+	attachments := map[string]smtpx.Attachment{
+		"open fails": {Name: "missing.pdf", Open: func() (io.ReadCloser, error) { return os.Open(missing) }},
+		"read fails": {Name: "dir.pdf", Open: func() (io.ReadCloser, error) { return os.Open(dir) }}, // EISDIR on read
+	}
+	spool := filepath.Join(t.TempDir(), "spool")
+	o, err := oauthmail.NewOutbox(oauthmail.OutboxConfig{Dir: spool, Mailer: r.m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, a := range attachments {
+		t.Run(name, func(t *testing.T) {
+			msg := msgTo("bob@contoso.com")
+			msg.Attachments = []smtpx.Attachment{a}
+			err := r.m.Send(ctx, msg)
+			wantCode(t, "Send", err, oauthmail.BadInput)
+			_, err = o.Enqueue(ctx, msg)
+			wantCode(t, "Enqueue", err, oauthmail.BadInput)
+		})
+	}
+	if n := len(r.e.Messages()); n != 0 {
+		t.Errorf("%d messages delivered", n)
+	}
+	if es, err := o.List(ctx); err != nil || len(es) != 0 {
+		t.Errorf("outbox after refused Enqueues: %d entries, %v", len(es), err)
+	}
+}
+
+// A header field name that the MIME writer would refuse (not printable
+// US-ASCII) is bad input found before connecting, not a network failure.
+func TestHeaderNameRefusedBeforeConnecting(t *testing.T) {
+	r := newRig(t, nil, oauthmailtest.ContosoTenantID, oauthmailtest.DeviceAppClientID, nil)
+	r.signIn(t, r.m, "alice@contoso.com")
+	for _, k := range []string{"X-Ünicode", "X-\x7fdel", "X\x01"} {
+		msg := msgTo("bob@contoso.com")
+		msg.Header = map[string]string{k: "v"}
+		err := r.m.Send(context.Background(), msg)
+		wantCode(t, "Send with header "+k, err, oauthmail.BadInput)
+		if !errors.Is(err, smtpx.ErrInvalidMessage) {
+			t.Errorf("Send with header %q = %v, want smtpx.ErrInvalidMessage", k, err)
+		}
+	}
+	if n := len(r.e.Messages()); n != 0 {
+		t.Errorf("%d messages delivered", n)
+	}
+}
+
+// New refuses an SMTP address without a port and an unknown mechanism.
+func TestNewRefusesBadSMTPSettings(t *testing.T) {
+	a, err := oauthmail.Google(), error(nil)
+	for _, tc := range []struct {
+		name string
+		cfg  oauthmail.Config
+	}{
+		{"no port", oauthmail.Config{SMTPAddr: "no-port"}},
+		{"port 0", oauthmail.Config{SMTPAddr: "smtp.office365.com:0"}},
+		{"port name", oauthmail.Config{SMTPAddr: "smtp.office365.com:submission"}},
+		{"unknown mechanism", oauthmail.Config{SMTPMechanism: "PLAIN"}},
+	} {
+		tc.cfg.Authority, tc.cfg.ClientID = a, "client"
+		_, err = oauthmail.New(tc.cfg)
+		wantCode(t, "New, "+tc.name, err, oauthmail.BadInput)
+	}
+	for _, mech := range []string{"", "xoauth2", "OAUTHBEARER"} {
+		if _, err := oauthmail.New(oauthmail.Config{Authority: a, ClientID: "client", SMTPMechanism: mech}); err != nil {
+			t.Errorf("New with mechanism %q: %v", mech, err)
+		}
+	}
+}
