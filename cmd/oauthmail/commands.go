@@ -331,7 +331,7 @@ func (e *env) login(ctx context.Context, args []string) error {
 func (e *env) status(ctx context.Context, args []string) error {
 	fs := newFlags(e, "status")
 	var c common
-	c.register(fs, false)
+	c.register(fs, true) // --ca-file accepted as by send, though status uses no network
 	smtpAddr := fs.String("smtp", "", "SMTP server host:port to report instead of the provider's")
 	secretExpires := fs.String("client-secret-expires", "", "the client secret's expiry date YYYY-MM-DD (authcode, client-credentials): warn before it")
 	warnDays := fs.Int("secret-warn-days", 0, "days before --client-secret-expires to warn (default 30; negative: never)")
