@@ -57,7 +57,8 @@ func TestGoogleSignInServerAndSend(t *testing.T) {
 	dir := t.TempDir()
 	ca := writeFile(t, dir, "ca.pem", string(e.CAPEM()))
 	secret := writeFile(t, dir, "desktop.secret", oauthmailtest.DesktopAppSecret)
-	common := []string{"--store", "file:" + filepath.Join(dir, "tokens"), "--account", "gmail", "--ca-file", ca}
+	store := []string{"--store", "file:" + filepath.Join(dir, "tokens"), "--account", "gmail"}
+	common := append([]string{"--ca-file", ca}, store...)
 	ep := e.Endpoint(oauthmailtest.ContosoTenantID)
 	u := &browserUser{t: t, e: e, upn: "alice@contoso.com"}
 	// The emulator grants Exchange's scope, not https://mail.google.com/.
@@ -69,12 +70,12 @@ func TestGoogleSignInServerAndSend(t *testing.T) {
 		t.Fatalf("login --provider google exit %d\nstdout: %s\nstderr: %s", r.status, r.stdout, r.stderr)
 	}
 
-	st := statusJSON(t, common...)
+	st := statusJSON(t, store...)
 	if st.Provider != oauthmail.GoogleName || st.Server != "smtp.gmail.com" || st.Port != 587 {
 		t.Errorf("status of a Google sign-in: provider %q, server %q port %d; want %s, smtp.gmail.com 587",
 			st.Provider, st.Server, st.Port, oauthmail.GoogleName)
 	}
-	r = runCmd(t, nil, append([]string{"status"}, common...)...)
+	r = runCmd(t, nil, append([]string{"status"}, store...)...)
 	if !strings.Contains(r.stdout, "SMTP server:  smtp.gmail.com\n") {
 		t.Errorf("status text:\n%s", r.stdout)
 	}
@@ -225,5 +226,14 @@ func TestStatusWarnsBeforeSecretExpires(t *testing.T) {
 	r = runCmd(t, nil, append([]string{"status", "--client-secret-expires", "next week"}, common...)...)
 	if r.status != exitUsage {
 		t.Errorf("status with a bad date: exit %d", r.status)
+	}
+}
+
+// Google's device flow does not grant the mail scope: login --provider google
+// without --flow authcode stops early and says what to use.
+func TestLoginGoogleNeedsAuthCode(t *testing.T) {
+	r := runCmd(t, nil, "login", "--provider", "google", "--client-id", "x.apps.googleusercontent.com", "--store", "memory")
+	if r.status != exitUsage || !strings.Contains(r.stderr, "--flow authcode") {
+		t.Errorf("login --provider google (device flow): exit %d\n%s", r.status, r.stderr)
 	}
 }
