@@ -2,10 +2,12 @@ package oauthmail
 
 import (
 	"net/url"
+	"strings"
 
 	"golang.org/x/oauth2"
 
 	"github.com/devicemail/devicemail/devicecode"
+	"github.com/devicemail/devicemail/tokenstore"
 )
 
 // GoogleName is the Authority.Name of [Google].
@@ -63,4 +65,60 @@ func authParams(a devicecode.Authority) map[string]string {
 		return map[string]string{"access_type": "offline", "prompt": "consent"}
 	}
 	return nil
+}
+
+// consumerTenantID is the tenant ID of personal Microsoft accounts
+// (Outlook.com), the tid claim of their tokens
+// (https://learn.microsoft.com/en-us/entra/identity-platform/id-token-claims-reference).
+const consumerTenantID = "9188040d-6c67-4c5b-b112-36a304b66dad"
+
+// SMTPServerFor returns the SMTP submission server (host:port, STARTTLS) of
+// a stored sign-in, from what the record says: its provider name when that is
+// one of the presets (devicecode's Microsoft clouds, [Google]), else the host
+// of its token endpoint (login.microsoftonline.com, oauth2.googleapis.com).
+// A personal Microsoft account (tenant 9188040d-6c67-4c5b-b112-36a304b66dad)
+// signed in through tenant "common" gets smtp-mail.outlook.com:587, the
+// server Microsoft documents for Outlook.com
+// ("POP, IMAP, and SMTP settings for Outlook.com",
+// https://support.microsoft.com/office/pop-imap-and-smtp-settings-8361e398-8af4-4e97-b147-6c6c4ac95353).
+// It returns "" when neither is known (a generic provider): the caller must
+// then name the server.
+func SMTPServerFor(rec *tokenstore.Record) string {
+	if rec == nil {
+		return ""
+	}
+	outlook := devicecode.OutlookCom().SMTPAddr
+	consumer := strings.EqualFold(rec.Account.TenantID, consumerTenantID)
+	presets := []devicecode.Authority{Google(), devicecode.OutlookCom(), devicecode.Common()}
+	for _, f := range []func(string) (devicecode.Authority, error){
+		devicecode.ExchangeOnline, devicecode.USGovGCCHigh, devicecode.USGovDoD, devicecode.China21Vianet,
+	} {
+		if a, err := f("organizations"); err == nil {
+			presets = append(presets, a)
+		}
+	}
+	for _, a := range presets {
+		if a.Name != rec.Provider {
+			continue
+		}
+		if consumer && a.Name == devicecode.Common().Name {
+			return outlook
+		}
+		return a.SMTPAddr
+	}
+	u, err := url.Parse(rec.Authority)
+	if err != nil {
+		return ""
+	}
+	switch strings.ToLower(u.Hostname()) {
+	case "oauth2.googleapis.com", "accounts.google.com":
+		return Google().SMTPAddr
+	case "login.microsoftonline.com":
+		if consumer || strings.HasPrefix(strings.TrimPrefix(u.Path, "/"), "consumers/") {
+			return outlook
+		}
+		a, _ := devicecode.ExchangeOnline("organizations")
+		return a.SMTPAddr
+	}
+	return ""
 }

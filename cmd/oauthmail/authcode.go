@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"time"
 
 	"golang.org/x/oauth2"
 
@@ -77,11 +76,9 @@ func (e *env) loginConfidential(ctx context.Context, c *common, cf *confidential
 	if err != nil {
 		return err
 	}
-	var expires time.Time
-	if cf.secretExpires != "" {
-		if expires, err = time.Parse("2006-01-02", cf.secretExpires); err != nil {
-			return usagef("login: --client-secret-expires %q is not a date (YYYY-MM-DD)", cf.secretExpires)
-		}
+	expires, err := parseSecretExpires(cf.secretExpires)
+	if err != nil {
+		return err
 	}
 	st, err := e.storeFor(c)
 	if err != nil {
@@ -155,13 +152,16 @@ func (e *env) sendTest(ctx context.Context, c *common, cfg oauthmail.Config, sec
 		return err
 	}
 	cfg.ClientSecret = secret
-	m, _, err := e.mailerFor(ctx, c, cfg)
+	m, rec, err := e.mailerFor(ctx, c, cfg)
 	if err != nil {
 		return err
 	}
+	if smtpServer(rec, cfg.SMTPAddr) == "" {
+		return errNoSMTP(rec)
+	}
 	addr, err := m.SendTest(ctx)
 	if err != nil {
-		return err
+		return secretHint(err, secret)
 	}
 	if e.json {
 		e.printJSON(map[string]any{"sent": true, "account": c.account, "test": true, "to": addr})

@@ -111,6 +111,8 @@ func authority(provider, tenant, loginURL, devURL, tokURL string, scopes []strin
 		a, err = devicecode.ExchangeOnline(tenant)
 	case "outlook":
 		a = devicecode.OutlookCom()
+	case "google":
+		return a, usagef("login: --provider google needs --flow authcode and --client-secret-file (Google's device flow does not grant the mail scope)")
 	case "generic":
 		if devURL == "" || tokURL == "" {
 			return a, usagef("login: --device-auth-url and --token-url are required for --provider generic")
@@ -118,7 +120,7 @@ func authority(provider, tenant, loginURL, devURL, tokURL string, scopes []strin
 		a, err = devicecode.Generic("generic", oauth2.Endpoint{DeviceAuthURL: devURL, TokenURL: tokURL}, scopes...)
 		loginURL = ""
 	default:
-		return a, usagef("login: unknown --provider %q (exchange, outlook or generic)", provider)
+		return a, usagef("login: unknown --provider %q (exchange, outlook, google or generic)", provider)
 	}
 	if err != nil {
 		return a, err
@@ -209,28 +211,27 @@ func defaultStore() (tokenstore.Store, string) {
 // device apps; the admin-consent page returns to it.
 const nativeClientRedirect = "https://login.microsoftonline.com/common/oauth2/nativeclient"
 
-// presetSMTP returns the submission server of the Microsoft preset named name
-// ("" for generic and unknown names).
-func presetSMTP(name string) string {
-	presets := []devicecode.Authority{devicecode.OutlookCom(), devicecode.Common()}
-	for _, f := range []func(string) (devicecode.Authority, error){
-		devicecode.ExchangeOnline, devicecode.USGovGCCHigh, devicecode.USGovDoD, devicecode.China21Vianet,
-	} {
-		if a, err := f("organizations"); err == nil {
-			presets = append(presets, a)
-		}
+// smtpServer is the SMTP server (host:port) that status reports and send
+// uses for a stored sign-in: the --smtp flag when given, else what the record
+// says (oauthmail.SMTPServerFor: its provider preset or token endpoint host),
+// else "" (a generic provider: --smtp is needed). Both commands go through
+// mailerFor, so they cannot disagree.
+func smtpServer(rec *tokenstore.Record, flagValue string) string {
+	if flagValue != "" {
+		return flagValue
 	}
-	for _, a := range presets {
-		if a.Name == name {
-			return a.SMTPAddr
-		}
-	}
-	return ""
+	return oauthmail.SMTPServerFor(rec)
+}
+
+// errNoSMTP is the usage error of a send whose sign-in names no SMTP server.
+func errNoSMTP(rec *tokenstore.Record) error {
+	return usagef("send: no SMTP server is known for provider %q (signed in at %s): pass --smtp HOST:PORT", rec.Provider, rec.Authority)
 }
 
 // mailerFor builds a Mailer for an account that has signed in: the provider,
-// client and token endpoint come from the stored record.
-// From cfg it takes SMTPAddr, From and SendAs.
+// client and token endpoint come from the stored record, the SMTP server from
+// smtpServer. From cfg it takes SMTPAddr (the --smtp flag), From, SendAs and
+// the client secret and its expiry.
 func (e *env) mailerFor(ctx context.Context, c *common, cfg oauthmail.Config) (*oauthmail.Mailer, *tokenstore.Record, error) {
 	st, err := e.storeFor(c)
 	if err != nil {
@@ -249,7 +250,8 @@ func (e *env) mailerFor(ctx context.Context, c *common, cfg oauthmail.Config) (*
 		return nil, nil, storageErr("load sign-in", err)
 	}
 	e.secrets.Add(rec.AccessToken, rec.RefreshToken)
-	a := devicecode.Authority{Name: rec.Provider, TokenURL: rec.Authority, Scopes: rec.Scopes, SMTPAddr: presetSMTP(rec.Provider)}
+	a := devicecode.Authority{Name: rec.Provider, TokenURL: rec.Authority, Scopes: rec.Scopes}
+	cfg.SMTPAddr = smtpServer(rec, cfg.SMTPAddr)
 	cfg.Authority, cfg.ClientID, cfg.Store, cfg.Account = a, rec.ClientID, st, c.account
 	cfg.TLSConfig, cfg.HTTPClient = tc, hc
 	m, err := oauthmail.New(cfg)
@@ -261,7 +263,7 @@ func (e *env) login(ctx context.Context, args []string) error {
 	var c common
 	c.register(fs, true)
 	var scopes multi
-	provider := fs.String("provider", "exchange", "exchange (Exchange Online, a tenant), outlook (Outlook.com) or generic")
+	provider := fs.String("provider", "exchange", "exchange (Exchange Online, a tenant), outlook (Outlook.com), google (Gmail, --flow authcode) or generic")
 	tenant := fs.String("tenant", "", "tenant ID (GUID) or domain, for --provider exchange")
 	clientID := fs.String("client-id", "", "application (client) ID of the app registration")
 	loginURL := fs.String("authority", "", "login base URL instead of the cloud's (e.g. the emulator's URL); https, or http only on loopback")
@@ -344,13 +346,19 @@ func (e *env) login(ctx context.Context, args []string) error {
 func (e *env) status(ctx context.Context, args []string) error {
 	fs := newFlags(e, "status")
 	var c common
-	c.register(fs, false)
+	c.register(fs, true) // --ca-file accepted as by send, though status uses no network
 	smtpAddr := fs.String("smtp", "", "SMTP server host:port to report instead of the provider's")
+	secretExpires := fs.String("client-secret-expires", "", "the client secret's expiry date YYYY-MM-DD (authcode, client-credentials): warn before it")
+	warnDays := fs.Int("secret-warn-days", 0, "days before --client-secret-expires to warn (default 30; negative: never)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	e.json = c.json
-	m, _, err := e.mailerFor(ctx, &c, oauthmail.Config{SMTPAddr: *smtpAddr})
+	expires, err := parseSecretExpires(*secretExpires)
+	if err != nil {
+		return err
+	}
+	m, _, err := e.mailerFor(ctx, &c, oauthmail.Config{SMTPAddr: *smtpAddr, ClientSecretExpires: expires, SecretWarnDays: *warnDays})
 	if oauthmail.ErrorCode(err) == oauthmail.NotSignedIn {
 		st := &oauthmail.Status{Account: c.account}
 		if e.json {
@@ -403,8 +411,12 @@ func printStatus(w io.Writer, st *oauthmail.Status) {
 	fmt.Fprintf(w, "provider:     %s\n", st.Provider)
 	fmt.Fprintf(w, "client ID:    %s\n", st.ClientID)
 	fmt.Fprintf(w, "sender:       %s\n", st.Sender)
-	fmt.Fprintf(w, "SMTP server:  %s\n", st.Server)
-	fmt.Fprintf(w, "port:         %d\n", st.Port)
+	if st.Server == "" {
+		fmt.Fprintln(w, "SMTP server:  none known for this provider: send needs --smtp HOST:PORT")
+	} else {
+		fmt.Fprintf(w, "SMTP server:  %s\n", st.Server)
+		fmt.Fprintf(w, "port:         %d\n", st.Port)
+	}
 	fmt.Fprintf(w, "TLS:          %s\n", st.TLS)
 	fmt.Fprintf(w, "verify cert:  %s\n", yesNo(st.VerifyCertificate))
 	fmt.Fprintf(w, "signed in at: %s\n", when(st.SignedInAt))
@@ -414,6 +426,12 @@ func printStatus(w io.Writer, st *oauthmail.Status) {
 	fmt.Fprintf(w, "lapses at:    %s (if nothing is sent or refreshed before)\n", when(st.LapsesAt))
 	if st.Lapsed {
 		fmt.Fprintln(w, "EXPIRED:      sign in again")
+	}
+	if cs := st.ClientSecret; cs != nil {
+		fmt.Fprintf(w, "secret until: %s\n", cs.Expires.UTC().Format("2006-01-02"))
+		if cs.Message != "" {
+			fmt.Fprintf(w, "WARNING:      %s\n", cs.Message)
+		}
 	}
 }
 
@@ -489,11 +507,19 @@ func (e *env) send(ctx context.Context, args []string) error {
 	var f sendFlags
 	f.register(fs)
 	testMail := fs.Bool("test", false, "send the fixed test message to the sender's own address")
+	// --queue selects sendQueued (see run); registered here so that -h lists
+	// the outbox flags too.
+	fs.Bool("queue", false, "write the message to the outbox first, then try to deliver it (durable; see oauthmail queue)")
+	spool := fs.String("spool", "", "outbox directory, with --queue (default: the user config directory's oauthmail/outbox/ACCOUNT)")
+	noDeliver := fs.Bool("no-deliver", false, "with --queue: only queue; leave delivery to \"oauthmail queue run\"")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	c := &f.c
 	e.json = c.json
+	if *spool != "" || *noDeliver {
+		return usagef("send: --spool and --no-deliver need --queue")
+	}
 	if *testMail {
 		return e.sendTest(ctx, c, oauthmail.Config{SMTPAddr: *f.smtp, From: *f.from, SendAs: f.sendAs, SMTPMechanism: *f.mechanism}, *f.secretFile)
 	}
@@ -505,12 +531,15 @@ func (e *env) send(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	m, _, err := e.mailerFor(ctx, c, cfg)
+	m, rec, err := e.mailerFor(ctx, c, cfg)
 	if err != nil {
 		return err
 	}
+	if smtpServer(rec, cfg.SMTPAddr) == "" {
+		return errNoSMTP(rec)
+	}
 	if err := m.Send(ctx, msg); err != nil {
-		return err
+		return secretHint(err, cfg.ClientSecret)
 	}
 	if e.json {
 		e.printJSON(map[string]any{"sent": true, "account": c.account, "recipients": len(f.to) + len(f.cc) + len(f.bcc)})
@@ -580,18 +609,23 @@ func (e *env) token(ctx context.Context, args []string) error {
 	fs := newFlags(e, "token")
 	var c common
 	c.register(fs, true)
+	secretFile := fs.String("client-secret-file", "", "client secret of an authcode or client-credentials sign-in (for renewing its token)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	e.json = c.json
 	e.quiet = true // nothing but the token, for passwordeval
-	m, _, err := e.mailerFor(ctx, &c, oauthmail.Config{})
+	secret, err := readSecret(*secretFile)
+	if err != nil {
+		return err
+	}
+	m, _, err := e.mailerFor(ctx, &c, oauthmail.Config{ClientSecret: secret})
 	if err != nil {
 		return err
 	}
 	tok, err := m.Token(ctx)
 	if err != nil {
-		return err
+		return secretHint(err, secret)
 	}
 	fmt.Fprintln(e.stdout, tok.AccessToken)
 	return nil
@@ -636,4 +670,27 @@ func hintFor(c oauthmail.Code, err error) string {
 		return "hint: the server's certificate is not trusted: if it comes from a private CA or a TLS-inspecting proxy, pass that CA's PEM file with --ca-file; otherwise check the clock and the server name"
 	}
 	return ""
+}
+
+// parseSecretExpires parses --client-secret-expires ("" = unknown).
+func parseSecretExpires(v string) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse("2006-01-02", v)
+	if err != nil {
+		return time.Time{}, usagef("--client-secret-expires %q is not a date (YYYY-MM-DD)", v)
+	}
+	return t, nil
+}
+
+// secretHint adds what to do to an invalid_client failure of a token renewal
+// made without a client secret: a sign-in made with --flow authcode or
+// client-credentials renews its token with the secret, which oauthmail never
+// stores.
+func secretHint(err error, secret string) error {
+	if secret == "" && oauthmail.ErrorCode(err) == oauthmail.InvalidClient {
+		return fmt.Errorf("%w (a sign-in made with a client secret renews its token with it: pass --client-secret-file F)", err)
+	}
+	return err
 }

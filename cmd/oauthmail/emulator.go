@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 
 	"github.com/devicemail/devicemail/oauthmail/oauthmailtest"
 )
@@ -16,10 +17,17 @@ import (
 const emulatorUsage = `usage: oauthmail emulator [--config FILE] [--listen ADDR] [--smtp-listen ADDR] [--auto-approve UPN] [--plain-http] [--verbose]
 
 Runs the Entra ID + Exchange Online emulator (for tests, not for production)
-until interrupted. It prints one JSON line:
+until interrupted (Ctrl-C or SIGTERM). It prints one JSON line on stdout:
 
   {"authority":"https://127.0.0.1:PORT","tenant":"<tenant GUID>","client_ids":[...],
-   "smtp":"127.0.0.1:PORT","ca_file":"/tmp/...pem","messages_url":"...","devicelogin_url":"..."}
+   "smtp":"127.0.0.1:PORT","ca_file":"/tmp/...pem","messages_url":"...","devicelogin_url":"...",
+   "clients":[{"client_id":"...","name":"...","public_client":true,"confidential":false,
+               "app_only":false,"needs_consent":false,"use":"how to sign in with it"}]}
+
+and, on stderr, the same for people: that it is ready, what each client ID
+is for (only a public client with consent signs in with a device code) and
+how to stop it. The built-in confidential apps' secrets are the constants
+oauthmailtest.DesktopAppSecret and oauthmailtest.DaemonAppSecret.
 
 Point a client's login URL at "authority" (the tenant goes after it, as after
 https://login.microsoftonline.com), its SMTP server at "smtp" (STARTTLS), and
@@ -55,6 +63,70 @@ type emulatorInfo struct {
 	CAFile         string   `json:"ca_file"`
 	MessagesURL    string   `json:"messages_url"`
 	DeviceLoginURL string   `json:"devicelogin_url"`
+	// Clients says, per client ID, how it may sign in (see emulatorClient).
+	Clients []emulatorClient `json:"clients"`
+}
+
+// emulatorClient labels one app registration of the emulator's directory,
+// so that a user can tell which client ID to try with which flow: a device
+// sign-in works only with a public client that has consent in the tenant.
+type emulatorClient struct {
+	ClientID string `json:"client_id"`
+	Name     string `json:"name"`
+	// PublicClient: "Allow public client flows" is on; the device code flow
+	// works without a secret.
+	PublicClient bool `json:"public_client"`
+	// Confidential: the app has a client secret; sign in with --flow
+	// authcode (or client-credentials when AppOnly) and --client-secret-file.
+	Confidential bool `json:"confidential"`
+	// AppOnly: the app holds application permissions (SMTP.SendAsApp) for
+	// --flow client-credentials.
+	AppOnly bool `json:"app_only"`
+	// NeedsConsent: no administrator of the "tenant" above consented, and
+	// users may not consent themselves: a sign-in there gets
+	// consent_required until an administrator consents.
+	NeedsConsent bool `json:"needs_consent"`
+	// Use is a sentence saying how to sign in with the client and why other
+	// ways fail.
+	Use string `json:"use"`
+}
+
+// describeClients labels the apps of dir for sign-ins in tenant.
+func describeClients(dir *oauthmailtest.Directory, tenant string) []emulatorClient {
+	out := []emulatorClient{}
+	for _, a := range dir.Apps {
+		c := emulatorClient{ClientID: a.ClientID, Name: a.Name, PublicClient: a.PublicClient,
+			Confidential: len(a.Secrets) > 0, AppOnly: len(a.AppRoles) > 0}
+		consented := false
+		for _, t := range a.ConsentedTenants {
+			consented = consented || strings.EqualFold(t, tenant)
+		}
+		c.NeedsConsent = !consented && !a.UserConsent && len(a.Permissions) > 0
+		var use []string
+		switch {
+		case c.PublicClient:
+			use = append(use, "public client: login with a device code (the default --flow device)")
+		case c.AppOnly && len(a.Permissions) == 0:
+			mb := "M"
+			if len(a.Mailboxes) > 0 {
+				mb = a.Mailboxes[0]
+			}
+			use = append(use, "app-only: login --flow client-credentials --mailbox "+mb+" with its client secret; a device sign-in fails with invalid_client")
+		case c.Confidential:
+			use = append(use, "confidential: login --flow authcode with --client-secret-file; a device sign-in fails with invalid_client (not a public client)")
+		default:
+			use = append(use, "neither public nor with a secret: every sign-in fails with invalid_client")
+		}
+		if c.AppOnly && len(a.Permissions) > 0 {
+			use = append(use, "also app-only with --flow client-credentials")
+		}
+		if c.NeedsConsent {
+			use = append(use, "needs admin consent in this tenant: a sign-in fails with consent_required until an administrator consents (login prints the admin-consent URL)")
+		}
+		c.Use = strings.Join(use, "; ")
+		out = append(out, c)
+	}
+	return out
 }
 
 // runEmulator implements "oauthmail emulator". It returns the exit status:
@@ -127,8 +199,16 @@ func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	for _, a := range dir.Apps {
 		info.ClientIDs = append(info.ClientIDs, a.ClientID)
 	}
+	info.Clients = describeClients(dir, info.Tenant)
 	line, _ := json.Marshal(info)
 	fmt.Fprintf(stdout, "%s\n", line)
+	// For people: stdout stays one JSON line for programs.
+	fmt.Fprintf(stderr, "oauthmail emulator: ready: sign-in at %s (tenant %s), SMTP at %s, CA certificate in %s\n",
+		info.Authority, info.Tenant, info.SMTP, info.CAFile)
+	for _, c := range info.Clients {
+		fmt.Fprintf(stderr, "  client %s (%s): %s\n", c.ClientID, c.Name, c.Use)
+	}
+	fmt.Fprintln(stderr, "oauthmail emulator: stop it with Ctrl-C or SIGTERM; the CA file is removed then.")
 	<-ctx.Done()
 	return 0
 }

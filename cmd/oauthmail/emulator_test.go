@@ -40,6 +40,9 @@ func TestEmulatorCommand(t *testing.T) {
 		!strings.HasPrefix(info.Authority, "https://127.0.0.1:") || info.DeviceLoginURL != info.Authority+"/devicelogin" {
 		t.Errorf("info = %+v", info)
 	}
+	if len(info.Clients) != len(info.ClientIDs) {
+		t.Errorf("%d client labels for %d client IDs", len(info.Clients), len(info.ClientIDs))
+	}
 	pem, err := os.ReadFile(info.CAFile)
 	if err != nil {
 		t.Fatal(err)

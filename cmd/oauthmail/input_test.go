@@ -152,7 +152,7 @@ func TestFileFlagsBounded(t *testing.T) {
 
 // signedIn starts an emulator, signs "printer" in to a file store and
 // returns the common flags of later commands.
-func signedIn(t *testing.T) (e *oauthmailtest.Emulator, dir string, common []string) {
+func signedInOnEmulator(t *testing.T) (e *oauthmailtest.Emulator, dir string, common []string) {
 	t.Helper()
 	e = oauthmailtest.Start(t, &oauthmailtest.Options{AutoApprove: "alice@contoso.com", SendRate: -1})
 	dir = t.TempDir()
@@ -174,7 +174,7 @@ func signedIn(t *testing.T) (e *oauthmailtest.Emulator, dir string, common []str
 // path-like --account, an unknown --mechanism, a short store key.
 func TestBadFlagValues(t *testing.T) {
 	t.Setenv("XDG_CONFIG_HOME", t.TempDir()) // where a default spool would go
-	e, dir, common := signedIn(t)
+	e, dir, common := signedInOnEmulator(t)
 	send := func(extra ...string) []string {
 		return append(append([]string{"send", "--to", "bob@contoso.com", "--body", "hi", "--smtp", e.SMTPAddr()}, common...), extra...)
 	}
@@ -214,7 +214,7 @@ func TestBadFlagValues(t *testing.T) {
 // do not take, so the case tested here is a path under a regular file
 // (ENOTDIR), and a spool path that is itself a file.
 func TestStorageFailed(t *testing.T) {
-	e, dir, common := signedIn(t)
+	e, dir, common := signedInOnEmulator(t)
 	file := filepath.Join(dir, "file")
 	if err := os.WriteFile(file, []byte("not a directory"), 0o600); err != nil {
 		t.Fatal(err)

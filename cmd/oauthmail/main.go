@@ -4,12 +4,13 @@
 //
 // Usage:
 //
-//	oauthmail login  --client-id C [--provider exchange|outlook|generic] [--tenant T] [--scope S]... [--authority URL] [--account NAME] [--store SPEC] [--ca-file F] [--no-qr]
-//	oauthmail status [--account NAME] [--json]
-//	oauthmail send   --to A [--to B] [--cc C] [--from F] [--subject S] [--body TEXT | --body-file F] [--attach FILE]... [--smtp HOST:PORT] [--ca-file F] [--account NAME]
+//	oauthmail login  --client-id C [--provider exchange|outlook|google|generic] [--tenant T] [--scope S]... [--authority URL] [--account NAME] [--store SPEC] [--ca-file F] [--no-qr]
+//	                 [--flow device|authcode|client-credentials] [--client-secret-file F] [--client-secret-expires YYYY-MM-DD]
+//	oauthmail status [--account NAME] [--json] [--smtp HOST:PORT] [--client-secret-expires YYYY-MM-DD] [--secret-warn-days N]
+//	oauthmail send   --to A [--to B] [--cc C] [--from F] [--subject S] [--body TEXT | --body-file F] [--attach FILE]... [--smtp HOST:PORT] [--ca-file F] [--account NAME] [--client-secret-file F]
 //	oauthmail send --queue [send flags] [--spool DIR] [--no-deliver]
 //	oauthmail queue list|status|retry|drop|flush|run [--spool DIR] [--account NAME] [ID...]
-//	oauthmail token  [--account NAME]
+//	oauthmail token  [--account NAME] [--client-secret-file F]
 //	oauthmail logout [--account NAME]
 //	oauthmail emulator [flags]   run the Entra ID + Exchange Online emulator
 //	oauthmail demo [--interactive]
@@ -18,6 +19,11 @@
 // memory; the default is the keyring when one is usable, else a file in the
 // user's configuration directory), --key-file F (the key of encrypted-file,
 // else the environment variable OAUTHMAIL_STORE_KEY) and --json.
+//
+// The SMTP server of status and send comes from the stored sign-in (see
+// oauthmail.SMTPServerFor) unless --smtp names one. The client secret of an
+// authcode or client-credentials sign-in is never stored: pass
+// --client-secret-file to every command that may renew the token.
 //
 // On failure oauthmail prints the stable error code, the panel number and what
 // the operator should do (in Japanese too when LANG starts with "ja"), and
@@ -48,13 +54,16 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"syscall"
 
 	"github.com/devicemail/devicemail/internal/redact"
 	"github.com/devicemail/devicemail/oauthmail"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	// SIGTERM (kill, systemd, docker stop) ends a command as Ctrl-C does, so
+	// that the emulator removes its CA file and queue run stops cleanly.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
 	stop()
 	os.Exit(code)
