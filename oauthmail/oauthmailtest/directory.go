@@ -35,6 +35,13 @@ type Tenant struct {
 	BlockDeviceCodeFlow bool `json:"block_device_code_flow,omitempty"`
 	// Consumer marks the personal-account (Outlook.com) tenant.
 	Consumer bool `json:"consumer,omitempty"`
+	// ExternalRecipientRateLimit is the tenant external recipient rate limit:
+	// how many recipients outside the tenant's domains all its mailboxes
+	// together may send to in a rolling 24 hours. Microsoft computes the
+	// tenant's value from its licences; the emulator takes it as given. Zero
+	// means no limit. Over it, a message is refused after its final dot with
+	// "550 5.7.233" (the reply text is UNVERIFIED, FIDELITY.md).
+	ExternalRecipientRateLimit int `json:"external_recipient_rate_limit,omitempty"`
 }
 
 // App is an app registration with its service principal's grants.
@@ -120,6 +127,22 @@ type User struct {
 	Password string `json:"password,omitempty"`
 	// NoMailbox marks an account without an Exchange mailbox.
 	NoMailbox bool `json:"no_mailbox,omitempty"`
+	// MaxSendSize is the mailbox's MaxSendSize in bytes (Set-Mailbox
+	// -MaxSendSize): a larger message it submits is refused after the final
+	// dot. Zero means Options.MaxSendSize, whose zero means Exchange Online's
+	// default of 35 MB (36,700,160 bytes); negative means no limit. The size
+	// is that of the message as sent, after any base64 encoding, so a 30 MB
+	// scan does not fit in 35 MB.
+	MaxSendSize int64 `json:"max_send_size,omitempty"`
+	// MaxReceiveSize is the mailbox's MaxReceiveSize in bytes: a larger
+	// message addressed to it is accepted from the sender but not delivered
+	// to it (see Message.NotDelivered). Zero means 36 MB (37,748,736 bytes),
+	// Exchange Online's default; negative means no limit.
+	MaxReceiveSize int64 `json:"max_receive_size,omitempty"`
+	// RecipientLimits is the most recipients one message from this mailbox
+	// may have (Set-Mailbox -RecipientLimits, 1 to 1000); zero means 500,
+	// Exchange Online's default, and values above 1000 count as 1000.
+	RecipientLimits int `json:"recipient_limits,omitempty"`
 }
 
 // Address returns the mailbox's primary SMTP address.
@@ -129,6 +152,20 @@ func (u *User) Address() string {
 	}
 	return u.UPN
 }
+
+// Exchange Online's defaults for mailbox limits (Set-Mailbox and
+// Set-MailboxPlan in https://learn.microsoft.com/powershell/module/exchangepowershell/).
+// Exchange's "MB" is 2^20 bytes.
+const (
+	DefaultMaxSendSize     = 35 << 20
+	DefaultMaxReceiveSize  = 36 << 20
+	DefaultRecipientLimits = 500
+	// MaxRecipientLimits is the organisation limit RecipientLimits cannot exceed.
+	MaxRecipientLimits = 1000
+	// DefaultRecipientRateLimit is the recipients a mailbox may send to in a
+	// rolling 24 hours.
+	DefaultRecipientRateLimit = 10000
+)
 
 // Identifiers of the default directory, so tests and examples can name them.
 const (

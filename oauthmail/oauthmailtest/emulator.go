@@ -41,6 +41,16 @@ type Options struct {
 	// MaxMessageSize is the SIZE the SMTP side advertises and enforces; zero means
 	// 157286400 (150 MiB, exchange-online-smtp.md §2c/§5).
 	MaxMessageSize int64
+	// MaxSendSize is the MaxSendSize of mailboxes whose User.MaxSendSize is
+	// zero; zero means DefaultMaxSendSize (35 MB), negative no limit. Tests
+	// that send larger attachments raise it here or per mailbox.
+	MaxSendSize int64
+	// RecipientRateLimit is how many recipients one mailbox may send to in a
+	// rolling 24 hours of emulated time; once reached, messages are refused
+	// after the final dot with "554 5.2.0 ...SubmissionQuotaExceededException"
+	// until the count of the past 24 hours drops below it. Zero means
+	// DefaultRecipientRateLimit (10,000); negative means unlimited.
+	RecipientRateLimit int
 	// MaxConcurrent is how many connections may submit for one mailbox at once
 	// before "432 4.3.2"; zero means 3 (exchange-online-smtp.md §5).
 	MaxConcurrent int
