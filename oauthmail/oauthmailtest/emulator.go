@@ -26,8 +26,12 @@ type Options struct {
 	// Hosts are extra DNS names or IPs for the server certificate
 	// (localhost, 127.0.0.1 and ::1 are always in it).
 	Hosts []string
-	// Realistic adds the delay Exchange puts before SMTP error replies
-	// (about 5 s, exchange-online-smtp.md §4e). Off by default so tests stay fast.
+	// ErrorDelay is how long the SMTP side waits before each error reply
+	// (4xx or 5xx), as Exchange Online does for about 5 s ([Tarpit]). Zero
+	// means no delay, so that tests stay fast, unless Realistic is set; the
+	// emulator command waits [Tarpit] by default.
+	ErrorDelay time.Duration
+	// Realistic means ErrorDelay [Tarpit] when ErrorDelay is zero.
 	Realistic bool
 	// StrictRefreshRotation makes a refresh token die once it is used, so that a
 	// client that loses the rotated token is caught. By default old refresh

@@ -129,9 +129,11 @@ const (
 	// maxLineLength bounds a command line (and a DATA line). Exchange accepts
 	// AUTH lines carrying long JWTs (§3b); its real limit is not known.
 	maxLineLength = 32 * 1024
-	// tarpit is the delay before error replies in Options.Realistic (§4e).
-	tarpit = 5 * time.Second
 )
+
+// Tarpit is how long Exchange Online waits before an SMTP error reply: about
+// 5 s in captures, and the default TarpitInterval of Exchange Server.
+const Tarpit = 5 * time.Second
 
 // smtpServer is the Exchange Online side: a go-smtp server whose replies are
 // rewritten into Exchange's (see exoConn).
@@ -145,9 +147,10 @@ type smtpServer struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 
-	maxSize int64
-	maxConc int
-	rate    int
+	maxSize    int64
+	maxConc    int
+	rate       int
+	errorDelay time.Duration
 
 	mu      sync.Mutex
 	msgs    []Message
@@ -188,6 +191,10 @@ func startSMTP(c *core, o *Options) *smtpServer {
 	}
 	if s.maxConc <= 0 {
 		s.maxConc = 3
+	}
+	s.errorDelay = o.ErrorDelay
+	if s.errorDelay == 0 && o.Realistic {
+		s.errorDelay = Tarpit
 	}
 	if s.rate == 0 {
 		s.rate = 30
