@@ -3,12 +3,19 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"io"
 	"net"
+	"net/http"
+	"net/url"
+	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/devicemail/devicemail/oauthmail/oauthmailtest"
 )
 
 // runEmulatorCmd runs "oauthmail emulator args..." until the test ends and
@@ -78,4 +85,54 @@ func TestEmulatorCommandTarpit(t *testing.T) {
 			t.Errorf("MAIL FROM without AUTH = %q, want 530", l)
 		}
 	})
+}
+
+// emulatorClient is an HTTP client that trusts the command's CA file.
+func emulatorClient(t *testing.T, info emulatorInfo) *http.Client {
+	t.Helper()
+	pem, err := os.ReadFile(info.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}, Timeout: time.Minute}
+}
+
+// TestEmulatorCommandTokenLifetime: the command's tokens live 60 to 90
+// minutes, as Entra's do, unless fixed with the flags.
+func TestEmulatorCommandTokenLifetime(t *testing.T) {
+	expiresIn := func(t *testing.T, info emulatorInfo) float64 {
+		t.Helper()
+		resp, err := emulatorClient(t, info).PostForm(info.Authority+"/"+info.Tenant+"/oauth2/v2.0/token", url.Values{
+			"grant_type": {"client_credentials"}, "client_id": {oauthmailtest.DaemonAppClientID},
+			"client_secret": {oauthmailtest.DaemonAppSecret}, "scope": {"https://outlook.office365.com/.default"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var m struct {
+			ExpiresIn float64 `json:"expires_in"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&m); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("token = %d, %v", resp.StatusCode, err)
+		}
+		return m.ExpiresIn
+	}
+	info := runEmulatorCmd(t)
+	seen := map[float64]bool{}
+	for range 10 {
+		v := expiresIn(t, info)
+		if v < 3600 || v > 5400 {
+			t.Fatalf("expires_in = %v, want 3600..5400", v)
+		}
+		seen[v] = true
+	}
+	if len(seen) < 2 {
+		t.Errorf("10 tokens all had expires_in %v, want it to vary", seen)
+	}
+	info = runEmulatorCmd(t, "--token-lifetime", "75m", "--token-lifetime-max", "75m")
+	if v := expiresIn(t, info); v != 4500 {
+		t.Errorf("with --token-lifetime 75m fixed: expires_in = %v, want 4500", v)
+	}
 }

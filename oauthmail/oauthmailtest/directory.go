@@ -125,6 +125,11 @@ type User struct {
 	MFARequired bool `json:"mfa_required,omitempty"`
 	// Password is what the emulator's login page expects; empty accepts any.
 	Password string `json:"password,omitempty"`
+	// Roles are the user's Entra directory roles, e.g. "Global Administrator".
+	// Admin consent needs Global Administrator, Privileged Role
+	// Administrator, Cloud Application Administrator or Application
+	// Administrator; anyone else is told to ask an admin.
+	Roles []string `json:"roles,omitempty"`
 	// NoMailbox marks an account without an Exchange mailbox.
 	NoMailbox bool `json:"no_mailbox,omitempty"`
 	// MaxSendSize is the mailbox's MaxSendSize in bytes (Set-Mailbox
@@ -181,7 +186,7 @@ const (
 )
 
 // DefaultDirectory returns a new copy of the built-in directory: tenant contoso
-// (alice, bob, a shared mailbox scanner@contoso.com that alice may send as),
+// (alice, its Global Administrator, bob, a shared mailbox scanner@contoso.com that alice may send as),
 // tenant fabrikam (for the multi-tenant vendor app), the four apps named by the
 // *ClientID constants, and one Outlook.com user, carol@outlook.com.
 func DefaultDirectory() *Directory {
@@ -223,7 +228,7 @@ func DefaultDirectory() *Directory {
 		},
 		Users: []*User{
 			{UPN: "alice@" + ContosoDomain, TenantID: ContosoTenantID, DisplayName: "Alice Example",
-				SendAs: []string{"scanner@" + ContosoDomain}, SMTPAuth: SMTPAuthEnabled},
+				SendAs: []string{"scanner@" + ContosoDomain}, SMTPAuth: SMTPAuthEnabled, Roles: []string{"Global Administrator"}},
 			{UPN: "bob@" + ContosoDomain, TenantID: ContosoTenantID, DisplayName: "Bob Example", SMTPAuth: SMTPAuthEnabled},
 			{UPN: "scanner@" + ContosoDomain, TenantID: ContosoTenantID, DisplayName: "Scanner (shared)", SMTPAuth: SMTPAuthEnabled},
 			{UPN: "dave@fabrikam.onmicrosoft.com", TenantID: FabrikamTenantID, DisplayName: "Dave Fabrikam",

@@ -39,6 +39,12 @@ type Options struct {
 	StrictRefreshRotation bool
 	// AccessTokenLifetime is the access token lifetime; zero means 1 hour.
 	AccessTokenLifetime time.Duration
+	// AccessTokenLifetimeMax, when longer than AccessTokenLifetime, makes
+	// each token's lifetime (expires_in) a random whole number of seconds
+	// between the two, as Entra's default is a random 60 to 90 minutes; the
+	// emulator command uses 60 and 90 minutes. Zero keeps every token at
+	// AccessTokenLifetime, which tests that check expiry rely on.
+	AccessTokenLifetimeMax time.Duration
 	// RefreshInactivity is how long an unused refresh token lives; zero means
 	// 90 days (AADSTS700082, entra-id.md §4.2).
 	RefreshInactivity time.Duration
@@ -62,6 +68,10 @@ type Options struct {
 	// delayed (in emulated time), not refused. Zero means 30 (exchange-online-smtp.md §5);
 	// negative means unlimited.
 	SendRate int
+	// SlowDownFastPolls answers slow_down to device polls faster than the
+	// interval; off by default, as Entra is not documented to send it
+	// (see [Emulator.SlowDownFastPolls]).
+	SlowDownFastPolls bool
 	// AutoApprove signs this UPN in for every device code as soon as it is polled
 	// (for unattended runs of the emulator command).
 	AutoApprove string

@@ -41,6 +41,7 @@ type entraServer struct {
 	consents  map[string][]string      // clientID|oid -> scope names the user consented to
 	requests  []Request
 	faults    []*HTTPFault
+	slowDown  bool // answer slow_down to polls faster than the interval
 }
 
 // startEntra listens and serves the Entra side. It panics if it cannot listen.
@@ -58,6 +59,7 @@ func startEntra(c *core, o *Options) *entraServer {
 		devices: map[string]*deviceGrant{}, userCodes: map[string]*deviceGrant{},
 		codes: map[string]*authCode{}, refresh: map[string]*refreshGrant{},
 		flows: map[string]*pageFlow{}, consents: map[string][]string{},
+		slowDown: o.SlowDownFastPolls,
 	}
 	scheme := "https"
 	if o.PlainHTTP {
@@ -569,6 +571,7 @@ func (s *entraServer) handleKeys(w http.ResponseWriter, r *http.Request) {
 		"kty": "RSA", "use": "sig", "kid": s.c.kid, "x5t": s.c.kid,
 		"n":      base64.RawURLEncoding.EncodeToString(pub.N.Bytes()),
 		"e":      base64.RawURLEncoding.EncodeToString(big.NewInt(int64(pub.E)).Bytes()),
+		"x5c":    []string{base64.StdEncoding.EncodeToString(s.c.signCert)},
 		"issuer": iss,
 	}
 	s.writeJSON(w, http.StatusOK, map[string]any{"keys": []any{key}})
