@@ -110,7 +110,7 @@ type User struct {
 	// DisplayName is the name claim.
 	DisplayName string `json:"display_name,omitempty"`
 	// PrimaryAddress is the mailbox's primary SMTP address; empty means the UPN.
-	// It may differ from the UPN (seed 003).
+	// It may differ from the UPN.
 	PrimaryAddress string `json:"primary_address,omitempty"`
 	// Aliases are further proxy addresses of the mailbox. Sending from an alias
 	// needs a send-as grant like any other address.
@@ -179,7 +179,7 @@ const (
 	FabrikamTenantID   = "0f1e2d3c-4b5a-4968-8778-695a4b3c2d1e"
 	DeviceAppClientID  = "5f0c7a42-3e1b-4c9d-8a6f-2b7e1d9c0a31" // public client, device code
 	DesktopAppClientID = "8b2e4d61-7a3c-4f05-9e8d-6c1b3a5f7e92" // web app with a client secret
-	VendorAppClientID  = "c3d9e7f1-2a4b-4c6d-8e0f-1a2b3c4d5e6f" // multi-tenant vendor app (seed 003)
+	VendorAppClientID  = "c3d9e7f1-2a4b-4c6d-8e0f-1a2b3c4d5e6f" // multi-tenant vendor app
 	DaemonAppClientID  = "e1f2a3b4-c5d6-4e7f-8091-a2b3c4d5e6f7" // app-only SMTP.SendAsApp
 	DesktopAppSecret   = "emulator-desktop-secret-value"        // client secret of DesktopAppClientID
 	DaemonAppSecret    = "emulator-daemon-secret-value"         // client secret of DaemonAppClientID

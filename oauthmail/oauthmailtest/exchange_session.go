@@ -178,7 +178,7 @@ func (ss *exoSession) authenticate(resp []byte) error {
 
 // check applies Exchange Online's checks to an XOAUTH2 response: the token's
 // signature, lifetime, audience and permission (core.verifyAccess), then user=:
-// a delegated token's user= must be the token's own UPN (seed 003: the primary
+// a delegated token's user= must be the token's own UPN (the primary
 // address does not do when it differs from the UPN); an app-only token's user=
 // must be a mailbox granted to the app. Every failure is the same
 // "535 5.7.3 Authentication unsuccessful" (exchange-online-smtp.md §3b, §7); the
