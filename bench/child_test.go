@@ -338,7 +338,7 @@ func pemCert(der []byte) []byte {
 // childEmulator runs an emulator, prints where it is, and serves until stdin
 // closes.
 func childEmulator() {
-	e := oauthmailtest.New(&oauthmailtest.Options{SendRate: -1, MaxConcurrent: 5000, AutoApprove: sender})
+	e := oauthmailtest.New(&oauthmailtest.Options{SendRate: -1, RecipientRateLimit: -1, MaxSendSize: 150 << 20, MaxConcurrent: 5000, AutoApprove: sender})
 	defer e.Close()
 	out, _ := json.Marshal(childResult{URL: e.URL(), SMTPAddr: e.SMTPAddr(), CAPEM: string(e.CAPEM()), Token: e.AccessToken(sender)})
 	fmt.Printf("\nBENCHCHILD %s\n", out)

@@ -37,10 +37,11 @@ const (
 func startEmulator(b testing.TB, clock *oauthmailtest.Clock) *oauthmailtest.Emulator {
 	b.Helper()
 	return oauthmailtest.Start(b, &oauthmailtest.Options{
-		Clock:         clock,
-		SendRate:      -1,
-		MaxConcurrent: 5000,
-		AutoApprove:   sender,
+		Clock:              clock,
+		SendRate:           -1,
+		RecipientRateLimit: -1,
+		MaxConcurrent:      5000,
+		AutoApprove:        sender,
 	})
 }
 

@@ -144,6 +144,7 @@ func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	autoApprove := fs.String("auto-approve", "", "sign this `UPN` in for every device code as soon as it is polled")
 	plain := fs.Bool("plain-http", false, "serve the Entra ID side over plain HTTP")
 	verbose := fs.Bool("verbose", false, "log every request (without secrets) to stderr")
+	fidelity := addFidelityFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -165,6 +166,7 @@ func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	}
 	opts := &oauthmailtest.Options{Directory: dir, HTTPAddr: *listen, SMTPAddr: *smtpListen,
 		AutoApprove: *autoApprove, PlainHTTP: *plain}
+	fidelity.apply(opts)
 	if *verbose {
 		opts.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}

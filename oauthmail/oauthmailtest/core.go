@@ -41,8 +41,9 @@ type core struct {
 	caPEM      []byte
 	serverCert tls.Certificate
 
-	signKey *rsa.PrivateKey
-	kid     string
+	signKey  *rsa.PrivateKey
+	signCert []byte // DER of the self-signed certificate of signKey
+	kid      string // base64url SHA-1 thumbprint of signCert (x5t)
 }
 
 // newCore builds the shared state. It panics on failure, like httptest.
@@ -65,8 +66,22 @@ func newCore(dir *Directory, clock *Clock, hosts []string) *core {
 		panic("oauthmailtest: signing key: " + err.Error())
 	}
 	c.signKey = key
-	der, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
-	sum := sha1.Sum(der)
+	// Entra publishes each signing key with its self-signed certificate
+	// (x5c) and the certificate's SHA-1 thumbprint as x5t, which is also the
+	// kid (https://learn.microsoft.com/entra/identity-platform/access-tokens#validate-the-signature).
+	now := time.Now()
+	certDER, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{
+		SerialNumber: big.NewInt(3),
+		Subject:      pkix.Name{CommonName: "devicemail emulator token signing"},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(5 * 365 * 24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+	}, &x509.Certificate{Subject: pkix.Name{CommonName: "devicemail emulator token signing"}}, &key.PublicKey, key)
+	if err != nil {
+		panic("oauthmailtest: signing certificate: " + err.Error())
+	}
+	c.signCert = certDER
+	sum := sha1.Sum(certDER)
 	c.kid = base64.RawURLEncoding.EncodeToString(sum[:])
 	return c
 }

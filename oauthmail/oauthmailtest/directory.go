@@ -35,6 +35,13 @@ type Tenant struct {
 	BlockDeviceCodeFlow bool `json:"block_device_code_flow,omitempty"`
 	// Consumer marks the personal-account (Outlook.com) tenant.
 	Consumer bool `json:"consumer,omitempty"`
+	// ExternalRecipientRateLimit is the tenant external recipient rate limit:
+	// how many recipients outside the tenant's domains all its mailboxes
+	// together may send to in a rolling 24 hours. Microsoft computes the
+	// tenant's value from its licences; the emulator takes it as given. Zero
+	// means no limit. Over it, a message is refused after its final dot with
+	// "550 5.7.233" (the reply text is UNVERIFIED, FIDELITY.md).
+	ExternalRecipientRateLimit int `json:"external_recipient_rate_limit,omitempty"`
 }
 
 // App is an app registration with its service principal's grants.
@@ -103,7 +110,7 @@ type User struct {
 	// DisplayName is the name claim.
 	DisplayName string `json:"display_name,omitempty"`
 	// PrimaryAddress is the mailbox's primary SMTP address; empty means the UPN.
-	// It may differ from the UPN (seed 003).
+	// It may differ from the UPN.
 	PrimaryAddress string `json:"primary_address,omitempty"`
 	// Aliases are further proxy addresses of the mailbox. Sending from an alias
 	// needs a send-as grant like any other address.
@@ -118,8 +125,29 @@ type User struct {
 	MFARequired bool `json:"mfa_required,omitempty"`
 	// Password is what the emulator's login page expects; empty accepts any.
 	Password string `json:"password,omitempty"`
+	// Roles are the user's Entra directory roles, e.g. "Global Administrator".
+	// Admin consent needs Global Administrator, Privileged Role
+	// Administrator, Cloud Application Administrator or Application
+	// Administrator; anyone else is told to ask an admin.
+	Roles []string `json:"roles,omitempty"`
 	// NoMailbox marks an account without an Exchange mailbox.
 	NoMailbox bool `json:"no_mailbox,omitempty"`
+	// MaxSendSize is the mailbox's MaxSendSize in bytes (Set-Mailbox
+	// -MaxSendSize): a larger message it submits is refused after the final
+	// dot. Zero means Options.MaxSendSize, whose zero means Exchange Online's
+	// default of 35 MB (36,700,160 bytes); negative means no limit. The size
+	// is that of the message as sent, after any base64 encoding, so a 30 MB
+	// scan does not fit in 35 MB.
+	MaxSendSize int64 `json:"max_send_size,omitempty"`
+	// MaxReceiveSize is the mailbox's MaxReceiveSize in bytes: a larger
+	// message addressed to it is accepted from the sender but not delivered
+	// to it (see Message.NotDelivered). Zero means 36 MB (37,748,736 bytes),
+	// Exchange Online's default; negative means no limit.
+	MaxReceiveSize int64 `json:"max_receive_size,omitempty"`
+	// RecipientLimits is the most recipients one message from this mailbox
+	// may have (Set-Mailbox -RecipientLimits, 1 to 1000); zero means 500,
+	// Exchange Online's default, and values above 1000 count as 1000.
+	RecipientLimits int `json:"recipient_limits,omitempty"`
 }
 
 // Address returns the mailbox's primary SMTP address.
@@ -130,6 +158,20 @@ func (u *User) Address() string {
 	return u.UPN
 }
 
+// Exchange Online's defaults for mailbox limits (Set-Mailbox and
+// Set-MailboxPlan in https://learn.microsoft.com/powershell/module/exchangepowershell/).
+// Exchange's "MB" is 2^20 bytes.
+const (
+	DefaultMaxSendSize     = 35 << 20
+	DefaultMaxReceiveSize  = 36 << 20
+	DefaultRecipientLimits = 500
+	// MaxRecipientLimits is the organisation limit RecipientLimits cannot exceed.
+	MaxRecipientLimits = 1000
+	// DefaultRecipientRateLimit is the recipients a mailbox may send to in a
+	// rolling 24 hours.
+	DefaultRecipientRateLimit = 10000
+)
+
 // Identifiers of the default directory, so tests and examples can name them.
 const (
 	ContosoTenantID    = "6a3b9c1e-4f2d-4e8a-9b7c-1d2e3f405162"
@@ -137,14 +179,14 @@ const (
 	FabrikamTenantID   = "0f1e2d3c-4b5a-4968-8778-695a4b3c2d1e"
 	DeviceAppClientID  = "5f0c7a42-3e1b-4c9d-8a6f-2b7e1d9c0a31" // public client, device code
 	DesktopAppClientID = "8b2e4d61-7a3c-4f05-9e8d-6c1b3a5f7e92" // web app with a client secret
-	VendorAppClientID  = "c3d9e7f1-2a4b-4c6d-8e0f-1a2b3c4d5e6f" // multi-tenant vendor app (seed 003)
+	VendorAppClientID  = "c3d9e7f1-2a4b-4c6d-8e0f-1a2b3c4d5e6f" // multi-tenant vendor app
 	DaemonAppClientID  = "e1f2a3b4-c5d6-4e7f-8091-a2b3c4d5e6f7" // app-only SMTP.SendAsApp
 	DesktopAppSecret   = "emulator-desktop-secret-value"        // client secret of DesktopAppClientID
 	DaemonAppSecret    = "emulator-daemon-secret-value"         // client secret of DaemonAppClientID
 )
 
 // DefaultDirectory returns a new copy of the built-in directory: tenant contoso
-// (alice, bob, a shared mailbox scanner@contoso.com that alice may send as),
+// (alice, its Global Administrator, bob, a shared mailbox scanner@contoso.com that alice may send as),
 // tenant fabrikam (for the multi-tenant vendor app), the four apps named by the
 // *ClientID constants, and one Outlook.com user, carol@outlook.com.
 func DefaultDirectory() *Directory {
@@ -186,7 +228,7 @@ func DefaultDirectory() *Directory {
 		},
 		Users: []*User{
 			{UPN: "alice@" + ContosoDomain, TenantID: ContosoTenantID, DisplayName: "Alice Example",
-				SendAs: []string{"scanner@" + ContosoDomain}, SMTPAuth: SMTPAuthEnabled},
+				SendAs: []string{"scanner@" + ContosoDomain}, SMTPAuth: SMTPAuthEnabled, Roles: []string{"Global Administrator"}},
 			{UPN: "bob@" + ContosoDomain, TenantID: ContosoTenantID, DisplayName: "Bob Example", SMTPAuth: SMTPAuthEnabled},
 			{UPN: "scanner@" + ContosoDomain, TenantID: ContosoTenantID, DisplayName: "Scanner (shared)", SMTPAuth: SMTPAuthEnabled},
 			{UPN: "dave@fabrikam.onmicrosoft.com", TenantID: FabrikamTenantID, DisplayName: "Dave Fabrikam",

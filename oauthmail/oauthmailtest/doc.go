@@ -63,8 +63,8 @@
 // Every expiry reads the emulator's [Clock]: with [NewClock] time stands still
 // until the test advances it, so "90 days of inactivity" or "the device code
 // expired" take no real time, and [Emulator.Requests] records emulated times
-// (slow_down is answered when a device polls faster than the 5 s interval in
-// emulated time). x/oauth2's DeviceAccessToken waits in real time between polls;
+// (with [Emulator.SlowDownFastPolls], slow_down answers a device that polls
+// faster than the 5 s interval in emulated time). x/oauth2's DeviceAccessToken waits in real time between polls;
 // approve before the first poll, or poll with a client that sleeps on the
 // emulator's Clock. The emulator command, "oauthmail emulator", serves the same
 // emulator to clients in other languages and to real devices.

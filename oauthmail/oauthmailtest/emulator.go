@@ -26,8 +26,12 @@ type Options struct {
 	// Hosts are extra DNS names or IPs for the server certificate
 	// (localhost, 127.0.0.1 and ::1 are always in it).
 	Hosts []string
-	// Realistic adds the delay Exchange puts before SMTP error replies
-	// (about 5 s, exchange-online-smtp.md §4e). Off by default so tests stay fast.
+	// ErrorDelay is how long the SMTP side waits before each error reply
+	// (4xx or 5xx), as Exchange Online does for about 5 s ([Tarpit]). Zero
+	// means no delay, so that tests stay fast, unless Realistic is set; the
+	// emulator command waits [Tarpit] by default.
+	ErrorDelay time.Duration
+	// Realistic means ErrorDelay [Tarpit] when ErrorDelay is zero.
 	Realistic bool
 	// StrictRefreshRotation makes a refresh token die once it is used, so that a
 	// client that loses the rotated token is caught. By default old refresh
@@ -35,12 +39,28 @@ type Options struct {
 	StrictRefreshRotation bool
 	// AccessTokenLifetime is the access token lifetime; zero means 1 hour.
 	AccessTokenLifetime time.Duration
+	// AccessTokenLifetimeMax, when longer than AccessTokenLifetime, makes
+	// each token's lifetime (expires_in) a random whole number of seconds
+	// between the two, as Entra's default is a random 60 to 90 minutes; the
+	// emulator command uses 60 and 90 minutes. Zero keeps every token at
+	// AccessTokenLifetime, which tests that check expiry rely on.
+	AccessTokenLifetimeMax time.Duration
 	// RefreshInactivity is how long an unused refresh token lives; zero means
 	// 90 days (AADSTS700082, entra-id.md §4.2).
 	RefreshInactivity time.Duration
 	// MaxMessageSize is the SIZE the SMTP side advertises and enforces; zero means
 	// 157286400 (150 MiB, exchange-online-smtp.md §2c/§5).
 	MaxMessageSize int64
+	// MaxSendSize is the MaxSendSize of mailboxes whose User.MaxSendSize is
+	// zero; zero means DefaultMaxSendSize (35 MB), negative no limit. Tests
+	// that send larger attachments raise it here or per mailbox.
+	MaxSendSize int64
+	// RecipientRateLimit is how many recipients one mailbox may send to in a
+	// rolling 24 hours of emulated time; once reached, messages are refused
+	// after the final dot with "554 5.2.0 ...SubmissionQuotaExceededException"
+	// until the count of the past 24 hours drops below it. Zero means
+	// DefaultRecipientRateLimit (10,000); negative means unlimited.
+	RecipientRateLimit int
 	// MaxConcurrent is how many connections may submit for one mailbox at once
 	// before "432 4.3.2"; zero means 3 (exchange-online-smtp.md §5).
 	MaxConcurrent int
@@ -48,6 +68,10 @@ type Options struct {
 	// delayed (in emulated time), not refused. Zero means 30 (exchange-online-smtp.md §5);
 	// negative means unlimited.
 	SendRate int
+	// SlowDownFastPolls answers slow_down to device polls faster than the
+	// interval; off by default, as Entra is not documented to send it
+	// (see [Emulator.SlowDownFastPolls]).
+	SlowDownFastPolls bool
 	// AutoApprove signs this UPN in for every device code as soon as it is polled
 	// (for unattended runs of the emulator command).
 	AutoApprove string

@@ -41,6 +41,7 @@ type entraServer struct {
 	consents  map[string][]string      // clientID|oid -> scope names the user consented to
 	requests  []Request
 	faults    []*HTTPFault
+	slowDown  bool // answer slow_down to polls faster than the interval
 }
 
 // startEntra listens and serves the Entra side. It panics if it cannot listen.
@@ -58,6 +59,7 @@ func startEntra(c *core, o *Options) *entraServer {
 		devices: map[string]*deviceGrant{}, userCodes: map[string]*deviceGrant{},
 		codes: map[string]*authCode{}, refresh: map[string]*refreshGrant{},
 		flows: map[string]*pageFlow{}, consents: map[string][]string{},
+		slowDown: o.SlowDownFastPolls,
 	}
 	scheme := "https"
 	if o.PlainHTTP {
@@ -132,6 +134,7 @@ func (s *entraServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := s.c.clock.Now()
 	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 	rec := &recorder{ResponseWriter: w, status: http.StatusOK}
+	r.URL.Path, r.URL.RawPath = foldPath(r.URL.Path), ""
 	if f := s.takeFault(r.URL.Path); f != nil {
 		_ = r.ParseForm()
 		if !s.applyFault(rec, r, f) {
@@ -142,6 +145,27 @@ func (s *entraServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.mux.ServeHTTP(rec, r)
 	}
 	s.logRequest(r.Context(), start, r, rec)
+}
+
+// foldPath lower-cases every path segment but the {tenant} one, so that
+// /{tenant}/oauth2/V2.0/token, as vendor manuals print it, reaches the token
+// endpoint. Whether Entra matches its paths case-insensitively is not
+// documented (UNVERIFIED): its endpoints are served by IIS/ASP.NET, whose
+// routing ignores case, and the emulator follows that so that what a manual
+// says to type works here as it does against login.microsoftonline.com.
+// The tenant segment keeps its case (tenants are resolved case-insensitively
+// anyway, and discovery echoes the segment as given).
+func foldPath(p string) string {
+	segs := strings.Split(p, "/")
+	// segs[0] is "" (the path starts with "/"); segs[1] is the tenant when
+	// more segments follow.
+	for i := 1; i < len(segs); i++ {
+		if i == 1 && len(segs) > 2 {
+			continue
+		}
+		segs[i] = strings.ToLower(segs[i])
+	}
+	return strings.Join(segs, "/")
 }
 
 func (s *entraServer) takeFault(path string) *HTTPFault {
@@ -547,6 +571,7 @@ func (s *entraServer) handleKeys(w http.ResponseWriter, r *http.Request) {
 		"kty": "RSA", "use": "sig", "kid": s.c.kid, "x5t": s.c.kid,
 		"n":      base64.RawURLEncoding.EncodeToString(pub.N.Bytes()),
 		"e":      base64.RawURLEncoding.EncodeToString(big.NewInt(int64(pub.E)).Bytes()),
+		"x5c":    []string{base64.StdEncoding.EncodeToString(s.c.signCert)},
 		"issuer": iss,
 	}
 	s.writeJSON(w, http.StatusOK, map[string]any{"keys": []any{key}})

@@ -125,3 +125,15 @@ func (e *Emulator) InjectHTTP(f HTTPFault) {
 	defer s.c.mu.Unlock()
 	s.faults = append(s.faults, &f)
 }
+
+// SlowDownFastPolls sets whether a device that polls the token endpoint
+// faster than the 5 s interval is answered slow_down (RFC 8628 §3.5). Entra
+// is not documented to send slow_down, so the emulator answers
+// authorization_pending by default ([Options.SlowDownFastPolls]); a test of
+// a client's slow_down handling turns it on.
+func (e *Emulator) SlowDownFastPolls(on bool) {
+	s := e.entra
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	s.slowDown = on
+}

@@ -2,6 +2,8 @@ package oauthmailtest_test
 
 import (
 	"crypto/rsa"
+	"crypto/sha1"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -472,12 +474,46 @@ func TestAdminConsent(t *testing.T) {
 		b := newBrowser(t, e)
 		q := url.Values{"client_id": {oauthmailtest.VendorAppClientID}, "redirect_uri": {"http://localhost:9000/perm"}, "state": {"x"}}
 		p := b.do("GET", e.URL()+"/common/adminconsent?"+q.Encode(), nil)
-		p = b.login(p, "account", "login", "bob@contoso.com")
+		p = b.login(p, "account", "login", "alice@contoso.com")
 		p = b.login(p, "admin", "accept", "no")
 		if rq := redirectParams(t, p.location); rq.Get("error") != "permission_denied" {
 			t.Errorf("redirect = %s", p.location)
 		}
 	})
+}
+
+// TestAdminConsentNeedsAdminRole: a user without an admin role gets no
+// consent page, and the tenant stays unconsented.
+func TestAdminConsentNeedsAdminRole(t *testing.T) {
+	e, _ := start(t, nil)
+	b := newBrowser(t, e)
+	q := url.Values{"client_id": {oauthmailtest.VendorAppClientID}, "scope": {"https://outlook.office.com/.default"},
+		"redirect_uri": {"http://localhost:9000/"}, "state": {"adm"}}
+	p := b.do("GET", e.URL()+"/organizations/v2.0/adminconsent?"+q.Encode(), nil)
+	p = b.login(p, "account", "login", "bob@contoso.com")
+	if p.status != 400 || !p.has("AADSTS90094") || strings.Contains(p.body, `name="action" value="admin"`) {
+		t.Errorf("admin consent by bob (no admin role) = %d %s, want the AADSTS90094 page and no consent form", p.status, p.body)
+	}
+	uc, dc := startDevice(t, e, "organizations", oauthmailtest.VendorAppClientID, smtpScope)
+	e.Approve(uc, "alice@contoso.com")
+	st, _, me := poll(t, e, "organizations", oauthmailtest.VendorAppClientID, dc, "device_code")
+	wantErr(t, "after bob's attempt", st, me, 400, "invalid_grant", 65001)
+
+	// Application Administrator is enough.
+	e.Update(func(d *oauthmailtest.Directory) {
+		for _, u := range d.Users {
+			if u.UPN == "bob@contoso.com" {
+				u.Roles = []string{"Application Administrator"}
+			}
+		}
+	})
+	b = newBrowser(t, e)
+	p = b.do("GET", e.URL()+"/organizations/v2.0/adminconsent?"+q.Encode(), nil)
+	p = b.login(p, "account", "login", "bob@contoso.com")
+	p = b.login(p, "admin", "accept", "yes")
+	if rq := redirectParams(t, p.location); rq.Get("admin_consent") != "True" {
+		t.Errorf("admin consent by an Application Administrator = %s", p.location)
+	}
 }
 
 func TestDiscoveryAndKeys(t *testing.T) {
@@ -505,15 +541,38 @@ func TestDiscoveryAndKeys(t *testing.T) {
 		t.Errorf("unknown tenant discovery = %d %+v", st, me)
 	}
 	var jwks struct {
-		Keys []struct{ Kid, N, E string }
+		Keys []struct {
+			Kid, X5t, N, E string
+			X5c            []string
+		}
 	}
 	get("/"+oauthmailtest.ContosoTenantID+"/discovery/v2.0/keys", &jwks)
 	if len(jwks.Keys) != 1 {
 		t.Fatalf("jwks = %+v", jwks)
 	}
+	// x5c carries the key's certificate; x5t (= kid) is its SHA-1 thumbprint.
+	k := jwks.Keys[0]
+	if len(k.X5c) != 1 {
+		t.Fatalf("key has %d x5c certificates, want 1", len(k.X5c))
+	}
+	der, err := base64.StdEncoding.DecodeString(k.X5c[0])
+	if err != nil {
+		t.Fatalf("x5c: %v", err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatalf("x5c: %v", err)
+	}
+	thumb := sha1.Sum(der)
+	if x := base64.RawURLEncoding.EncodeToString(thumb[:]); k.X5t != x || k.Kid != x {
+		t.Errorf("x5t, kid = %q, %q; want the certificate's thumbprint %q", k.X5t, k.Kid, x)
+	}
 	n, _ := base64.RawURLEncoding.DecodeString(jwks.Keys[0].N)
 	ex, _ := base64.RawURLEncoding.DecodeString(jwks.Keys[0].E)
 	pub := &rsa.PublicKey{N: new(big.Int).SetBytes(n), E: int(new(big.Int).SetBytes(ex).Int64())}
+	if !pub.Equal(cert.PublicKey) {
+		t.Errorf("x5c certificate's key is not the JWK's n/e")
+	}
 	_ = ctx
 	m, _ := deviceToken(t, e, "alice@contoso.com")
 	var cl map[string]any

@@ -210,6 +210,24 @@ func scopeList(ss *scopeSet) []string {
 	return out
 }
 
+// adminConsentRoles are the Entra directory roles that may grant tenant-wide
+// admin consent: Global Administrator and Privileged Role Administrator for
+// any permission, Cloud Application Administrator and Application
+// Administrator for permissions other than Microsoft Graph app roles
+// (https://learn.microsoft.com/entra/identity/enterprise-apps/grant-admin-consent#prerequisites).
+// The emulator's apps ask for no Graph app roles, so all four suffice.
+var adminConsentRoles = []string{"Global Administrator", "Privileged Role Administrator",
+	"Cloud Application Administrator", "Application Administrator"}
+
+func canGrantAdminConsent(u *User) bool {
+	for _, r := range u.Roles {
+		if hasWord(adminConsentRoles, r) {
+			return true
+		}
+	}
+	return false
+}
+
 // next decides the page that follows in flow f; c.mu is held.
 func (s *entraServer) next(w http.ResponseWriter, f *pageFlow, errMsg string) outcome {
 	d := pageData{Flow: f.id, AppName: s.appName(f), Login: f.upn, Error: errMsg}
@@ -237,6 +255,17 @@ func (s *entraServer) next(w http.ResponseWriter, f *pageFlow, errMsg string) ou
 	d.Scopes = scopeList(f.scopes)
 	switch f.kind {
 	case flowAdminConsent:
+		if !canGrantAdminConsent(u) {
+			delete(s.flows, f.id)
+			// Only an administrator in one of the roles that may grant
+			// tenant-wide consent gets the consent page
+			// (https://learn.microsoft.com/entra/identity/enterprise-apps/grant-admin-consent#prerequisites).
+			// Entra's page for anyone else says "Need admin approval"; the
+			// AADSTS number shown (90094) is UNVERIFIED.
+			return s.errPage(w, &aadError{status: 400, code: "access_denied", aadsts: 90094,
+				msg: fmt.Sprintf("Need admin approval. %s needs permission to access resources in your organization that only an admin can grant. The user %s is not in a role that may grant admin consent (%s).",
+					app.Name, u.UPN, strings.Join(adminConsentRoles, ", "))})
+		}
 		d.Title, d.Tenant = "Permissions requested", u.TenantID
 		return outcome{page: "admin", data: d}
 	case flowDevice:

@@ -12,6 +12,27 @@ const (
 	resourceExchange = "exchange" // family of outlook.office.com, outlook.office365.com, ps.outlook.com
 )
 
+// exchangeScopes are the delegated permissions of the Office 365 Exchange
+// Online resource, lower case: SMTP.Send, IMAP.AccessAsUser.All and
+// POP.AccessAsUser.All (https://learn.microsoft.com/exchange/client-developer/legacy-protocols/how-to-authenticate-an-imap-pop-smtp-application-by-using-oauth),
+// EWS.AccessAsUser.All and the Outlook REST permissions the resource also
+// lists in the Entra admin center (that list is UNVERIFIED: the emulator
+// refuses any other name as Entra refuses a scope that does not exist).
+var exchangeScopes = func() map[string]bool {
+	m := map[string]bool{}
+	for _, s := range []string{".default", "SMTP.Send", "IMAP.AccessAsUser.All", "POP.AccessAsUser.All",
+		"EWS.AccessAsUser.All", "EAS.AccessAsUser.All", "full_access_as_user", "User.Read", "User.ReadBasic.All",
+		"Mail.Read", "Mail.ReadBasic", "Mail.ReadWrite", "Mail.Send", "Mail.Read.Shared", "Mail.ReadWrite.Shared", "Mail.Send.Shared",
+		"Calendars.Read", "Calendars.ReadWrite", "Calendars.Read.Shared", "Calendars.ReadWrite.Shared",
+		"Contacts.Read", "Contacts.ReadWrite", "Contacts.Read.Shared", "Contacts.ReadWrite.Shared",
+		"Tasks.Read", "Tasks.ReadWrite", "Tasks.Read.Shared", "Tasks.ReadWrite.Shared",
+		"MailboxSettings.Read", "MailboxSettings.ReadWrite", "People.Read", "Place.Read.All",
+		"Notes.Read", "Notes.ReadWrite", "Group.Read.All", "Group.ReadWrite.All", "Exchange.Manage", "Organization.Read.All"} {
+		m[strings.ToLower(s)] = true
+	}
+	return m
+}()
+
 // oidcScopes never need a resource (entra-id.md §4.4).
 var oidcScopes = map[string]bool{"openid": true, "profile": true, "email": true, "offline_access": true}
 
@@ -72,6 +93,15 @@ func parseScopes(param string) (*scopeSet, *aadError) {
 		}
 		if fam == resourceExchange && strings.HasSuffix(strings.ToLower(name), "asapp") {
 			// entra-id.md §1.4: a delegated request for SMTP.SendAsApp "does not exist".
+			return nil, errInvalidScope(fmt.Sprintf("The provided value for the input parameter 'scope' is not valid. The scope '%s' does not exist.", sc))
+		}
+		if fam == resourceExchange && !exchangeScopes[strings.ToLower(name)] {
+			// A scope the resource does not publish (a typo such as
+			// SMTP.Sned) is refused at /devicecode and /authorize, before
+			// any sign-in, with AADSTS70011 "... does not exist"
+			// (https://learn.microsoft.com/answers/questions/1480316 shows
+			// the wording; https://learn.microsoft.com/entra/identity-platform/reference-error-codes
+			// lists 70011 InvalidScope).
 			return nil, errInvalidScope(fmt.Sprintf("The provided value for the input parameter 'scope' is not valid. The scope '%s' does not exist.", sc))
 		}
 		if fam != resourceGraph && fam != resourceExchange && !strings.HasPrefix(fam, "api://") && !guidRE.MatchString(fam) {

@@ -209,7 +209,9 @@ func TestDevicePollingErrors(t *testing.T) {
 	}{
 		{name: "pending", status: 400, err: "authorization_pending", code: 70016},
 		{name: "pending short grant type", grantType: "device_code", status: 400, err: "authorization_pending", code: 70016},
-		{name: "slow down", twoPolls: true, status: 400, err: "slow_down", code: 50196},
+		{name: "fast polls get no slow_down", twoPolls: true, status: 400, err: "authorization_pending", code: 70016},
+		{name: "slow down when asked", twoPolls: true, status: 400, err: "slow_down", code: 50196,
+			setup: func(e *oauthmailtest.Emulator, _ string) { e.SlowDownFastPolls(true) }},
 		{name: "declined", setup: func(e *oauthmailtest.Emulator, uc string) { e.Deny(uc) }, status: 400, err: "authorization_declined", code: 65004},
 		{name: "expired", advance: 901 * time.Second, status: 400, err: "expired_token", code: 70020},
 		{name: "conditional access", setup: func(e *oauthmailtest.Emulator, uc string) {

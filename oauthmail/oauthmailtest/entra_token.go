@@ -1,11 +1,13 @@
 package oauthmailtest
 
 import (
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"math/big"
 	"net/http"
 	"net/url"
 	"strings"
@@ -379,10 +381,26 @@ func (s *entraServer) clientCredentials(r *http.Request, app *App, ref tenantRef
 	return &issueReq{tid: tid, scopes: ss, appOnly: true, appOnlyAud: ss.resource}, nil
 }
 
+// tokenLifetime is the lifetime of the next access token: AccessTokenLifetime,
+// or a whole number of seconds drawn between it and AccessTokenLifetimeMax, as
+// Entra draws each token's lifetime between 60 and 90 minutes
+// (https://learn.microsoft.com/entra/identity-platform/configurable-token-lifetimes#access-tokens).
+func (s *entraServer) tokenLifetime() time.Duration {
+	lo, hi := s.o.AccessTokenLifetime, s.o.AccessTokenLifetimeMax
+	if hi <= lo {
+		return lo
+	}
+	n, err := rand.Int(rand.Reader, big.NewInt(int64((hi-lo)/time.Second)+1))
+	if err != nil {
+		return lo
+	}
+	return lo + time.Duration(n.Int64())*time.Second
+}
+
 // issue mints the tokens of a successful grant; c.mu is held.
 func (s *entraServer) issue(r *http.Request, ir *issueReq) (*tokenResponse, *aadError) {
 	now := s.c.clock.Now()
-	life := s.o.AccessTokenLifetime
+	life := s.tokenLifetime()
 	app := ir.app
 	resp := &tokenResponse{TokenType: "Bearer", ExpiresIn: int64(life / time.Second), ExtExpiresIn: int64(life / time.Second)}
 	if ir.appOnly {

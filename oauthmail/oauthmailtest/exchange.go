@@ -42,6 +42,20 @@ type Message struct {
 	// Data is the message as stored: the client's bytes with the Message-ID
 	// header replaced.
 	Data []byte `json:"data"`
+	// NotDelivered lists the recipients the message was accepted for but not
+	// delivered to, with the status Exchange puts in the non-delivery report
+	// it sends the sender later (for example a mailbox whose MaxReceiveSize
+	// the message exceeds).
+	NotDelivered []NonDelivery `json:"not_delivered,omitempty"`
+}
+
+// NonDelivery is one recipient of an accepted message that a non-delivery
+// report would name.
+type NonDelivery struct {
+	Recipient string `json:"recipient"`
+	// Status is the reply in the report, e.g.
+	// "550 5.2.3 RESOLVER.RST.RecipSizeLimit; message too large for this recipient".
+	Status string `json:"status"`
 }
 
 // SMTPStage is a point of an SMTP session where [SMTPFault] acts.
@@ -115,9 +129,11 @@ const (
 	// maxLineLength bounds a command line (and a DATA line). Exchange accepts
 	// AUTH lines carrying long JWTs (§3b); its real limit is not known.
 	maxLineLength = 32 * 1024
-	// tarpit is the delay before error replies in Options.Realistic (§4e).
-	tarpit = 5 * time.Second
 )
+
+// Tarpit is how long Exchange Online waits before an SMTP error reply: about
+// 5 s in captures, and the default TarpitInterval of Exchange Server.
+const Tarpit = 5 * time.Second
 
 // smtpServer is the Exchange Online side: a go-smtp server whose replies are
 // rewritten into Exchange's (see exoConn).
@@ -131,9 +147,10 @@ type smtpServer struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 
-	maxSize int64
-	maxConc int
-	rate    int
+	maxSize    int64
+	maxConc    int
+	rate       int
+	errorDelay time.Duration
 
 	mu      sync.Mutex
 	msgs    []Message
@@ -141,6 +158,8 @@ type smtpServer struct {
 	faults  []SMTPFault
 	active  map[string]int         // mailbox UPN (lower case) -> connections in a mail transaction
 	sent    map[string][]time.Time // mailbox UPN (lower case) -> recent submission times
+	rcpts   map[string][]rcptCount // mailbox UPN (lower case) -> recipients sent, last 24 h
+	extern  map[string][]rcptCount // tenant ID (lower case) -> external recipients, last 24 h
 	conns   map[*exoConn]struct{}  // open client connections
 }
 
@@ -161,6 +180,8 @@ func startSMTP(c *core, o *Options) *smtpServer {
 		changed: make(chan struct{}),
 		active:  map[string]int{},
 		sent:    map[string][]time.Time{},
+		rcpts:   map[string][]rcptCount{},
+		extern:  map[string][]rcptCount{},
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -170,6 +191,10 @@ func startSMTP(c *core, o *Options) *smtpServer {
 	}
 	if s.maxConc <= 0 {
 		s.maxConc = 3
+	}
+	s.errorDelay = o.ErrorDelay
+	if s.errorDelay == 0 && o.Realistic {
+		s.errorDelay = Tarpit
 	}
 	if s.rate == 0 {
 		s.rate = 30
@@ -269,7 +294,58 @@ func (m Message) clone() Message {
 		h[k] = append([]string(nil), v...)
 	}
 	m.Header = h
+	m.NotDelivered = append([]NonDelivery(nil), m.NotDelivered...)
 	return m
+}
+
+// rcptCount is n recipients sent at t.
+type rcptCount struct {
+	t time.Time
+	n int
+}
+
+// inWindow returns the recipients of log sent in the 24 hours before now,
+// dropping older entries from it.
+func inWindow(log map[string][]rcptCount, key string, now time.Time) int {
+	entries := log[key]
+	i := 0
+	for i < len(entries) && !entries[i].t.After(now.Add(-24*time.Hour)) {
+		i++
+	}
+	entries = entries[i:]
+	log[key] = entries
+	total := 0
+	for _, e := range entries {
+		total += e.n
+	}
+	return total
+}
+
+// quota checks, and on success records, n recipients of which ext are
+// external for mailbox in tenant tid at now. It returns the reply refusing the
+// message, or nil. limit is the mailbox's rolling 24-hour recipient limit
+// (negative: none), extLimit the tenant's external one (zero: none).
+func (s *smtpServer) quota(mailbox, tid string, now time.Time, n, ext, limit, extLimit int) (refuse string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	tid = strings.ToLower(tid)
+	// "After the recipient rate limit is reached, messages can't be sent from
+	// the mailbox until the number of recipients that were sent messages in
+	// the past 24 hours drops below the limit"
+	// (https://learn.microsoft.com/office365/servicedescriptions/exchange-online-service-description/exchange-online-limits#sending-limits):
+	// a message is refused once the count has reached the limit, not because
+	// its own recipients would pass it.
+	if limit >= 0 && inWindow(s.rcpts, mailbox, now) >= limit {
+		return "quota"
+	}
+	if extLimit > 0 && ext > 0 && inWindow(s.extern, tid, now) >= extLimit {
+		return "external"
+	}
+	s.rcpts[mailbox] = append(s.rcpts[mailbox], rcptCount{now, n})
+	if ext > 0 {
+		s.extern[tid] = append(s.extern[tid], rcptCount{now, ext})
+	}
+	return ""
 }
 
 func (s *smtpServer) store(m Message) {

@@ -63,6 +63,12 @@ type exoConn struct {
 	override      string      // replaces the next reply line (faults)
 	dropAfter     bool        // close after the next reply line (faults)
 
+	// Used only by Read, which go-smtp calls from one goroutine at a time,
+	// and by Write for the reply to an unknown command, which go-smtp writes
+	// after reading that command and before reading on.
+	lastLine []byte // the last complete line read, at most maxEcho bytes
+	readTail []byte // the incomplete line after it, at most maxEcho bytes
+
 	// Used only by Write, which go-smtp calls from one goroutine at a time.
 	pending  []byte
 	greeted  bool
@@ -104,7 +110,50 @@ func (x *exoConn) current() net.Conn {
 	return x.cur
 }
 
-func (x *exoConn) Read(b []byte) (int, error)         { return x.current().Read(b) }
+// Read reads for go-smtp and remembers the last line read, so that the reply
+// to an unknown command can name it.
+func (x *exoConn) Read(b []byte) (int, error) {
+	n, err := x.current().Read(b)
+	x.noteRead(b[:n])
+	return n, err
+}
+
+// maxEcho bounds what is kept of a line for the unknown-command reply.
+const maxEcho = 512
+
+func (x *exoConn) noteRead(chunk []byte) {
+	i := bytes.LastIndexByte(chunk, '\n')
+	if i < 0 {
+		if room := maxEcho - len(x.readTail); room > 0 {
+			x.readTail = append(x.readTail, chunk[:min(len(chunk), room)]...)
+		}
+		return
+	}
+	var line []byte
+	if j := bytes.LastIndexByte(chunk[:i], '\n'); j >= 0 {
+		line = chunk[j+1 : i]
+	} else {
+		line = append(x.readTail, chunk[:i]...)
+	}
+	x.lastLine = append(x.lastLine[:0], line[:min(len(line), maxEcho)]...)
+	x.readTail = append(x.readTail[:0], chunk[i+1:][:min(len(chunk)-i-1, maxEcho)]...)
+}
+
+// unknownVerb is the command word of the last line read, as the client sent
+// it, for "500 5.3.3 Unrecognized command '<verb>'"; "unknown" if there is none
+// or it is not printable ASCII.
+func (x *exoConn) unknownVerb() string {
+	f := strings.Fields(string(x.lastLine))
+	if len(f) == 0 || len(f[0]) > 64 {
+		return "unknown"
+	}
+	for _, r := range f[0] {
+		if r < 0x21 || r > 0x7e || r == '\'' {
+			return "unknown"
+		}
+	}
+	return f[0]
+}
 func (x *exoConn) LocalAddr() net.Addr                { return x.raw.LocalAddr() }
 func (x *exoConn) RemoteAddr() net.Addr               { return x.raw.RemoteAddr() }
 func (x *exoConn) SetDeadline(t time.Time) error      { return x.raw.SetDeadline(t) }
@@ -146,14 +195,17 @@ func (x *exoConn) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// send writes lines to the client, after the tarpit delay for an error reply
-// in realistic mode (exchange-online-smtp.md §4e).
+// send writes lines to the client, after Options.ErrorDelay for an error
+// reply: Exchange answers errors after a tarpit of about 5 s (captures in
+// nodemailer/nodemailer#1484 and simonrob/email-oauth2-proxy#234; Exchange
+// Server's TarpitInterval "default value is 00:00:05",
+// https://learn.microsoft.com/powershell/module/exchangepowershell/set-receiveconnector).
 func (x *exoConn) send(lines ...string) error {
 	if len(lines) == 0 {
 		return nil
 	}
-	if last := lines[len(lines)-1]; x.s.o.Realistic && len(last) > 0 && (last[0] == '4' || last[0] == '5') {
-		t := time.NewTimer(tarpit)
+	if last := lines[len(lines)-1]; x.s.errorDelay > 0 && len(last) > 0 && (last[0] == '4' || last[0] == '5') {
+		t := time.NewTimer(x.s.errorDelay)
 		select {
 		case <-t.C:
 		case <-x.s.ctx.Done():
@@ -283,11 +335,17 @@ func (x *exoConn) rewrite(line string) string {
 	case line == "250 2.0.0 I have successfully done nothing":
 		return "250 2.0.0 OK" // UNVERIFIED
 	// §4e: unknown commands.
+	// The reply echoes the command word as the client sent it (go-smtp's
+	// reply has it upper-cased, or not at all for a line it cannot parse);
+	// what Exchange echoes for lines without a command word is UNVERIFIED.
 	case strings.HasPrefix(line, "500 5.5.2 Syntax errors, ") && strings.HasSuffix(line, " command unrecognized"):
 		cmd := strings.TrimSuffix(strings.TrimPrefix(line, "500 5.5.2 Syntax errors, "), " command unrecognized")
+		if v := x.unknownVerb(); strings.EqualFold(v, cmd) {
+			cmd = v
+		}
 		return "500 5.3.3 Unrecognized command '" + cmd + "' " + x.suffix()
 	case line == "501 5.5.2 Bad command", line == "500 5.5.2 Error: bad syntax":
-		return "500 5.3.3 Unrecognized command 'unknown' " + x.suffix()
+		return "500 5.3.3 Unrecognized command '" + x.unknownVerb() + "' " + x.suffix()
 	// §4e: AUTH without a mechanism (UNVERIFIED).
 	case line == "502 5.5.4 Missing parameter":
 		return "504 5.7.4 Unrecognized authentication type " + x.suffix()

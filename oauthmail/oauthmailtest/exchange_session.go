@@ -178,7 +178,7 @@ func (ss *exoSession) authenticate(resp []byte) error {
 
 // check applies Exchange Online's checks to an XOAUTH2 response: the token's
 // signature, lifetime, audience and permission (core.verifyAccess), then user=:
-// a delegated token's user= must be the token's own UPN (seed 003: the primary
+// a delegated token's user= must be the token's own UPN (the primary
 // address does not do when it differs from the UPN); an app-only token's user=
 // must be a mailbox granted to the app. Every failure is the same
 // "535 5.7.3 Authentication unsuccessful" (exchange-online-smtp.md §3b, §7); the
@@ -283,12 +283,93 @@ func (ss *exoSession) Mail(from string, _ *smtp.MailOptions) error {
 	return nil
 }
 
-// Rcpt accepts every recipient (exchange-online-smtp.md §4d: 250 2.1.5).
+// Rcpt accepts every recipient (250 2.1.5) up to the mailbox's
+// RecipientLimits, and refuses the ones beyond it with "452 4.5.3 Too many
+// recipients": RFC 5321 §4.5.3.1.10 (a server over its recipient limit
+// answers 452 and the client sends to the accepted ones, then the rest in
+// another transaction) with the status text Exchange Online's NDR table gives
+// 4.5.3 (https://learn.microsoft.com/exchange/mail-flow-best-practices/non-delivery-reports-in-exchange-online/non-delivery-reports-in-exchange-online).
+// That Exchange refuses at RCPT rather than after the final dot is UNVERIFIED.
 func (ss *exoSession) Rcpt(to string, _ *smtp.RcptOptions) error {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
+	if limit := ss.recipientLimit(); len(ss.to) >= limit {
+		ss.logDebug("smtp", "smtp.stage", "rcpt", "reason", "recipient limit", "limit", limit)
+		return smtpErr(452, smtp.EnhancedCode{4, 5, 3}, "Too many recipients "+ss.x.suffix())
+	}
 	ss.to = append(ss.to, to)
 	return nil
+}
+
+// recipientLimit is the authenticated mailbox's RecipientLimits.
+func (ss *exoSession) recipientLimit() int {
+	c := ss.s.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	limit := DefaultRecipientLimits
+	if u := c.dir.user(ss.mailbox); u != nil && u.RecipientLimits > 0 {
+		limit = min(u.RecipientLimits, MaxRecipientLimits)
+	}
+	return limit
+}
+
+// limits are the sending mailbox's and its tenant's limits, and what the
+// message's recipients allow.
+type limits struct {
+	maxSend      int64 // negative: none
+	rateLimit    int   // negative: none
+	extLimit     int   // zero: none
+	tenant       string
+	external     int           // recipients outside the tenant's domains
+	notDelivered []NonDelivery // recipients whose MaxReceiveSize the message exceeds
+}
+
+// limitsFor reads the limits that apply to a message of size bytes from the
+// mailbox upn to rcpts.
+func (ss *exoSession) limitsFor(upn string, rcpts []string, size int64) limits {
+	c := ss.s.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	l := limits{maxSend: ss.s.o.MaxSendSize, rateLimit: ss.s.o.RecipientRateLimit}
+	if l.maxSend == 0 {
+		l.maxSend = DefaultMaxSendSize
+	}
+	if l.rateLimit == 0 {
+		l.rateLimit = DefaultRecipientRateLimit
+	}
+	u := c.dir.user(upn)
+	if u == nil {
+		return l
+	}
+	if u.MaxSendSize != 0 {
+		l.maxSend = u.MaxSendSize
+	}
+	t := c.dir.tenantByID(u.TenantID)
+	if t != nil {
+		l.tenant, l.extLimit = t.ID, t.ExternalRecipientRateLimit
+	}
+	for _, r := range rcpts {
+		_, domain, _ := strings.Cut(r, "@")
+		if t != nil && !hasWord(t.Domains, domain) {
+			l.external++
+		}
+		if o := c.dir.mailboxOwner(r); o != nil && !o.NoMailbox {
+			max := o.MaxReceiveSize
+			if max == 0 {
+				max = DefaultMaxReceiveSize
+			}
+			if max > 0 && size > max {
+				// The non-delivery report's status for a message over the
+				// recipient's limit, as Exchange Online writes it
+				// (KB 960775, https://support.microsoft.com/kb/960775; seen
+				// from outlook.com servers: "Remote Server returned '550 5.2.3
+				// RESOLVER.RST.RecipSizeLimit; message too large for this recipient'").
+				l.notDelivered = append(l.notDelivered, NonDelivery{Recipient: r,
+					Status: "550 5.2.3 RESOLVER.RST.RecipSizeLimit; message too large for this recipient"})
+			}
+		}
+	}
+	return l
 }
 
 func (ss *exoSession) release() {
@@ -371,6 +452,24 @@ func (ss *exoSession) Data(r io.Reader) error {
 	}
 	clock := ss.s.c.clock
 	now := clock.Now()
+	lim := ss.limitsFor(auth.upn, to, int64(len(body)))
+	if lim.maxSend >= 0 && int64(len(body)) > lim.maxSend {
+		ss.logDebug("smtp", "smtp.stage", "data", "account", auth.upn, "reason", "MaxSendSize", "size", len(body), "limit", lim.maxSend)
+		return smtpErr(554, smtp.EnhancedCode{5, 2, 3}, maxSubmissionText())
+	}
+	switch ss.s.quota(mailbox, lim.tenant, now, len(to), lim.external, lim.rateLimit, lim.extLimit) {
+	case "quota":
+		ss.logDebug("smtp", "smtp.stage", "data", "account", auth.upn, "reason", "recipient rate limit", "limit", lim.rateLimit)
+		// SMTP submission improvements
+		// (https://learn.microsoft.com/exchange/troubleshoot/send-emails/smtp-submission-improvements);
+		// the diagnostic tail is UNVERIFIED.
+		return smtpErr(554, smtp.EnhancedCode{5, 2, 0}, "STOREDRV.Submission.Exception:SubmissionQuotaExceededException; Failed to process message due to a permanent exception with message [BeginDiagnosticData]Cannot submit message. [Hostname="+exoMailboxFQDN+"]")
+	case "external":
+		ss.logDebug("smtp", "smtp.stage", "data", "account", auth.upn, "reason", "tenant external recipient rate limit", "limit", lim.extLimit)
+		// UNVERIFIED: code and text of the tenant external recipient rate
+		// limit; Exchange reports it in a non-delivery report.
+		return smtpErr(550, smtp.EnhancedCode{5, 7, 233}, "Your message can't be sent because your tenant exceeded its daily limit for sending email to external recipients (tenant external rate limit). [Hostname="+exoMailboxFQDN+"]")
+	}
 	if at := ss.s.schedule(mailbox, now); at.After(now) {
 		// Throttled: carried over to the following minute, in emulated time.
 		ss.logDebug("smtp", "smtp.stage", "data", "account", auth.upn, "reason", "rate limit delay", "delay", at.Sub(now).String())
@@ -385,7 +484,7 @@ func (ss *exoSession) Data(r io.Reader) error {
 	ss.s.store(Message{
 		From: from, To: to, User: auth.upn,
 		ClientID: auth.clientID, AppOnly: auth.appOnly, MessageID: id,
-		Received: clock.Now(), Header: hdr, Data: data,
+		Received: clock.Now(), Header: hdr, Data: data, NotDelivered: lim.notDelivered,
 	})
 	ss.logDebug("smtp", "smtp.stage", "data", "account", auth.upn, "message_id", id)
 	// A *SMTPError with code 250 is how go-smtp lets Data choose the success text.
@@ -441,6 +540,19 @@ func grantedMailbox(d *Directory, grants []string, addr string) bool {
 		}
 	}
 	return false
+}
+
+// maxSubmissionText is the reply text after "554 5.2.3 " to a message larger
+// than the mailbox's MaxSendSize, after the final dot. The text is the one
+// Exchange Online returned over SMTP submission (pankleks/pm2-health#52,
+// https://github.com/pankleks/pm2-health/issues/52); the capture does not show
+// the reply code, so 554 and RFC 3463's X.2.3 "message length exceeds
+// administrative limit" are UNVERIFIED.
+func maxSubmissionText() string {
+	return "MapiExceptionMaxSubmissionExceeded; Message size exceeds maximum size limit.; " +
+		"STOREDRV.Submission.Exception:MessageSubmissionExceededException.MapiExceptionMaxSubmissionExceeded; " +
+		"Failed to process message due to a permanent exception with message [BeginDiagnosticData]Cannot save changes made to an item to store. " +
+		"[Hostname=" + exoMailboxFQDN + "]"
 }
 
 // sendAsDeniedText is Exchange's SendAsDenied reply text after "554 5.2.252 ":

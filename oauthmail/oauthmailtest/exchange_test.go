@@ -426,6 +426,16 @@ func TestSMTPBadInput(t *testing.T) {
 		r := dialRaw(t, e)
 		sid := sessionID(t, r.line())
 		wantLine(t, "XYZW", r.cmd("XYZW now"), "500 5.3.3 Unrecognized command 'XYZW'", sid)
+		// The verb as the client sent it, whatever its length (a fresh
+		// connection each: go-smtp closes after three errors).
+		for _, tc := range []struct{ line, verb string }{
+			{"xyzw now", "xyzw"}, {"XYZZY", "XYZZY"}, {"FOO", "FOO"},
+			{"GET / HTTP/1.1", "GET"}, {"MAILFROM:<a@b>", "MAILFROM:<a@b>"},
+		} {
+			r := dialRaw(t, e)
+			sid := sessionID(t, r.line())
+			wantLine(t, tc.line, r.cmd(tc.line), "500 5.3.3 Unrecognized command '"+tc.verb+"'", sid)
+		}
 	})
 	t.Run("garbage SASL", func(t *testing.T) {
 		r := dialRaw(t, e)
@@ -573,8 +583,26 @@ func TestSMTPRealisticDelay(t *testing.T) {
 		t.Fatalf("MAIL FROM = %q", got)
 	}
 	// A lower bound only: the tarpit is a sleep, so this cannot flake.
-	if d := time.Since(start); d < tarpit {
-		t.Errorf("error reply after %v, want at least %v in realistic mode", d, tarpit)
+	if d := time.Since(start); d < Tarpit {
+		t.Errorf("error reply after %v, want at least %v in realistic mode", d, Tarpit)
+	}
+}
+
+// TestSMTPErrorDelay: Options.ErrorDelay holds back error replies only.
+func TestSMTPErrorDelay(t *testing.T) {
+	e := Start(t, &Options{ErrorDelay: time.Hour})
+	r := dialRaw(t, e)
+	r.line() // the banner is not delayed
+	r.send("EHLO printer.example")
+	r.reply()
+	if got := r.cmd("NOOP"); !strings.HasPrefix(got, "250") {
+		t.Fatalf("NOOP = %q", got)
+	}
+	r.send("MAIL FROM:<alice@contoso.com>")
+	// The 530 must not come for an hour; any answer within a moment is wrong.
+	_ = r.c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	if l, err := r.r.ReadString('\n'); err == nil {
+		t.Errorf("error reply %q came at once, want it held back by ErrorDelay", l)
 	}
 }
 

@@ -112,7 +112,7 @@ func TestOutboxCrash(t *testing.T) {
 		t.Skip("crash test skipped in -short mode")
 	}
 	kills := 200
-	e := oauthmailtest.Start(t, &oauthmailtest.Options{SendRate: -1, MaxConcurrent: 1000})
+	e := oauthmailtest.Start(t, &oauthmailtest.Options{SendRate: -1, RecipientRateLimit: -1, MaxConcurrent: 1000})
 	dir := t.TempDir()
 	caFile := filepath.Join(dir, "ca.pem")
 	if err := os.WriteFile(caFile, e.CAPEM(), 0o600); err != nil {

@@ -1,0 +1,138 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/devicemail/devicemail/oauthmail/oauthmailtest"
+)
+
+// runEmulatorCmd runs "oauthmail emulator args..." until the test ends and
+// returns the JSON line it printed.
+func runEmulatorCmd(t *testing.T, args ...string) emulatorInfo {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan int, 1)
+	var stderr strings.Builder
+	go func() {
+		done <- runEmulator(ctx, args, pw, &stderr)
+		pw.Close()
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	br := bufio.NewReader(pr)
+	for {
+		line, err := br.ReadBytes('\n')
+		if err != nil {
+			t.Fatalf("no JSON line: %v (stderr %q)", err, stderr.String())
+		}
+		var info emulatorInfo
+		if json.Unmarshal(line, &info) == nil && info.Authority != "" {
+			go io.Copy(io.Discard, br)
+			return info
+		}
+	}
+}
+
+// TestEmulatorCommandTarpit: the command answers SMTP errors after Exchange's
+// 5 s tarpit unless told otherwise.
+func TestEmulatorCommandTarpit(t *testing.T) {
+	mailFrom := func(t *testing.T, info emulatorInfo) (string, time.Duration) {
+		c, err := net.Dial("tcp", info.SMTP)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(time.Minute))
+		r := bufio.NewReader(c)
+		r.ReadString('\n') // banner
+		io.WriteString(c, "HELO printer.example\r\n")
+		r.ReadString('\n')
+		start := time.Now()
+		io.WriteString(c, "MAIL FROM:<alice@contoso.com>\r\n")
+		l, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l, time.Since(start)
+	}
+	t.Run("default", func(t *testing.T) {
+		if testing.Short() {
+			t.Skip("-short: waits out the 5 s tarpit; the zero-delay case below covers the flag")
+		}
+		l, d := mailFrom(t, runEmulatorCmd(t))
+		// A lower bound only: the tarpit is a sleep.
+		if !strings.HasPrefix(l, "530 ") || d < 5*time.Second {
+			t.Errorf("MAIL FROM without AUTH = %q after %v, want 530 after at least 5s", l, d)
+		}
+	})
+	t.Run("off", func(t *testing.T) {
+		if l, _ := mailFrom(t, runEmulatorCmd(t, "--smtp-error-delay", "0")); !strings.HasPrefix(l, "530 ") {
+			t.Errorf("MAIL FROM without AUTH = %q, want 530", l)
+		}
+	})
+}
+
+// emulatorClient is an HTTP client that trusts the command's CA file.
+func emulatorClient(t *testing.T, info emulatorInfo) *http.Client {
+	t.Helper()
+	pem, err := os.ReadFile(info.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}, Timeout: time.Minute}
+}
+
+// TestEmulatorCommandTokenLifetime: the command's tokens live 60 to 90
+// minutes, as Entra's do, unless fixed with the flags.
+func TestEmulatorCommandTokenLifetime(t *testing.T) {
+	expiresIn := func(t *testing.T, info emulatorInfo) float64 {
+		t.Helper()
+		resp, err := emulatorClient(t, info).PostForm(info.Authority+"/"+info.Tenant+"/oauth2/v2.0/token", url.Values{
+			"grant_type": {"client_credentials"}, "client_id": {oauthmailtest.DaemonAppClientID},
+			"client_secret": {oauthmailtest.DaemonAppSecret}, "scope": {"https://outlook.office365.com/.default"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var m struct {
+			ExpiresIn float64 `json:"expires_in"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&m); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("token = %d, %v", resp.StatusCode, err)
+		}
+		return m.ExpiresIn
+	}
+	info := runEmulatorCmd(t)
+	seen := map[float64]bool{}
+	for range 10 {
+		v := expiresIn(t, info)
+		if v < 3600 || v > 5400 {
+			t.Fatalf("expires_in = %v, want 3600..5400", v)
+		}
+		seen[v] = true
+	}
+	if len(seen) < 2 {
+		t.Errorf("10 tokens all had expires_in %v, want it to vary", seen)
+	}
+	info = runEmulatorCmd(t, "--token-lifetime", "75m", "--token-lifetime-max", "75m")
+	if v := expiresIn(t, info); v != 4500 {
+		t.Errorf("with --token-lifetime 75m fixed: expires_in = %v, want 4500", v)
+	}
+}
