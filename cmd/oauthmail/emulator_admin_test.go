@@ -87,8 +87,8 @@ func TestEmulatorCommandTarpit(t *testing.T) {
 	})
 }
 
-// emulatorClient is an HTTP client that trusts the command's CA file.
-func emulatorClient(t *testing.T, info emulatorInfo) *http.Client {
+// emulatorHTTPClient is an HTTP client that trusts the command's CA file.
+func emulatorHTTPClient(t *testing.T, info emulatorInfo) *http.Client {
 	t.Helper()
 	pem, err := os.ReadFile(info.CAFile)
 	if err != nil {
@@ -104,7 +104,7 @@ func emulatorClient(t *testing.T, info emulatorInfo) *http.Client {
 func TestEmulatorCommandTokenLifetime(t *testing.T) {
 	expiresIn := func(t *testing.T, info emulatorInfo) float64 {
 		t.Helper()
-		resp, err := emulatorClient(t, info).PostForm(info.Authority+"/"+info.Tenant+"/oauth2/v2.0/token", url.Values{
+		resp, err := emulatorHTTPClient(t, info).PostForm(info.Authority+"/"+info.Tenant+"/oauth2/v2.0/token", url.Values{
 			"grant_type": {"client_credentials"}, "client_id": {oauthmailtest.DaemonAppClientID},
 			"client_secret": {oauthmailtest.DaemonAppSecret}, "scope": {"https://outlook.office365.com/.default"}})
 		if err != nil {
