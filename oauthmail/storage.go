@@ -23,6 +23,7 @@ type StorageError struct {
 	Err error
 }
 
+// Error names the operation and the cause (the path, not its contents).
 func (e *StorageError) Error() string { return "oauthmail: " + e.Op + ": " + e.Err.Error() }
 
 // Unwrap returns the cause.
