@@ -71,7 +71,7 @@ func TestLogoutRemovesLeftoverTempFile(t *testing.T) {
 }
 
 // A token file or directory open to group or others is refused before the
-// token is used: exit status of the store class, code store_corrupt, and the
+// token is used: exit status of the store class, code storage_failed, and the
 // chmod to run in the detail. Nothing is printed on stdout but the report.
 func TestOpenTokenFileRefused(t *testing.T) {
 	if runtime.GOOS == "windows" {
@@ -94,15 +94,15 @@ func TestOpenTokenFileRefused(t *testing.T) {
 			}
 			t.Cleanup(func() { os.Chmod(dir, 0o700) })
 			r := runCmd(t, nil, "token", "--json", "--store", "file:"+dir, "--account", "printer")
-			if r.status != exitStore {
-				t.Fatalf("token exit %d, want %d\nstdout:\n%s\nstderr:\n%s", r.status, exitStore, r.stdout, r.stderr)
+			if r.status != exitStorage {
+				t.Fatalf("token exit %d, want %d\nstdout:\n%s\nstderr:\n%s", r.status, exitStorage, r.stdout, r.stderr)
 			}
 			var rep errorReport
 			if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
 				t.Fatalf("--json report: %v\n%s", err, r.stdout)
 			}
-			if rep.Error.Code != oauthmail.StoreCorrupt || !strings.Contains(rep.Error.Detail, want) {
-				t.Errorf("report = %+v, want code store_corrupt and %q in the detail", rep.Error, want)
+			if rep.Error.Code != oauthmail.StorageFailed || !strings.Contains(rep.Error.Detail, want) {
+				t.Errorf("report = %+v, want code storage_failed and %q in the detail", rep.Error, want)
 			}
 			if strings.Contains(r.stdout+r.stderr, "canary-") {
 				t.Errorf("output holds a token:\n%s\n%s", r.stdout, r.stderr)
