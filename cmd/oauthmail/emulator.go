@@ -55,6 +55,8 @@ type emulatorInfo struct {
 	CAFile         string   `json:"ca_file"`
 	MessagesURL    string   `json:"messages_url"`
 	DeviceLoginURL string   `json:"devicelogin_url"`
+	AdminURL       string   `json:"admin_url,omitempty"`   // the admin API (emulator_admin.go)
+	AdminToken     string   `json:"admin_token,omitempty"` // its bearer token
 }
 
 // runEmulator implements "oauthmail emulator". It returns the exit status:
@@ -65,6 +67,7 @@ func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	fs.Usage = func() {
 		fmt.Fprint(stderr, emulatorUsage)
 		fs.PrintDefaults()
+		fmt.Fprint(stderr, "\n"+adminUsage)
 	}
 	config := fs.String("config", "", "JSON `file` with tenants, apps and users (default: the built-in directory)")
 	listen := fs.String("listen", "127.0.0.1:0", "`address` of the Entra ID (HTTPS) side")
@@ -104,6 +107,12 @@ func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		return 1
 	}
 	defer e.Close()
+	adminURL, adminToken, stopAdmin, err := fidelity.startAdmin(e)
+	if err != nil {
+		fmt.Fprintf(stderr, "oauthmail emulator: %v\n", err)
+		return 2
+	}
+	defer stopAdmin()
 
 	ca, err := os.CreateTemp("", "oauthmail-emulator-ca-*.pem")
 	if err != nil {
@@ -119,7 +128,8 @@ func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	ca.Close()
 
 	info := emulatorInfo{Authority: e.URL(), SMTP: e.SMTPAddr(), CAFile: ca.Name(),
-		MessagesURL: e.URL() + "/_emulator/messages", DeviceLoginURL: e.DeviceLoginURL(), ClientIDs: []string{}}
+		MessagesURL: e.URL() + "/_emulator/messages", DeviceLoginURL: e.DeviceLoginURL(), ClientIDs: []string{},
+		AdminURL: adminURL, AdminToken: adminToken}
 	for _, t := range dir.Tenants {
 		if !t.Consumer {
 			info.Tenant = t.ID
