@@ -31,7 +31,8 @@ is listed as JSON at "messages_url"; users sign in at "devicelogin_url".
 carol@outlook.com). Its format:
 
   {"tenants": [{"id": "<GUID>", "name": "Contoso", "domains": ["contoso.com"],
-                "smtp_auth_disabled": false, "block_device_code_flow": false, "consumer": false}],
+                "smtp_auth_disabled": false, "block_device_code_flow": false, "consumer": false,
+                "external_recipient_rate_limit": 0}],
    "apps":    [{"client_id": "<GUID>", "name": "Printer", "home_tenant": "<GUID>",
                 "multi_tenant": false, "personal_accounts": false, "public_client": true,
                 "secrets": [{"value": "s3cret", "expires": "2030-01-01T00:00:00Z"}],
@@ -41,7 +42,9 @@ carol@outlook.com). Its format:
                 "user_consent": false, "mailboxes": ["scanner@contoso.com"]}],
    "users":   [{"upn": "alice@contoso.com", "tenant_id": "<GUID>", "display_name": "Alice",
                 "primary_address": "alice@contoso.com", "aliases": [], "send_as": [],
-                "smtp_auth": "enabled|disabled|", "mfa_required": false, "password": "", "no_mailbox": false}]}
+                "smtp_auth": "enabled|disabled|", "mfa_required": false, "password": "", "no_mailbox": false,
+                "roles": ["Global Administrator"], "max_send_size": 36700160, "max_receive_size": 37748736,
+                "recipient_limits": 500}]}
 
 Flags:
 `
