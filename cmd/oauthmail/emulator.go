@@ -39,7 +39,8 @@ is listed as JSON at "messages_url"; users sign in at "devicelogin_url".
 carol@outlook.com). Its format:
 
   {"tenants": [{"id": "<GUID>", "name": "Contoso", "domains": ["contoso.com"],
-                "smtp_auth_disabled": false, "block_device_code_flow": false, "consumer": false}],
+                "smtp_auth_disabled": false, "block_device_code_flow": false, "consumer": false,
+                "external_recipient_rate_limit": 0}],
    "apps":    [{"client_id": "<GUID>", "name": "Printer", "home_tenant": "<GUID>",
                 "multi_tenant": false, "personal_accounts": false, "public_client": true,
                 "secrets": [{"value": "s3cret", "expires": "2030-01-01T00:00:00Z"}],
@@ -49,7 +50,9 @@ carol@outlook.com). Its format:
                 "user_consent": false, "mailboxes": ["scanner@contoso.com"]}],
    "users":   [{"upn": "alice@contoso.com", "tenant_id": "<GUID>", "display_name": "Alice",
                 "primary_address": "alice@contoso.com", "aliases": [], "send_as": [],
-                "smtp_auth": "enabled|disabled|", "mfa_required": false, "password": "", "no_mailbox": false}]}
+                "smtp_auth": "enabled|disabled|", "mfa_required": false, "password": "", "no_mailbox": false,
+                "roles": ["Global Administrator"], "max_send_size": 36700160, "max_receive_size": 37748736,
+                "recipient_limits": 500}]}
 
 Flags:
 `
@@ -64,7 +67,9 @@ type emulatorInfo struct {
 	MessagesURL    string   `json:"messages_url"`
 	DeviceLoginURL string   `json:"devicelogin_url"`
 	// Clients says, per client ID, how it may sign in (see emulatorClient).
-	Clients []emulatorClient `json:"clients"`
+	Clients    []emulatorClient `json:"clients"`
+	AdminURL   string           `json:"admin_url,omitempty"`   // the admin API (emulator_admin.go)
+	AdminToken string           `json:"admin_token,omitempty"` // its bearer token
 }
 
 // emulatorClient labels one app registration of the emulator's directory,
@@ -137,6 +142,7 @@ func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	fs.Usage = func() {
 		fmt.Fprint(stderr, emulatorUsage)
 		fs.PrintDefaults()
+		fmt.Fprint(stderr, "\n"+adminUsage)
 	}
 	config := fs.String("config", "", "JSON `file` with tenants, apps and users (default: the built-in directory)")
 	listen := fs.String("listen", "127.0.0.1:0", "`address` of the Entra ID (HTTPS) side")
@@ -176,6 +182,12 @@ func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		return 1
 	}
 	defer e.Close()
+	adminURL, adminToken, stopAdmin, err := fidelity.startAdmin(e)
+	if err != nil {
+		fmt.Fprintf(stderr, "oauthmail emulator: %v\n", err)
+		return 2
+	}
+	defer stopAdmin()
 
 	ca, err := os.CreateTemp("", "oauthmail-emulator-ca-*.pem")
 	if err != nil {
@@ -191,7 +203,8 @@ func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	ca.Close()
 
 	info := emulatorInfo{Authority: e.URL(), SMTP: e.SMTPAddr(), CAFile: ca.Name(),
-		MessagesURL: e.URL() + "/_emulator/messages", DeviceLoginURL: e.DeviceLoginURL(), ClientIDs: []string{}}
+		MessagesURL: e.URL() + "/_emulator/messages", DeviceLoginURL: e.DeviceLoginURL(), ClientIDs: []string{},
+		AdminURL: adminURL, AdminToken: adminToken}
 	for _, t := range dir.Tenants {
 		if !t.Consumer {
 			info.Tenant = t.ID

@@ -136,3 +136,59 @@ func TestEmulatorCommandTokenLifetime(t *testing.T) {
 		t.Errorf("with --token-lifetime 75m fixed: expires_in = %v, want 4500", v)
 	}
 }
+
+// TestEmulatorAdminAPI: the admin API wants its bearer token, refuses bad
+// input with a clear error, and listens on loopback only. The controls
+// themselves are driven end to end by test/controlplane (Python).
+func TestEmulatorAdminAPI(t *testing.T) {
+	info := runEmulatorCmd(t, "--smtp-error-delay", "0")
+	if !strings.HasPrefix(info.AdminURL, "http://127.0.0.1:") || len(info.AdminToken) < 32 {
+		t.Fatalf("admin_url, admin_token = %q, %d bytes", info.AdminURL, len(info.AdminToken))
+	}
+	call := func(method, path, token, body string) (int, map[string]string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, info.AdminURL+path, strings.NewReader(body))
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var m map[string]string
+		json.NewDecoder(resp.Body).Decode(&m)
+		return resp.StatusCode, m
+	}
+	if st, _ := call("GET", "/clock", "", ""); st != 401 {
+		t.Errorf("no token = %d, want 401", st)
+	}
+	if st, _ := call("GET", "/clock", "wrong", ""); st != 401 {
+		t.Errorf("wrong token = %d, want 401", st)
+	}
+	_, before := call("GET", "/clock", info.AdminToken, "")
+	if st, m := call("POST", "/clock/advance", info.AdminToken, `{"duration":"2160h"}`); st != 200 || m["now"] <= before["now"] {
+		t.Errorf("advance 90 days = %d %v (before %v)", st, m, before)
+	}
+	for _, tc := range []struct{ path, body string }{
+		{"/clock/advance", `{"duration":"soon"}`},
+		{"/clock/advance", `{"duraton":"1h"}`}, // unknown field
+		{"/smtp-auth", `{"mailbox":"alice@contoso.com","setting":"off"}`},
+		{"/faults/smtp", `{"stage":"helo"}`},
+		{"/faults/http", `{"path":"/token","status":200}`},
+	} {
+		if st, m := call("POST", tc.path, info.AdminToken, tc.body); st != 400 || m["error"] == "" {
+			t.Errorf("POST %s %s = %d %v, want 400 with an error", tc.path, tc.body, st, m)
+		}
+	}
+	if st, _ := call("POST", "/users/revoke", info.AdminToken, `{"upn":"nobody@contoso.com"}`); st != 404 {
+		t.Errorf("revoke unknown user = %d, want 404", st)
+	}
+	if st, _ := call("POST", "/smtp-auth", info.AdminToken, `{"tenant":"contoso","disabled":true}`); st != 404 {
+		t.Errorf("smtp-auth for a tenant named by domain = %d, want 404 (GUID wanted)", st)
+	}
+	var errb strings.Builder
+	if got := runEmulator(context.Background(), []string{"--admin-listen", "0.0.0.0:0"}, io.Discard, &errb); got != 2 || !strings.Contains(errb.String(), "loopback") {
+		t.Errorf("--admin-listen 0.0.0.0:0 = exit %d, %q; want 2 and a loopback error", got, errb.String())
+	}
+}

@@ -6,7 +6,7 @@ import (
 )
 
 // ConsumerTenantID is the tenant GUID of personal Microsoft accounts (Outlook.com),
-// the tenant that "consumers" stands for (entra-id.md §1.2).
+// the tenant that "consumers" stands for (https://learn.microsoft.com/entra/identity-platform/v2-protocols-oidc).
 const ConsumerTenantID = "9188040d-6c67-4c5b-b112-36a304b66dad"
 
 // Directory declares the tenants, app registrations and users the emulator knows.
@@ -28,7 +28,7 @@ type Tenant struct {
 	// "<name>.onmicrosoft.com" domain by convention. Any may stand in the URL.
 	Domains []string `json:"domains"`
 	// SMTPAuthDisabled is the organisation switch
-	// Set-TransportConfig -SmtpClientAuthenticationDisabled (exchange-online-smtp.md §1).
+	// Set-TransportConfig -SmtpClientAuthenticationDisabled (https://learn.microsoft.com/exchange/clients-and-mobile-in-exchange-online/authenticated-client-smtp-submission).
 	SMTPAuthDisabled bool `json:"smtp_auth_disabled,omitempty"`
 	// BlockDeviceCodeFlow is a Conditional Access policy that blocks the device code
 	// flow for every user of the tenant (AADSTS53003 at sign-in).
@@ -92,7 +92,7 @@ type Secret struct {
 type MailboxSMTPAuth string
 
 // Mailbox SMTP AUTH settings. The mailbox setting takes precedence over the
-// organisation's (exchange-online-smtp.md §1, [MS-SMTPAUTH]).
+// organisation's (https://learn.microsoft.com/exchange/clients-and-mobile-in-exchange-online/authenticated-client-smtp-submission).
 const (
 	SMTPAuthFollowTenant MailboxSMTPAuth = ""         // $null: use the tenant switch
 	SMTPAuthEnabled      MailboxSMTPAuth = "enabled"  // $false

@@ -35,7 +35,7 @@ type Options struct {
 	Realistic bool
 	// StrictRefreshRotation makes a refresh token die once it is used, so that a
 	// client that loses the rotated token is caught. By default old refresh
-	// tokens stay valid, as Entra's do (entra-id.md §4.2).
+	// tokens stay valid, as Entra's do (https://learn.microsoft.com/entra/identity-platform/refresh-tokens).
 	StrictRefreshRotation bool
 	// AccessTokenLifetime is the access token lifetime; zero means 1 hour.
 	AccessTokenLifetime time.Duration
@@ -46,10 +46,10 @@ type Options struct {
 	// AccessTokenLifetime, which tests that check expiry rely on.
 	AccessTokenLifetimeMax time.Duration
 	// RefreshInactivity is how long an unused refresh token lives; zero means
-	// 90 days (AADSTS700082, entra-id.md §4.2).
+	// 90 days (AADSTS700082, https://learn.microsoft.com/entra/identity-platform/refresh-tokens).
 	RefreshInactivity time.Duration
 	// MaxMessageSize is the SIZE the SMTP side advertises and enforces; zero means
-	// 157286400 (150 MiB, exchange-online-smtp.md §2c/§5).
+	// 157286400 (150 MiB, what smtp.office365.com advertises).
 	MaxMessageSize int64
 	// MaxSendSize is the MaxSendSize of mailboxes whose User.MaxSendSize is
 	// zero; zero means DefaultMaxSendSize (35 MB), negative no limit. Tests
@@ -62,10 +62,10 @@ type Options struct {
 	// DefaultRecipientRateLimit (10,000); negative means unlimited.
 	RecipientRateLimit int
 	// MaxConcurrent is how many connections may submit for one mailbox at once
-	// before "432 4.3.2"; zero means 3 (exchange-online-smtp.md §5).
+	// before "432 4.3.2"; zero means 3 (https://learn.microsoft.com/exchange/troubleshoot/send-emails/smtp-submission-improvements).
 	MaxConcurrent int
 	// SendRate is the per-mailbox submission rate per minute; excess messages are
-	// delayed (in emulated time), not refused. Zero means 30 (exchange-online-smtp.md §5);
+	// delayed (in emulated time), not refused. Zero means 30 (the same page);
 	// negative means unlimited.
 	SendRate int
 	// SlowDownFastPolls answers slow_down to device polls faster than the
