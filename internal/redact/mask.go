@@ -37,8 +37,12 @@ func NewMasker(secrets ...string) *Masker {
 	return m
 }
 
-// Add adds secrets to mask. Values shorter than [MinSecretLen] are ignored.
+// Add adds secrets to mask. Values shorter than [MinSecretLen] are ignored,
+// and so is every value on a nil *Masker.
 func (m *Masker) Add(secrets ...string) {
+	if m == nil {
+		return
+	}
 	var add []string
 	for _, s := range secrets {
 		if len(s) < MinSecretLen {

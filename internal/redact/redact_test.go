@@ -52,3 +52,13 @@ func TestURL(t *testing.T) {
 		t.Errorf("URL() = %q, lost x=1", got)
 	}
 }
+
+// A nil *Masker takes secrets without panicking and masks nothing, as its
+// documentation says.
+func TestNilMasker(t *testing.T) {
+	var m *Masker
+	m.Add("canary-secret-value")
+	if got := m.String("x canary-secret-value y"); got != "x canary-secret-value y" {
+		t.Errorf("nil Masker String = %q, want the text unchanged", got)
+	}
+}
