@@ -68,27 +68,26 @@ type Attachment struct {
 // maxHeaderName is the longest extra header field name accepted.
 const maxHeaderName = 64
 
-// Exchange Online's per-message limits for a mailbox, the values the
-// oauthmail facade applies by default ([Sender.MaxRecipients],
-// [Sender.MaxSize]).
+// Exchange Online's default per-message limits for a mailbox, the values
+// the oauthmail facade applies unless configured otherwise
+// ([Sender.MaxRecipients], [Sender.MaxSize]).
 //
-// Recipients: a mailbox's RecipientLimits is 500 by default and can be set
-// from 1 to 1000 ("Recipient limit" under Sending limits,
+// Recipients: a mailbox's RecipientLimits is 500 by default; an
+// administrator can set it from 1 to 1000 ("Recipient limit" under Sending
+// limits,
 // https://learn.microsoft.com/office365/servicedescriptions/exchange-online-service-description/exchange-online-limits#sending-limits-1;
 // Set-Mailbox -RecipientLimits,
 // https://learn.microsoft.com/powershell/module/exchangepowershell/set-mailbox).
 //
-// Size: a mailbox's MaxSendSize is 35 MB by default and at most 150 MB
+// Size: a mailbox's MaxSendSize is 35 MB by default, at most 150 MB
 // (Set-MailboxPlan -MaxSendSize,
 // https://learn.microsoft.com/powershell/module/exchangepowershell/set-mailboxplan;
-// "Message size limits" on the limits page above). Exchange counts the
-// message as encoded, so base64 makes an attachment about a third larger;
-// its MB are 2^20 bytes (150 MB is the SIZE 157286400 it advertises).
+// "Message limits" on the limits page above). Exchange counts the message
+// as encoded, so base64 makes an attachment about a third larger; its MB
+// are 2^20 bytes (its 150 MB is the SIZE 157286400 it advertises).
 const (
-	ExchangeRecipientLimit    = 500       // default recipients per message
-	ExchangeMaxRecipientLimit = 1000      // the most an administrator can allow
-	ExchangeMaxSendSize       = 35 << 20  // default message size limit, bytes
-	ExchangeMaxSendSizeLimit  = 150 << 20 // the most an administrator can allow
+	ExchangeRecipientLimit = 500      // recipients per message (at most 1000 if raised)
+	ExchangeMaxSendSize    = 35 << 20 // bytes per message (at most 150 << 20 if raised)
 )
 
 // reserved header fields written by smtpx.
