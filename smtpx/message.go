@@ -476,6 +476,67 @@ func writeMessage(w io.Writer, m *Message, now time.Time, msgID string, binary b
 	return mw.Close()
 }
 
+// capped returns a copy of m whose attachments, read together, stop with a
+// too_large [*Error] past the raw bytes that fit in max once base64-encoded
+// (4 bytes for every 3): an attachment of unknown Size, even one that never
+// ends, is not uploaded beyond the limit. The upload is then abandoned.
+func (m *Message) capped(max int64) *Message {
+	if len(m.Attachments) == 0 {
+		return m
+	}
+	b := &budget{left: max / 4 * 3, max: max}
+	c := *m
+	c.Attachments = append([]Attachment(nil), m.Attachments...)
+	for i := range c.Attachments {
+		a := &c.Attachments[i]
+		if a.Reader != nil {
+			a.Reader = &cappedReader{r: a.Reader, b: b}
+		}
+		if open := a.Open; open != nil {
+			a.Open = func() (io.ReadCloser, error) {
+				rc, err := open()
+				if err != nil {
+					return nil, err
+				}
+				return struct {
+					io.Reader
+					io.Closer
+				}{&cappedReader{r: rc, b: b}, rc}, nil
+			}
+		}
+	}
+	return &c
+}
+
+// budget is what is left of a message's attachment bytes.
+type budget struct{ left, max int64 }
+
+// cappedReader reads from r while the budget lasts.
+type cappedReader struct {
+	r io.Reader
+	b *budget
+}
+
+func (c *cappedReader) Read(p []byte) (int, error) {
+	if c.b.left < 0 {
+		return 0, c.b.err()
+	}
+	if int64(len(p)) > c.b.left+1 {
+		p = p[:c.b.left+1]
+	}
+	n, err := c.r.Read(p)
+	c.b.left -= int64(n)
+	if c.b.left < 0 {
+		return n, c.b.err()
+	}
+	return n, err
+}
+
+func (b *budget) err() error {
+	return &Error{Stage: StageData, Reason: ReasonTooLarge,
+		Message: fmt.Sprintf("attachments exceed the limit of %d bytes (base64-encoded); the upload was abandoned", b.max)}
+}
+
 // attachmentError marks a failure to read an attachment (as opposed to a
 // failure to write to the server).
 type attachmentError struct {

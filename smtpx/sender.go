@@ -124,8 +124,9 @@ type Sender struct {
 	// MaxSize is the largest message, in bytes with attachments
 	// base64-encoded, that is sent; a larger one is refused before
 	// connecting with an [*Error] of reason [ReasonTooLarge]. Attachments
-	// with an unknown Size count as empty. Zero means no local limit (the
-	// SIZE the server advertises still applies). Exchange Online allows
+	// of unknown Size are held to it as they are read: past it, the upload
+	// is abandoned with the same error. Zero means no local limit (the SIZE
+	// the server advertises still applies). Exchange Online allows
 	// [ExchangeMaxSendSize] by default.
 	MaxSize int64
 
@@ -641,6 +642,11 @@ func (ss *Session) send(ctx context.Context, m *Message) (err error) {
 	}
 
 	defer func() { ss.fresh = false }()
+	if s.MaxSize > 0 {
+		// Attachments of unknown size are held to the limit as they are
+		// read, with a fresh budget for every attempt.
+		m = m.capped(s.MaxSize)
+	}
 	chunked := ss.chunking()
 	binary := chunked && len(m.Attachments) > 0
 	size := m.estimateSize(binary)

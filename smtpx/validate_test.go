@@ -219,3 +219,48 @@ func TestAttachmentContentTypeWithParameters(t *testing.T) {
 		}
 	}
 }
+
+// forever is an attachment that never ends; it gives up after 64 MiB so that
+// a regression fails instead of running on.
+type forever struct{ n int64 }
+
+func (f *forever) Read(p []byte) (int, error) {
+	if f.n > 64<<20 {
+		return 0, errors.New("endless attachment read past 64 MiB")
+	}
+	clear(p)
+	f.n += int64(len(p))
+	return len(p), nil
+}
+
+// An attachment of unknown size is held to MaxSize while it is uploaded:
+// an endless one stops at the limit with too_large, and the server stores
+// nothing (with DATA and with BDAT).
+func TestSenderMaxSizeStopsEndlessAttachment(t *testing.T) {
+	const limit = 1 << 20
+	for _, binary := range []bool{false, true} {
+		ts := startServer(t, serverOpts{binary: binary, maxSize: 150 << 20})
+		ts.keepData = false
+		s := ts.sender(alice)
+		s.MaxSize = limit
+		src := &forever{}
+		m := simpleMessage()
+		m.Attachments = []smtpx.Attachment{{Name: "scan.pdf", Reader: src}}
+		err := s.Send(t.Context(), m)
+		var e *smtpx.Error
+		if !errors.As(err, &e) || e.Reason != smtpx.ReasonTooLarge {
+			t.Fatalf("binary=%v: Send(endless attachment) = %v, want reason too_large", binary, err)
+		}
+		if src.n > 2*limit {
+			t.Errorf("binary=%v: read %d bytes of an attachment over a %d-byte limit", binary, src.n, limit)
+		}
+		if n := len(ts.messages()); n != 0 {
+			t.Errorf("binary=%v: server stored %d messages", binary, n)
+		}
+		// Within the limit, the same Sender sends an attachment of unknown size.
+		m.Attachments = []smtpx.Attachment{{Name: "scan.txt", Reader: strings.NewReader(strings.Repeat("0123456789abcdef\n", limit/2/17))}}
+		if err := s.Send(t.Context(), m); err != nil {
+			t.Fatalf("binary=%v: Send(half the limit) = %v", binary, err)
+		}
+	}
+}
