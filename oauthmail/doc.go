@@ -94,6 +94,7 @@
 //	383   sender_mismatch        no     sender is not the signed-in account (refused locally)
 //	384   message_too_large      no     the message exceeds the server's size limit
 //	385   throttled              yes    too many messages or connections; wait
+//	386   too_many_recipients    no     more recipients than one message may have
 //	390   tls_failure            no     TLS could not be set up
 //	391   certificate_invalid    no     the server certificate did not verify
 //	392   network                yes    the server could not be reached

@@ -40,6 +40,7 @@ const (
 	SenderMismatch      Code = "sender_mismatch"       // sender is not the signed-in account (refused locally)
 	Throttled           Code = "throttled"             // too many messages or connections; wait
 	MessageTooLarge     Code = "message_too_large"     // the message exceeds the server's size limit
+	TooManyRecipients   Code = "too_many_recipients"   // more recipients than one message may have
 	TLSFailure          Code = "tls_failure"           // TLS could not be set up
 	CertificateInvalid  Code = "certificate_invalid"   // the server certificate did not verify
 	Network             Code = "network"               // the server could not be reached
@@ -161,6 +162,8 @@ func smtpCode(r smtpx.Reason) Code {
 		return Throttled
 	case "too_large":
 		return MessageTooLarge
+	case "too_many_recipients":
+		return TooManyRecipients
 	case "tls":
 		return TLSFailure
 	case "certificate":
@@ -221,6 +224,8 @@ var codes = map[Code]codeInfo{
 		"送信者アドレスがサインインしたアカウントと異なります。送信者をアカウントのUPNに設定してください（代理送信が設定済みの場合は許可する送信者に追加してください）。"},
 	MessageTooLarge: {false, 384, "The message is too large for the mail server. Send fewer or smaller attachments.",
 		"メッセージがメールサーバーの上限を超えています。添付ファイルを減らすか小さくしてください。"},
+	TooManyRecipients: {false, 386, "The message has more recipients than the mail server allows in one message (Exchange Online: 500 unless the administrator changed it). Split it into several messages.",
+		"1通のメッセージの宛先数がメールサーバーの上限を超えています（Exchange Onlineでは管理者が変更していなければ500）。複数のメッセージに分けて送信してください。"},
 	Throttled: {true, 385, "The mail server is limiting this account (too many messages or connections). Wait and try again.",
 		"メールサーバーがこのアカウントの送信を制限しています（メッセージまたは接続が多すぎます）。しばらく待ってから再試行してください。"},
 	TLSFailure: {false, 390, "A secure (TLS) connection could not be set up. Check the server, port 587 and STARTTLS.",
@@ -249,7 +254,7 @@ func Codes() []Code {
 	return []Code{NotSignedIn, SignInExpired, CodeExpired, Declined, ConsentRequired,
 		ConditionalAccess, DeviceFlowBlocked, MFARequired, ReauthRequired, InvalidClient,
 		ClientSecretExpired, AppNotFound, TenantNotFound, InvalidScope, SMTPAuthDisabled,
-		AuthFailed, SendAsDenied, SenderMismatch, MessageTooLarge, Throttled, TLSFailure,
+		AuthFailed, SendAsDenied, SenderMismatch, MessageTooLarge, Throttled, TooManyRecipients, TLSFailure,
 		CertificateInvalid, Network, ServerUnavailable, BadInput, StoreCorrupt, StorageFailed, Internal}
 }
 

@@ -49,6 +49,7 @@ func TestErrorCode(t *testing.T) {
 		{"send as", wrap(&smtpx.Error{Reason: smtpx.ReasonSendAsDenied}), oauthmail.SendAsDenied},
 		{"throttled", &smtpx.Error{Reason: smtpx.ReasonThrottled}, oauthmail.Throttled},
 		{"too large", &smtpx.Error{Reason: smtpx.ReasonTooLarge}, oauthmail.MessageTooLarge},
+		{"too many recipients", wrap(&smtpx.Error{Reason: smtpx.ReasonTooManyRecipients, Code: 452}), oauthmail.TooManyRecipients},
 		{"tls", &smtpx.Error{Reason: smtpx.ReasonTLS}, oauthmail.TLSFailure},
 		{"cert", &smtpx.Error{Reason: smtpx.ReasonCertificate}, oauthmail.CertificateInvalid},
 		{"smtp network", &smtpx.Error{Reason: smtpx.ReasonNetwork}, oauthmail.Network},

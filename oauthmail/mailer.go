@@ -94,6 +94,21 @@ type Config struct {
 	// smtpx.Sender.DisableChunking), for a server that advertises them but
 	// mishandles them.
 	SMTPDisableChunking bool
+	// MaxRecipients is the most recipients (To, Cc and Bcc together) one
+	// message may have; a message with more is refused before connecting
+	// (and by [Outbox.Enqueue]) with [TooManyRecipients]. Zero means
+	// smtpx.ExchangeRecipientLimit, 500, Exchange Online's default for a
+	// mailbox; set it to the mailbox's RecipientLimits if an administrator
+	// changed it (at most 1000), or to another provider's limit.
+	MaxRecipients int
+	// MaxMessageSize is the largest message in bytes, attachments counted
+	// base64-encoded as Exchange counts them; a larger one is refused before
+	// connecting (and by [Outbox.Enqueue], which never copies more) with
+	// [MessageTooLarge]. Zero means smtpx.ExchangeMaxSendSize, 35 MB, Exchange
+	// Online's default MaxSendSize for a mailbox; set it to the mailbox's
+	// MaxSendSize if an administrator changed it (at most 150 MB), or to
+	// another provider's limit.
+	MaxMessageSize int64
 }
 
 // Mailer signs an account in, keeps its sign-in fresh and sends mail as it.
@@ -164,6 +179,15 @@ func New(cfg Config) (*Mailer, error) {
 	}
 	if cfg.RefreshMargin <= 0 {
 		cfg.RefreshMargin = DefaultRefreshMargin
+	}
+	if cfg.MaxRecipients < 0 || cfg.MaxMessageSize < 0 {
+		return nil, badInput("config: MaxRecipients and MaxMessageSize must not be negative (zero means Exchange Online's defaults)")
+	}
+	if cfg.MaxRecipients == 0 {
+		cfg.MaxRecipients = smtpx.ExchangeRecipientLimit
+	}
+	if cfg.MaxMessageSize == 0 {
+		cfg.MaxMessageSize = smtpx.ExchangeMaxSendSize
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -592,6 +616,11 @@ func (m *Mailer) Send(ctx context.Context, msg *smtpx.Message) error {
 	if msg == nil || len(msg.To)+len(msg.Cc)+len(msg.Bcc) == 0 {
 		return badInput("send: no recipients")
 	}
+	// The message is checked before the token is refreshed: bad input
+	// needs no network to be refused.
+	if err := checkMessage(msg, m.cfg.From, m.cfg.MaxRecipients, m.cfg.MaxMessageSize); err != nil {
+		return fmt.Errorf("oauthmail: send: %w", err)
+	}
 	s, mm, err := m.prepare(ctx, msg)
 	if err != nil {
 		return err
@@ -638,6 +667,8 @@ func (m *Mailer) prepare(ctx context.Context, msg *smtpx.Message) (*smtpx.Sender
 		Mechanism:   m.cfg.SMTPMechanism,
 
 		DisableChunking: m.cfg.SMTPDisableChunking,
+		MaxRecipients:   m.cfg.MaxRecipients,
+		MaxSize:         m.cfg.MaxMessageSize,
 	}
 	return s, &mm, nil
 }

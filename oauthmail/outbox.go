@@ -214,8 +214,12 @@ const (
 // Enqueue stores msg in the spool and returns its ID once the message, its
 // attachments and the directory entries are on disk. An empty Message-ID is
 // generated and an empty Date set now, so that a resent copy is identical.
-// msg is checked first (recipients, header injection); a message that can
-// never be sent is refused here rather than queued.
+// msg is first checked as Send checks it before connecting (addresses,
+// header fields, attachment names and types, the Mailer's MaxRecipients and
+// MaxMessageSize), so that a message that can never be sent is refused here
+// rather than queued. Attachments are copied only up to the size limit: a
+// larger (or endless) one stops the copy with [MessageTooLarge] and leaves
+// nothing in the spool.
 func (o *Outbox) Enqueue(ctx context.Context, msg *smtpx.Message) (string, error) {
 	if msg == nil || len(msg.To)+len(msg.Cc)+len(msg.Bcc) == 0 {
 		return "", badInput("outbox: no recipients")
@@ -223,11 +227,14 @@ func (o *Outbox) Enqueue(ctx context.Context, msg *smtpx.Message) (string, error
 	if err := ctx.Err(); err != nil {
 		return "", err
 	}
+	maxRcpt, maxSize := o.limits()
+	from := o.sender(ctx, msg)
+	// Declared attachment sizes are checked before anything is copied.
+	if err := checkMessage(msg, from, maxRcpt, maxSize); err != nil {
+		return "", fmt.Errorf("oauthmail: outbox: %w", err)
+	}
 	now := o.cfg.Clock.Now()
 	sm := toSpool(msg, now, o.senderDomain(ctx, msg))
-	if err := checkSpoolHeaders(sm); err != nil {
-		return "", err
-	}
 	id := newEntryID(now)
 	stage := filepath.Join(o.cfg.Dir, dirTmp, "new-"+id)
 	if err := os.Mkdir(stage, 0o700); err != nil {
@@ -237,13 +244,28 @@ func (o *Outbox) Enqueue(ctx context.Context, msg *smtpx.Message) (string, error
 		os.RemoveAll(stage)
 		return "", err
 	}
+	// Base64 makes n bytes at least 4n/3, so attachments of more than
+	// three quarters of the limit together can never be sent: the copy
+	// stops there.
+	budget := maxSize / 4 * 3
+	var sizes []int64
 	for i, a := range msg.Attachments {
 		name := fmt.Sprintf("att-%d", i)
-		n, err := copyAttachment(filepath.Join(stage, name), a)
+		n, err := copyAttachment(filepath.Join(stage, name), a, budget)
+		sizes = append(sizes, n)
+		if errors.Is(err, errOverBudget) {
+			return fail(fmt.Errorf("oauthmail: outbox: attachment %q: %w", a.Name, tooLarge(msg, sizes, from, maxRcpt, maxSize)))
+		}
 		if err != nil {
 			return fail(fmt.Errorf("oauthmail: outbox: attachment %q: %w", a.Name, err))
 		}
+		budget -= n
 		sm.Attachments = append(sm.Attachments, spoolAttachment{Name: a.Name, ContentType: a.ContentType, File: name, Size: n})
+	}
+	// The same checks on what will be sent: the spooled copies and their
+	// real sizes.
+	if err := checkMessage(sm.message(stage), from, maxRcpt, maxSize); err != nil {
+		return fail(fmt.Errorf("oauthmail: outbox: %w", err))
 	}
 	b, err := encodeSpool(sm)
 	if err != nil {
@@ -294,10 +316,71 @@ func newEntryID(now time.Time) string {
 	return fmt.Sprintf("%016x-%s", now.UnixNano(), hex.EncodeToString(b[:]))
 }
 
-// copyAttachment copies a into the new spool file path. A failure to read a
-// is the caller's (BadInput), a failure to write path the spool's
+// limits are the Mailer's MaxRecipients and MaxMessageSize, or their
+// defaults for an Outbox without a Mailer.
+func (o *Outbox) limits() (int, int64) {
+	if m := o.cfg.Mailer; m != nil {
+		return m.cfg.MaxRecipients, m.cfg.MaxMessageSize
+	}
+	return smtpx.ExchangeRecipientLimit, smtpx.ExchangeMaxSendSize
+}
+
+// sender is the From address msg will be sent with: its own, else the
+// account's sender from the store (no network), else "" (unknown until a
+// sign-in).
+func (o *Outbox) sender(ctx context.Context, msg *smtpx.Message) string {
+	if msg.From.Email != "" || o.cfg.Mailer == nil {
+		return msg.From.Email
+	}
+	if st, err := o.cfg.Mailer.Status(ctx); err == nil {
+		return st.Sender
+	}
+	return ""
+}
+
+// checkMessage makes, without network use, the checks smtpx makes before
+// connecting ([smtpx.Sender.Check]): addresses, header fields, attachments,
+// and the recipient and size limits. An empty From is replaced at send time
+// by from (the configured sender or the account's UPN); when that is not
+// known yet, From is left to the send.
+func checkMessage(msg *smtpx.Message, from string, maxRcpt int, maxSize int64) error {
+	mm := *msg
+	if mm.From.Email == "" {
+		mm.From.Email = from
+		if mm.From.Email == "" {
+			mm.From.Email = "sender@oauthmail.invalid" // stands in for the account's UPN
+		}
+	}
+	// The sender policy is the Mailer's, applied with the signed-in account
+	// at send time.
+	s := &smtpx.Sender{Account: mm.From.Email, MaxRecipients: maxRcpt, MaxSize: maxSize}
+	return s.Check(&mm)
+}
+
+// errOverBudget stops an attachment copy at the size limit.
+var errOverBudget = errors.New("over the size limit")
+
+// tooLarge is the error for msg once its first attachments were found to
+// be at least sizes long: the size check of checkMessage, with those sizes.
+func tooLarge(msg *smtpx.Message, sizes []int64, from string, maxRcpt int, maxSize int64) error {
+	mm := *msg
+	mm.Attachments = slices.Clone(msg.Attachments)
+	for i, n := range sizes {
+		mm.Attachments[i].Size = n
+	}
+	if err := checkMessage(&mm, from, maxRcpt, maxSize); err != nil {
+		return err
+	}
+	return &smtpx.Error{Stage: smtpx.StageMail, Reason: smtpx.ReasonTooLarge,
+		Message: fmt.Sprintf("attachments exceed the limit of %d bytes", maxSize)}
+}
+
+// copyAttachment copies a's content to a new file at path, syncs it, and
+// returns its size. It reads at most limit+1 bytes: a longer content (or one
+// that never ends) gives errOverBudget; the caller removes the file. A failure
+// to read a is the caller's (BadInput), a failure to write path the spool's
 // (StorageFailed).
-func copyAttachment(path string, a smtpx.Attachment) (int64, error) {
+func copyAttachment(path string, a smtpx.Attachment, limit int64) (int64, error) {
 	r := a.Reader
 	if a.Open != nil {
 		rc, err := a.Open()
@@ -314,7 +397,10 @@ func copyAttachment(path string, a smtpx.Attachment) (int64, error) {
 	if err != nil {
 		return 0, storageErr("outbox", err)
 	}
-	n, err := io.Copy(spoolWriter{f}, &attachmentReader{a.Name, r})
+	n, err := io.Copy(spoolWriter{f}, io.LimitReader(&attachmentReader{a.Name, r}, max(limit, 0)+1))
+	if err == nil && n > limit {
+		err = errOverBudget
+	}
 	if err == nil {
 		err = storageErr("outbox", f.Sync())
 	}
@@ -935,28 +1021,6 @@ func (o *Outbox) writeState(dir string, st spoolState) error {
 	}
 	if err := replaceSync(filepath.Join(dir, fileSt), b); err != nil {
 		return fmt.Errorf("oauthmail: outbox: %w", err)
-	}
-	return nil
-}
-
-// checkSpoolHeaders refuses header material smtpx would refuse at send time,
-// so that a message that can never go out is not queued.
-func checkSpoolHeaders(sm *spoolMessage) error {
-	bad := func(s string) bool { return strings.ContainsAny(s, "\r\n") }
-	if bad(sm.Subject) || bad(sm.From.Name) || bad(sm.From.Email) || bad(sm.MessageID) {
-		return &smtpx.HeaderInjectionError{Field: "header"}
-	}
-	for _, l := range [][]spoolAddress{sm.To, sm.Cc, sm.Bcc, sm.ReplyTo} {
-		for _, a := range l {
-			if bad(a.Name) || bad(a.Email) {
-				return &smtpx.HeaderInjectionError{Field: "address"}
-			}
-		}
-	}
-	for k, v := range sm.Header {
-		if bad(k) || bad(v) {
-			return &smtpx.HeaderInjectionError{Field: "Header"}
-		}
 	}
 	return nil
 }

@@ -44,6 +44,10 @@ const (
 	ReasonNetwork          Reason = "network"            // connection refused, reset, dropped
 	ReasonRejected         Reason = "rejected"           // any other 5xx
 	ReasonTemporary        Reason = "temporary"          // any other 4xx
+	// ReasonTooManyRecipients: 452 4.5.3 or 550 5.5.3 at RCPT (RFC 3463
+	// X.5.3, RFC 5321 §4.5.3.1.10), or more than Sender.MaxRecipients.
+	// Permanent for the message: sending it again as it is fails again.
+	ReasonTooManyRecipients Reason = "too_many_recipients"
 )
 
 // Error is a failed submission step. Code, EnhancedCode and Message are the
@@ -97,6 +101,8 @@ func (e *Error) Temporary() bool {
 		return true
 	case ReasonTLS:
 		return false // e.g. 421 4.7.66: TLS too old, a configuration problem
+	case ReasonTooManyRecipients:
+		return false // 452 4.5.3: the same recipient list fails again
 	}
 	return e.Code >= 400 && e.Code < 500
 }
@@ -125,6 +131,8 @@ func Classify(stage Stage, code int, enh [3]int, text string) Reason {
 		return ReasonTLS
 	case [3]int{4, 3, 2}:
 		return ReasonThrottled
+	case [3]int{4, 5, 3}, [3]int{5, 5, 3}:
+		return ReasonTooManyRecipients
 	}
 	// Older texts without a distinctive enhanced code (§4d).
 	switch {
@@ -132,6 +140,8 @@ func Classify(stage Stage, code int, enh [3]int, text string) Reason {
 		return ReasonSendAsDenied
 	case strings.Contains(text, "MaxSubmissionExceeded"):
 		return ReasonTooLarge
+	case code == 452 && strings.Contains(strings.ToLower(text), "too many recipients"):
+		return ReasonTooManyRecipients
 	}
 	switch {
 	case code == 552:

@@ -83,7 +83,10 @@ func TestClassify(t *testing.T) {
 		{554, [3]int{5, 2, 0}, "MapiExceptionMaxSubmissionExceeded; Message size exceeds maximum size limit.", ReasonTooLarge},
 		{535, [3]int{5, 5, 127}, "token expiring", ReasonTokenExpiring},
 		{554, [3]int{5, 2, 2}, "mailbox full", ReasonRejected},
-		{452, [3]int{4, 5, 3}, "Too many recipients", ReasonTemporary},
+		{452, [3]int{4, 5, 3}, "Too many recipients", ReasonTooManyRecipients},
+		{452, [3]int{}, "Too many recipients", ReasonTooManyRecipients},
+		{550, [3]int{5, 5, 3}, "RESOLVER.ADR.RecipLimit; too many recipients", ReasonTooManyRecipients},
+		{452, [3]int{4, 3, 1}, "Insufficient system storage", ReasonTemporary},
 	}
 	for _, tc := range cases {
 		if got := Classify(StageData, tc.code, tc.enh, tc.text); got != tc.want {

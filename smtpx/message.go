@@ -3,11 +3,15 @@ package smtpx
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/mail"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	gomail "github.com/emersion/go-message/mail"
 )
@@ -64,6 +68,28 @@ type Attachment struct {
 // maxHeaderName is the longest extra header field name accepted.
 const maxHeaderName = 64
 
+// Exchange Online's default per-message limits for a mailbox, the values
+// the oauthmail facade applies unless configured otherwise
+// ([Sender.MaxRecipients], [Sender.MaxSize]).
+//
+// Recipients: a mailbox's RecipientLimits is 500 by default; an
+// administrator can set it from 1 to 1000 ("Recipient limit" under Sending
+// limits,
+// https://learn.microsoft.com/office365/servicedescriptions/exchange-online-service-description/exchange-online-limits#sending-limits-1;
+// Set-Mailbox -RecipientLimits,
+// https://learn.microsoft.com/powershell/module/exchangepowershell/set-mailbox).
+//
+// Size: a mailbox's MaxSendSize is 35 MB by default, at most 150 MB
+// (Set-MailboxPlan -MaxSendSize,
+// https://learn.microsoft.com/powershell/module/exchangepowershell/set-mailboxplan;
+// "Message limits" on the limits page above). Exchange counts the message
+// as encoded, so base64 makes an attachment about a third larger; its MB
+// are 2^20 bytes (its 150 MB is the SIZE 157286400 it advertises).
+const (
+	ExchangeRecipientLimit = 500      // recipients per message (at most 1000 if raised)
+	ExchangeMaxSendSize    = 35 << 20 // bytes per message (at most 150 << 20 if raised)
+)
+
 // reserved header fields written by smtpx.
 var reserved = map[string]bool{
 	"from": true, "to": true, "cc": true, "bcc": true, "reply-to": true, "subject": true,
@@ -71,8 +97,16 @@ var reserved = map[string]bool{
 	"content-transfer-encoding": true, "content-disposition": true, "sender": true,
 }
 
-// validate checks everything that can be checked before connecting.
-func (m *Message) validate() error {
+// Validate reports the first reason m cannot be sent by any server: a
+// malformed address (each must be a plain addr-spec, local@domain, that is
+// written unchanged into both the envelope and the header), CR or LF in
+// header material ([*HeaderInjectionError]), no recipients, a malformed
+// Message-ID, header field name, attachment name or content type, or an
+// attachment without exactly one of Open and Reader. Every error matches
+// [ErrInvalidMessage]. Send calls it before connecting; a queue calls it
+// before accepting a message, so that nothing is queued that can never go
+// out. It does not apply a Sender's policy or limits (see [Sender.Check]).
+func (m *Message) Validate() error {
 	if m == nil {
 		return fmt.Errorf("%w: nil message", ErrInvalidMessage)
 	}
@@ -89,8 +123,8 @@ func (m *Message) validate() error {
 		if err := check(field, a.Email); err != nil {
 			return err
 		}
-		if !validEmail(a.Email) {
-			return fmt.Errorf("%w: %s address %q is not a valid address", ErrInvalidMessage, field, a.Email)
+		if err := checkAddrSpec(a.Email); err != nil {
+			return fmt.Errorf("%w: %s address %q is not a valid address: %s", ErrInvalidMessage, field, a.Email, err)
 		}
 		return nil
 	}
@@ -120,8 +154,8 @@ func (m *Message) validate() error {
 	if err := check("Message-ID", m.MessageID); err != nil {
 		return err
 	}
-	if strings.ContainsAny(m.MessageID, "<> ") {
-		return fmt.Errorf("%w: Message-ID %q must not contain angle brackets or spaces", ErrInvalidMessage, m.MessageID)
+	if m.MessageID != "" && !validMessageID(m.MessageID) {
+		return fmt.Errorf("%w: Message-ID %q is not of the form left@right (RFC 5322 §3.6.4, without angle brackets)", ErrInvalidMessage, m.MessageID)
 	}
 	for k, v := range m.Header {
 		if err := check("Header", k); err != nil {
@@ -132,8 +166,8 @@ func (m *Message) validate() error {
 		}
 		// A name of 74 bytes or more makes go-message v0.18.2 panic while
 		// folding the line (found by FuzzCompose); real field names are short.
-		if k == "" || len(k) > maxHeaderName || !fieldName(k) || reserved[strings.ToLower(k)] {
-			return fmt.Errorf("%w: header field %q cannot be set through Header", ErrInvalidMessage, k)
+		if k == "" || len(k) > maxHeaderName || !validFieldName(k) || reserved[strings.ToLower(k)] {
+			return fmt.Errorf("%w: header field %q cannot be set through Header (printable ASCII without colon or space, not a field smtpx writes)", ErrInvalidMessage, k)
 		}
 	}
 	for i, a := range m.Attachments {
@@ -143,17 +177,109 @@ func (m *Message) validate() error {
 		if err := check("Attachment.ContentType", a.ContentType); err != nil {
 			return err
 		}
+		if err := checkFileName(a.Name); err != nil {
+			return fmt.Errorf("%w: attachment %d name %q: %s", ErrInvalidMessage, i, a.Name, err)
+		}
+		if a.ContentType != "" {
+			if _, _, err := mediaType(a.ContentType); err != nil {
+				return fmt.Errorf("%w: attachment %d (%q): content type %q: %s", ErrInvalidMessage, i, a.Name, a.ContentType, err)
+			}
+		}
 		if (a.Open == nil) == (a.Reader == nil) {
 			return fmt.Errorf("%w: attachment %d (%q) needs exactly one of Open and Reader", ErrInvalidMessage, i, a.Name)
+		}
+		if a.Size < 0 {
+			return fmt.Errorf("%w: attachment %d (%q) has a negative Size", ErrInvalidMessage, i, a.Name)
 		}
 	}
 	return nil
 }
 
-// fieldName reports whether k is a header field name of RFC 5322 §3.6.8:
-// printable US-ASCII other than ":" (go-message refuses anything else while
-// writing, which is after the connection is made).
-func fieldName(k string) bool {
+// checkAddrSpec accepts an RFC 5321 mailbox (§4.1.2) in its dot-atom form,
+// the only form that net/mail writes into a header unchanged: local part
+// and domain of atext (RFC 5322 §3.2.3, with UTF-8 as RFC 6532 §3.2
+// allows) separated by single dots, one "@", domain labels of letters,
+// digits and hyphens (or UTF-8), and the lengths of RFC 5321 §4.5.3.1.
+// Quoted local parts and address literals are refused: the server would
+// see a different address than the recipient's header shows.
+func checkAddrSpec(s string) error {
+	if !utf8.ValidString(s) {
+		return errors.New("not UTF-8")
+	}
+	at := strings.IndexByte(s, '@')
+	if at < 0 {
+		return errors.New("no @")
+	}
+	local, domain := s[:at], s[at+1:]
+	switch {
+	case local == "":
+		return errors.New("empty local part")
+	case len(local) > 64:
+		return errors.New("local part longer than 64 bytes")
+	case domain == "":
+		return errors.New("empty domain")
+	case len(s) > 254:
+		return errors.New("longer than 254 bytes")
+	}
+	if !dotAtom(local) {
+		return errors.New("the part before @ must be letters, digits and !#$%&'*+-/=?^_`{|}~ separated by single dots")
+	}
+	if strings.IndexByte(domain, '@') >= 0 {
+		return errors.New("more than one @")
+	}
+	if len(domain) > 253 {
+		return errors.New("domain longer than 253 bytes")
+	}
+	for _, label := range strings.Split(domain, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return errors.New("the domain must be labels of letters, digits and hyphens separated by single dots")
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r >= 0x80 && unicode.IsPrint(r)) {
+				return fmt.Errorf("the domain contains %q", r)
+			}
+		}
+	}
+	return nil
+}
+
+// atext reports whether r is an RFC 5322 atext character (with UTF-8, RFC
+// 6532 §3.2), the set net/mail writes without quoting.
+func atext(r rune) bool {
+	switch {
+	case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+		return true
+	case strings.ContainsRune("!#$%&'*+-/=?^_`{|}~", r):
+		return true
+	case r >= 0x80:
+		return unicode.IsPrint(r) // no C1 controls, no invisible format characters
+	}
+	return false
+}
+
+// dotAtom reports whether s is RFC 5322 dot-atom-text.
+func dotAtom(s string) bool {
+	if s == "" || s[0] == '.' || s[len(s)-1] == '.' || strings.Contains(s, "..") {
+		return false
+	}
+	for _, r := range s {
+		if r != '.' && !atext(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// validMessageID reports whether id is id-left "@" id-right of RFC 5322
+// §3.6.4, both dot-atom-text (the no-fold-literal form is not accepted).
+func validMessageID(id string) bool {
+	left, right, ok := strings.Cut(id, "@")
+	return ok && len(id) <= 250 && utf8.ValidString(id) && dotAtom(left) && dotAtom(right)
+}
+
+// validFieldName reports whether k is an RFC 5322 §2.2 field name:
+// printable US-ASCII except colon.
+func validFieldName(k string) bool {
 	for i := 0; i < len(k); i++ {
 		if c := k[i]; c < 33 || c > 126 || c == ':' {
 			return false
@@ -162,19 +288,51 @@ func fieldName(k string) bool {
 	return true
 }
 
-// validEmail is a deliberately small check: local@domain with no spaces,
-// angle brackets or control characters. The server has the last word.
-func validEmail(s string) bool {
-	at := strings.LastIndexByte(s, '@')
-	if at <= 0 || at == len(s)-1 {
-		return false
+// checkFileName refuses attachment names a recipient's mail program would
+// have to repair: empty, not UTF-8, with control characters, or with a
+// directory part (RFC 2183 §2.3 asks receivers to ignore paths; send the
+// base name).
+func checkFileName(name string) error {
+	switch {
+	case name == "":
+		return errors.New("empty")
+	case !utf8.ValidString(name):
+		return errors.New("not UTF-8")
+	case len(name) > 255:
+		return errors.New("longer than 255 bytes")
+	case strings.ContainsAny(name, "/\\"):
+		return errors.New("contains a directory separator; use the file's base name")
 	}
-	for _, r := range s {
-		if r <= ' ' || r == 0x7f || r == '<' || r == '>' || r == ',' {
-			return false
+	for _, r := range name {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return errors.New("contains a control character")
 		}
 	}
-	return true
+	return nil
+}
+
+// mediaType splits a content type such as "text/plain; charset=utf-8" (what
+// mime.TypeByExtension returns) into the bare type and its parameters.
+func mediaType(ct string) (string, map[string]string, error) {
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return "", nil, errors.New("not a media type (type/subtype, optionally with parameters)")
+	}
+	if strings.Count(mt, "/") != 1 || strings.HasPrefix(mt, "/") || strings.HasSuffix(mt, "/") {
+		return "", nil, errors.New("not of the form type/subtype")
+	}
+	if strings.HasPrefix(mt, "multipart/") {
+		return "", nil, errors.New("an attachment cannot be multipart")
+	}
+	// go-message labels text only as UTF-8 or US-ASCII; the attachment's
+	// bytes are sent as they are, never converted.
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "us-ascii") {
+		return "", nil, fmt.Errorf("charset %q: only utf-8 and us-ascii can be declared; leave the charset out", cs)
+	}
+	if mime.FormatMediaType(mt, params) == "" {
+		return "", nil, errors.New("cannot be written back")
+	}
+	return mt, params, nil
 }
 
 func needsUTF8(m *Message) bool {
@@ -318,6 +476,67 @@ func writeMessage(w io.Writer, m *Message, now time.Time, msgID string, binary b
 	return mw.Close()
 }
 
+// capped returns a copy of m whose attachments, read together, stop with a
+// too_large [*Error] past the raw bytes that fit in max once base64-encoded
+// (4 bytes for every 3): an attachment of unknown Size, even one that never
+// ends, is not uploaded beyond the limit. The upload is then abandoned.
+func (m *Message) capped(max int64) *Message {
+	if len(m.Attachments) == 0 {
+		return m
+	}
+	b := &budget{left: max / 4 * 3, max: max}
+	c := *m
+	c.Attachments = append([]Attachment(nil), m.Attachments...)
+	for i := range c.Attachments {
+		a := &c.Attachments[i]
+		if a.Reader != nil {
+			a.Reader = &cappedReader{r: a.Reader, b: b}
+		}
+		if open := a.Open; open != nil {
+			a.Open = func() (io.ReadCloser, error) {
+				rc, err := open()
+				if err != nil {
+					return nil, err
+				}
+				return struct {
+					io.Reader
+					io.Closer
+				}{&cappedReader{r: rc, b: b}, rc}, nil
+			}
+		}
+	}
+	return &c
+}
+
+// budget is what is left of a message's attachment bytes.
+type budget struct{ left, max int64 }
+
+// cappedReader reads from r while the budget lasts.
+type cappedReader struct {
+	r io.Reader
+	b *budget
+}
+
+func (c *cappedReader) Read(p []byte) (int, error) {
+	if c.b.left < 0 {
+		return 0, c.b.err()
+	}
+	if int64(len(p)) > c.b.left+1 {
+		p = p[:c.b.left+1]
+	}
+	n, err := c.r.Read(p)
+	c.b.left -= int64(n)
+	if c.b.left < 0 {
+		return n, c.b.err()
+	}
+	return n, err
+}
+
+func (b *budget) err() error {
+	return &Error{Stage: StageData, Reason: ReasonTooLarge,
+		Message: fmt.Sprintf("attachments exceed the limit of %d bytes (base64-encoded); the upload was abandoned", b.max)}
+}
+
 // attachmentError marks a failure to read an attachment (as opposed to a
 // failure to write to the server).
 type attachmentError struct {
@@ -361,11 +580,18 @@ var fastBase64 = true
 
 func writeAttachment(mw *gomail.Writer, cw *countWriter, a Attachment, binary bool) error {
 	var ah gomail.AttachmentHeader
-	ct := a.ContentType
-	if ct == "" {
-		ct = "application/octet-stream"
+	// A type with parameters ("text/plain; charset=utf-8", as
+	// mime.TypeByExtension gives for .txt, .csv, .html and .xml) goes in as
+	// type and parameters: go-message writes an empty field for a type that
+	// carries its parameters.
+	ct, params := "application/octet-stream", map[string]string(nil)
+	if a.ContentType != "" {
+		var err error
+		if ct, params, err = mediaType(a.ContentType); err != nil {
+			return fmt.Errorf("%w: attachment %q: content type %q: %s", ErrInvalidMessage, a.Name, a.ContentType, err)
+		}
 	}
-	ah.SetContentType(ct, nil)
+	ah.SetContentType(ct, params)
 	ah.SetFilename(a.Name)
 	if binary {
 		ah.Set("Content-Transfer-Encoding", "binary")

@@ -118,6 +118,20 @@ type Sender struct {
 	// Set it for a server that advertises the extensions but mishandles
 	// them in another way.
 	DisableChunking bool
+	// MaxRecipients is the most recipients (To, Cc and Bcc together) a
+	// message may have; a message with more is refused before connecting
+	// with an [*Error] of reason [ReasonTooManyRecipients]. Zero means no
+	// local limit (the server's replies decide). Exchange Online allows
+	// [ExchangeRecipientLimit] by default.
+	MaxRecipients int
+	// MaxSize is the largest message, in bytes with attachments
+	// base64-encoded, that is sent; a larger one is refused before
+	// connecting with an [*Error] of reason [ReasonTooLarge]. Attachments
+	// of unknown Size are held to it as they are read: past it, the upload
+	// is abandoned with the same error. Zero means no local limit (the SIZE
+	// the server advertises still applies). Exchange Online allows
+	// [ExchangeMaxSendSize] by default.
+	MaxSize int64
 
 	// noChunking is set when the server failed a BDAT transaction with a
 	// reply that says it did not understand (500-504): from then on this
@@ -131,7 +145,7 @@ type Sender struct {
 // costs no round trip more than the protocol needs; the server's reply to
 // QUIT is not waited on as a condition of success.
 func (s *Sender) Send(ctx context.Context, m *Message) error {
-	if err := s.check(m); err != nil {
+	if err := s.Check(m); err != nil {
 		return err
 	}
 	sess, err := s.Dial(ctx)
@@ -194,10 +208,20 @@ func (s *Sender) username() string {
 	return s.Account
 }
 
-// check applies the sender policy and validates the message.
-func (s *Sender) check(m *Message) error {
-	if err := m.validate(); err != nil {
+// Check reports, without connecting, whether Send would refuse m before
+// dialing: [Message.Validate], then MaxRecipients and MaxSize, then the
+// sender policy (Account and SendAs).
+func (s *Sender) Check(m *Message) error {
+	if err := m.Validate(); err != nil {
 		return err
+	}
+	if n := len(m.To) + len(m.Cc) + len(m.Bcc); s.MaxRecipients > 0 && n > s.MaxRecipients {
+		return &Error{Stage: StageRcpt, Reason: ReasonTooManyRecipients,
+			Message: fmt.Sprintf("%d recipients exceed the limit of %d per message; split the message", n, s.MaxRecipients)}
+	}
+	if size := m.estimateSize(false); s.MaxSize > 0 && size > s.MaxSize {
+		return &Error{Stage: StageMail, Reason: ReasonTooLarge,
+			Message: fmt.Sprintf("message of at least %d bytes (attachments base64-encoded) exceeds the limit of %d bytes", size, s.MaxSize)}
 	}
 	from := m.From.Email
 	if s.Account != "" && strings.EqualFold(from, s.Account) {
@@ -590,7 +614,7 @@ func (e *maskedError) Unwrap() error { return e.err }
 // checked before anything is sent. If the connection was dropped while
 // idle, Send reconnects once and retries.
 func (ss *Session) Send(ctx context.Context, m *Message) (err error) {
-	if err := ss.s.check(m); err != nil {
+	if err := ss.s.Check(m); err != nil {
 		return err
 	}
 	ss.mu.Lock()
@@ -687,6 +711,11 @@ func (ss *Session) send(ctx context.Context, m *Message) (err error) {
 	}
 
 	defer func() { ss.fresh = false }()
+	if s.MaxSize > 0 {
+		// Attachments of unknown size are held to the limit as they are
+		// read, with a fresh budget for every attempt.
+		m = m.capped(s.MaxSize)
+	}
 	chunked := ss.chunking()
 	binary := chunked && len(m.Attachments) > 0
 	size := m.estimateSize(binary)

@@ -247,7 +247,9 @@ func TestExchangeReplies(t *testing.T) {
 		{"transient auth", smtpx.StageAuth, reply{451, smtp.EnhancedCode{4, 7, 0}, "Temporary server error. Please try again later. PRX4 [FE]"}, smtpx.ReasonThrottled, true},
 		{"not authenticated", smtpx.StageMail, reply{530, smtp.EnhancedCode{5, 7, 57}, "Client not authenticated to send mail. Error: 535 5.7.139 Authentication unsuccessful"}, smtpx.ReasonNotAuthenticated, false},
 		{"rcpt rejected", smtpx.StageRcpt, reply{550, smtp.EnhancedCode{5, 1, 1}, "unknown recipient"}, smtpx.ReasonRejected, false},
-		{"rcpt temporary", smtpx.StageRcpt, reply{452, smtp.EnhancedCode{4, 5, 3}, "Too many recipients"}, smtpx.ReasonTemporary, true},
+		{"rcpt temporary", smtpx.StageRcpt, reply{450, smtp.EnhancedCode{4, 2, 1}, "Mailbox busy"}, smtpx.ReasonTemporary, true},
+		// RFC 5321 §4.5.3.1.10, RFC 3463 X.5.3: the same list fails again.
+		{"rcpt too many recipients", smtpx.StageRcpt, reply{452, smtp.EnhancedCode{4, 5, 3}, "Too many recipients"}, smtpx.ReasonTooManyRecipients, false},
 		{"send as denied", smtpx.StageData, reply{554, smtp.EnhancedCode{5, 2, 252}, "SendAsDenied; alice@contoso.com not allowed to send as ceo@contoso.com; STOREDRV.Submission.Exception:SendAsDeniedException.MapiExceptionSendAsDenied; Failed to process message due to a permanent exception with message [BeginDiagnosticData]Cannot submit message. " + strings.Repeat("1.84300:0A000000, ", 150)}, smtpx.ReasonSendAsDenied, false},
 		{"send as denied old", smtpx.StageData, reply{550, smtp.EnhancedCode{5, 7, 60}, "SMTP; Client does not have permissions to send as this sender [MW2PR1901MB2155.namprd19.prod.outlook.com]"}, smtpx.ReasonSendAsDenied, false},
 		{"concurrency", smtpx.StageData, reply{432, smtp.EnhancedCode{4, 3, 2}, "Concurrent connections limit exceeded. Visit https://aka.ms/concurrent_sending for more information. [Hostname=OS0PR01MB6099.jpnprd01.prod.outlook.com]"}, smtpx.ReasonThrottled, true},

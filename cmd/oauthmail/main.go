@@ -38,7 +38,7 @@
 //	   tenant_not_found, invalid_scope, smtp_auth_disabled, auth_failed,
 //	   send_as_denied, sender_mismatch)
 //	5  temporary: try again later (throttled, network, server_unavailable)
-//	6  the message was refused (message_too_large)
+//	6  the message was refused (message_too_large, too_many_recipients)
 //	7  TLS or certificate problem (tls_failure, certificate_invalid)
 //	8  the token store is unreadable (store_corrupt)
 //	9  the disk or store could not be written (storage_failed)
@@ -115,7 +115,7 @@ func exitStatus(c oauthmail.Code) int {
 		return exitAdmin
 	case oauthmail.Throttled, oauthmail.Network, oauthmail.ServerUnavailable:
 		return exitTemp
-	case oauthmail.MessageTooLarge:
+	case oauthmail.MessageTooLarge, oauthmail.TooManyRecipients:
 		return exitMessage
 	case oauthmail.TLSFailure, oauthmail.CertificateInvalid:
 		return exitTLS
