@@ -256,7 +256,7 @@ func (s *entraServer) logRequest(ctx context.Context, at time.Time, r *http.Requ
 		slog.Int("aadsts", req.AADSTS))
 }
 
-// aadError is an Entra ID error answer (entra-id.md §3.1).
+// aadError is an Entra ID error answer (https://learn.microsoft.com/entra/identity-platform/reference-error-codes).
 type aadError struct {
 	status   int
 	code     string // the OAuth "error" value
@@ -268,7 +268,9 @@ type aadError struct {
 
 func (e *aadError) Error() string { return fmt.Sprintf("%s: AADSTS%d: %s", e.code, e.aadsts, e.msg) }
 
-// errBody is the JSON error body, fields in Microsoft's order (entra-id.md §3.1).
+// errBody is the JSON error body, fields in Microsoft's order
+// (https://learn.microsoft.com/entra/identity-platform/reference-error-codes;
+// a real body: secureworks/squarephish#3).
 type errBody struct {
 	Error         string `json:"error"`
 	Description   string `json:"error_description"`
@@ -282,11 +284,12 @@ type errBody struct {
 
 var guidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 
-// msTime formats t as Entra's error timestamps: "2023-01-05 20:36:23Z" (entra-id.md §3.1).
+// msTime formats t as Entra's error timestamps: "2023-01-05 20:36:23Z"
+// (secureworks/squarephish#3).
 func msTime(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05Z") }
 
 // netTime formats t as .NET's round-trip format Entra uses inside messages
-// ("2020-02-26T21:52:54.2810613Z", entra-id.md §3.2 row 700082).
+// ("2020-02-26T21:52:54.2810613Z" in the AADSTS700082 message of Azure/azure-cli#14244).
 func netTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.0000000Z") }
 
 func (s *entraServer) errorBody(r *http.Request, e *aadError) errBody {
@@ -299,7 +302,8 @@ func (s *entraServer) errorBody(r *http.Request, e *aadError) errBody {
 	codes := append([]int{e.aadsts}, e.extra...)
 	return errBody{
 		Error: e.code,
-		// entra-id.md §3.1: "AADSTS<code>: <message>\r\nTrace ID: …\r\nCorrelation ID: …\r\nTimestamp: …"
+		// "AADSTS<code>: <message>\r\nTrace ID: …\r\nCorrelation ID: …\r\nTimestamp: …"
+		// (https://learn.microsoft.com/entra/identity-platform/reference-error-codes).
 		Description: fmt.Sprintf("AADSTS%d: %s\r\nTrace ID: %s\r\nCorrelation ID: %s\r\nTimestamp: %s",
 			e.aadsts, e.msg, trace, corr, ts),
 		ErrorCodes: codes, Timestamp: ts, TraceID: trace, CorrelationID: corr,
@@ -315,7 +319,7 @@ func (s *entraServer) scheme() string {
 	return "https"
 }
 
-// writeError answers with Microsoft's error body and headers (entra-id.md §3.1).
+// writeError answers with Microsoft's error body and headers (https://learn.microsoft.com/entra/identity-platform/reference-error-codes).
 func (s *entraServer) writeError(w http.ResponseWriter, r *http.Request, e *aadError) {
 	if rec, ok := w.(*recorder); ok {
 		rec.err, rec.aadsts = e.code, e.aadsts
@@ -332,7 +336,8 @@ func (s *entraServer) writeJSON(w http.ResponseWriter, status int, v any) {
 		return
 	}
 	h := w.Header()
-	// Headers of real token-endpoint answers (entra-id.md §2, §3.1).
+	// Headers of real token-endpoint answers (Azure/azure-cli#22251,
+	// Azure/azure-sdk-for-python#32375).
 	h.Set("Cache-Control", "no-store, no-cache")
 	h.Set("Pragma", "no-cache")
 	h.Set("Expires", "-1")
@@ -341,14 +346,17 @@ func (s *entraServer) writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Write(b)
 }
 
-// Common errors, with the wording of entra-id.md §3.2.
+// Common errors, with the wording Entra answers
+// (https://learn.microsoft.com/entra/identity-platform/reference-error-codes;
+// a real AADSTS900144 body: MicrosoftDocs/azure-docs#46110).
 func errMissing(param string) *aadError {
 	return &aadError{status: 400, code: "invalid_request", aadsts: 900144,
 		msg: fmt.Sprintf("The request body must contain the following parameter: '%s'.", param)}
 }
 
 func errMalformed() *aadError {
-	// entra-id.md §3.2 row 9002313 (error value UNVERIFIED: invalid_request chosen).
+	// AADSTS9002313 as seen in davidjrh/dnn.azureadprovider#112 (error value
+	// UNVERIFIED: invalid_request chosen).
 	return &aadError{status: 400, code: "invalid_request", aadsts: 9002313,
 		msg: "Invalid request. Request is malformed or invalid."}
 }
@@ -366,7 +374,7 @@ func errPostOnly(method string) *aadError {
 }
 
 func errAppNotFound(clientID, tenant string) *aadError {
-	// entra-id.md §3.2 row 700016.
+	// AADSTS700016 as seen in vippsas/vipps-ecom-api#183.
 	return &aadError{status: 400, code: "unauthorized_client", aadsts: 700016,
 		msg: fmt.Sprintf("Application with identifier '%s' was not found in the directory '%s'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.", clientID, tenant)}
 }
@@ -392,7 +400,7 @@ func (s *entraServer) parsePost(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
-// tenantKind is what the {tenant} path segment names (entra-id.md §1.2).
+// tenantKind is what the {tenant} path segment names (https://learn.microsoft.com/entra/identity-platform/v2-protocols-oidc).
 type tenantKind int
 
 const (
@@ -434,11 +442,11 @@ func (s *entraServer) resolveTenant(seg string) (tenantRef, *aadError) {
 		return ref, nil
 	}
 	if !guidRE.MatchString(seg) && !dnsRE.MatchString(seg) {
-		// entra-id.md §3.2 row 900023.
+		// AADSTS900023 as seen in caddy-dns/azure#3.
 		return ref, &aadError{status: 400, code: "invalid_request", aadsts: 900023,
 			msg: fmt.Sprintf("Specified tenant identifier '%s' is neither a valid DNS name, nor a valid external domain.", seg)}
 	}
-	// entra-id.md §3.2 row 90002.
+	// AADSTS90002 as seen in microsoftgraph/windowsupdates-webapplication-sample#6.
 	return ref, &aadError{status: 400, code: "invalid_tenant", aadsts: 90002,
 		msg: fmt.Sprintf("Tenant '%s' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud. Check with your subscription administrator, this may happen if there are no active subscriptions for the tenant.", seg)}
 }
@@ -456,12 +464,12 @@ func (s *entraServer) tenantOf(w http.ResponseWriter, r *http.Request) (tenantRe
 }
 
 // appAvailable checks that app may be used through the tenant segment ref
-// (entra-id.md §1.2: AADSTS700016, AADSTS50194).
+// (AADSTS700016, AADSTS50194: https://learn.microsoft.com/entra/identity-platform/reference-error-codes).
 func appAvailable(app *App, ref tenantRef) *aadError {
 	switch ref.kind {
 	case tenantCommon, tenantOrganizations:
 		if !app.MultiTenant && !(ref.kind == tenantCommon && app.PersonalAccounts) {
-			// entra-id.md §1.2: AADSTS50194 (wording UNVERIFIED).
+			// AADSTS50194 (wording UNVERIFIED).
 			return &aadError{status: 400, code: "invalid_request", aadsts: 50194,
 				msg: fmt.Sprintf("Application '%s'(%s) is not configured as a multi-tenant application. Usage of the /%s endpoint is not supported for such applications. Use a tenant-specific endpoint or configure the application to be multi-tenant.", app.ClientID, app.Name, ref.seg)}
 		}
@@ -508,12 +516,13 @@ func userAllowed(app *App, u *User, ref tenantRef, dir *Directory) *aadError {
 
 func errUserNotInTenant(upn, tenant string) *aadError {
 	// Sign-in page error; AADSTS50034 is Entra's "user account does not exist"
-	// (UNVERIFIED: not in the fact sheet).
+	// (UNVERIFIED: no public source).
 	return &aadError{status: 400, code: "invalid_grant", aadsts: 50034,
 		msg: fmt.Sprintf("The user account %s does not exist in the %s directory. To sign into this application, the account must be added to the directory.", upn, tenant)}
 }
 
-// issuerFor is the v2 issuer of a tenant (entra-id.md §1.1, §4.3).
+// issuerFor is the v2 issuer of a tenant (https://learn.microsoft.com/entra/identity-platform/access-tokens,
+// https://learn.microsoft.com/entra/identity-platform/id-token-claims-reference).
 func (s *entraServer) issuerFor(tid string) string { return s.base + "/" + tid + "/v2.0" }
 
 func (s *entraServer) handleDiscovery(w http.ResponseWriter, r *http.Request) {
@@ -525,7 +534,7 @@ func (s *entraServer) handleDiscovery(w http.ResponseWriter, r *http.Request) {
 	var issuer string
 	switch {
 	case ref.kind == tenantCommon || ref.kind == tenantOrganizations:
-		issuer = s.base + "/{tenantid}/v2.0" // entra-id.md §1.1: templated issuer
+		issuer = s.base + "/{tenantid}/v2.0" // the templated issuer Entra documents
 	case ref.kind == tenantConsumers:
 		issuer = s.issuerFor(ConsumerTenantID)
 	default:
@@ -592,7 +601,7 @@ func (s *entraServer) handleRoot(w http.ResponseWriter, r *http.Request) {
 }
 
 // pairwise returns a per-app subject for a user, as Entra's sub claim is
-// (entra-id.md §4.3: "pairwise per app").
+// ("pairwise per app": https://learn.microsoft.com/entra/identity-platform/id-token-claims-reference).
 func pairwise(oid, clientID string) string {
 	sum := sha256.Sum256([]byte(strings.ToLower(oid) + "|" + strings.ToLower(clientID)))
 	return base64.RawURLEncoding.EncodeToString(sum[:])[:43]

@@ -14,13 +14,17 @@ import (
 	"time"
 )
 
-// Grant type spellings accepted at /token (entra-id.md §2, §5.3).
+// Grant type spellings accepted at /token: the RFC 8628 URN of Microsoft's
+// documentation (https://learn.microsoft.com/entra/identity-platform/v2-oauth2-device-code)
+// and the short form MSAL Go sends (AzureAD/microsoft-authentication-library-for-go,
+// apps/internal/oauth/ops/internal/grant/grant.go).
 const (
 	grantDeviceURN  = "urn:ietf:params:oauth:grant-type:device_code"
 	grantDeviceMSAL = "device_code"
 )
 
-// authCodeLifetime: "typically expiring after about 10 minutes" (entra-id.md §4.2).
+// authCodeLifetime: "typically expiring after about 10 minutes"
+// (https://learn.microsoft.com/entra/identity-platform/v2-oauth2-auth-code-flow).
 const authCodeLifetime = 10 * time.Minute
 
 // issueReq is what a successful grant turns into tokens.
@@ -70,7 +74,7 @@ type tokenResponse struct {
 	ClientInfo   string `json:"client_info,omitempty"`
 }
 
-// idClaims are the v2 ID token claims (entra-id.md §4.3).
+// idClaims are the v2 ID token claims (https://learn.microsoft.com/entra/identity-platform/id-token-claims-reference).
 type idClaims struct {
 	Ver               string `json:"ver"`
 	Iss               string `json:"iss"`
@@ -122,7 +126,7 @@ func (s *entraServer) token(r *http.Request, clientID string) (*tokenResponse, *
 	switch gt {
 	case grantDeviceURN, grantDeviceMSAL, "authorization_code", "refresh_token", "client_credentials":
 	default:
-		// AADSTS70003 UnsupportedGrantType (number UNVERIFIED: not in the fact sheet).
+		// AADSTS70003 UnsupportedGrantType (number UNVERIFIED: no public source).
 		return nil, &aadError{status: 400, code: "unsupported_grant_type", aadsts: 70003,
 			msg: fmt.Sprintf("The app requested an unsupported grant type '%s'.", gt)}
 	}
@@ -167,8 +171,9 @@ func basicAuth(r *http.Request) (id, secret string, ok bool) {
 	return u, p, true
 }
 
-// clientAuth authenticates the client (entra-id.md §3.2 rows 7000215, 7000222,
-// 7000218, 700025); c.mu is held. confidential demands a secret.
+// clientAuth authenticates the client (AADSTS7000215: Azure/sap-automation#418;
+// 7000222: liprec/vsts-release-aas#119; 7000218: MicrosoftDocs/azure-docs#31986;
+// 700025: MicrosoftDocs/azure-docs#96567); c.mu is held. confidential demands a secret.
 func (s *entraServer) clientAuth(r *http.Request, app *App, confidential bool) *aadError {
 	secret := r.PostForm.Get("client_secret")
 	if _, p, ok := basicAuth(r); ok && p != "" {
@@ -222,12 +227,12 @@ func (s *entraServer) redeemCode(r *http.Request, app *App) (*issueReq, *aadErro
 	}
 	now := s.c.clock.Now()
 	if ac.redeemed {
-		// entra-id.md §3.2 row 54005.
+		// AADSTS54005 as seen in davidjrh/dnn.azureadprovider#17.
 		return nil, &aadError{status: 400, code: "invalid_grant", aadsts: 54005,
 			msg: "OAuth2 Authorization code was already redeemed, please retry with a new valid code or use an existing refresh token."}
 	}
 	if !now.Before(ac.issued.Add(authCodeLifetime)) {
-		// entra-id.md §3.2 row 70000 (seen message).
+		// AADSTS70000 with the message seen in spencerwooo/onedrive-cf-index#25.
 		return nil, errInvalidGrant("The provided value for the 'code' parameter is not valid. The code has expired.")
 	}
 	if ru := r.PostForm.Get("redirect_uri"); ru != ac.redirectURI {
@@ -239,7 +244,7 @@ func (s *entraServer) redeemCode(r *http.Request, app *App) (*issueReq, *aadErro
 	if ac.challenge != "" {
 		v := r.PostForm.Get("code_verifier")
 		if v == "" || !pkceMatches(ac.method, ac.challenge, v) {
-			// UNVERIFIED: AADSTS501481 is Entra's PKCE mismatch code (not in the fact sheet).
+			// UNVERIFIED: AADSTS501481 is Entra's PKCE mismatch code (no public source).
 			return nil, &aadError{status: 400, code: "invalid_grant", aadsts: 501481,
 				msg: "The Code_Verifier does not match the code_challenge supplied in the authorization request."}
 		}
@@ -272,7 +277,8 @@ func pkceMatches(method, challenge, verifier string) bool {
 	return subtle.ConstantTimeCompare([]byte(want), []byte(challenge)) == 1
 }
 
-// inactiveFor formats a duration as .NET's TimeSpan "d.hh:mm:ss" (entra-id.md §3.2 row 700082).
+// inactiveFor formats a duration as .NET's TimeSpan "d.hh:mm:ss", as in the
+// AADSTS700082 message of Azure/azure-cli#14244.
 func inactiveFor(d time.Duration) string {
 	d = d.Truncate(time.Second)
 	days := int(d / (24 * time.Hour))
@@ -288,12 +294,13 @@ func (s *entraServer) redeemRefresh(r *http.Request, app *App) (*issueReq, *aadE
 	}
 	g := s.refresh[rt]
 	if g == nil {
-		// entra-id.md §3.2 row 9002313.
+		// AADSTS9002313 as seen in davidjrh/dnn.azureadprovider#112.
 		return nil, &aadError{status: 400, code: "invalid_grant", aadsts: 9002313,
 			msg: "Invalid request. Request is malformed or invalid."}
 	}
 	if !strings.EqualFold(g.clientID, app.ClientID) {
-		// Refresh tokens are bound to the client (entra-id.md §4.2); wording UNVERIFIED.
+		// Refresh tokens are bound to the client
+		// (https://learn.microsoft.com/entra/identity-platform/refresh-tokens); wording UNVERIFIED.
 		return nil, errInvalidGrant("The refresh token was issued to a different client.")
 	}
 	if e := s.clientAuth(r, app, false); e != nil {
@@ -301,12 +308,12 @@ func (s *entraServer) redeemRefresh(r *http.Request, app *App) (*issueReq, *aadE
 	}
 	now := s.c.clock.Now()
 	if !g.revoked.IsZero() {
-		// entra-id.md §3.2 row 50173.
+		// AADSTS50173 as seen in Azure/azure-cli#16745.
 		return nil, &aadError{status: 400, code: "invalid_grant", aadsts: 50173,
 			msg: fmt.Sprintf("The provided grant has expired due to it being revoked, a fresh auth token is needed. The user might have changed or reset their password. The grant was issued on '%s' and the TokensValidFrom date (before which tokens are not valid) for this user is '%s'.", netTime(g.authTime), netTime(g.revoked))}
 	}
 	if idle := now.Sub(g.lastUsed); idle >= s.o.RefreshInactivity {
-		// entra-id.md §3.2 row 700082.
+		// AADSTS700082 as seen in Azure/azure-cli#14244.
 		return nil, &aadError{status: 400, code: "invalid_grant", aadsts: 700082,
 			msg: fmt.Sprintf("The refresh token has expired due to inactivity. The token was issued on %s and was inactive for %s.", netTime(g.issued), inactiveFor(s.o.RefreshInactivity))}
 	}
@@ -327,7 +334,8 @@ func (s *entraServer) redeemRefresh(r *http.Request, app *App) (*issueReq, *aadE
 		if g.scopes.has("offline_access") {
 			ss.oidc["offline_access"] = true // the new refresh token replaces the used one
 		}
-		// Mixed resources on refresh: a token for the first one (entra-id.md §4.4).
+		// Mixed resources on refresh: a token for the first one
+		// (https://learn.microsoft.com/entra/identity-platform/v2-oauth2-auth-code-flow).
 		if s.needsConsent(app, u, ss) {
 			return nil, errConsent(app)
 		}
@@ -337,10 +345,12 @@ func (s *entraServer) redeemRefresh(r *http.Request, app *App) (*issueReq, *aadE
 }
 
 // clientCredentials answers the client credentials grant for app-only access;
-// c.mu is held (entra-id.md §1.2, §1.4, §3.2).
+// c.mu is held (https://learn.microsoft.com/entra/identity-platform/v2-oauth2-client-creds-grant-flow,
+// https://learn.microsoft.com/exchange/client-developer/legacy-protocols/how-to-authenticate-an-imap-pop-smtp-application-by-using-oauth).
 func (s *entraServer) clientCredentials(r *http.Request, app *App, ref tenantRef) (*issueReq, *aadError) {
 	if ref.kind == tenantCommon || ref.kind == tenantConsumers {
-		// entra-id.md §1.2: AADSTS9001023 (wording and error value UNVERIFIED).
+		// AADSTS9001023 (https://learn.microsoft.com/entra/identity-platform/reference-error-codes;
+		// wording and error value UNVERIFIED).
 		return nil, &aadError{status: 400, code: "invalid_request", aadsts: 9001023,
 			msg: "The grant type isn't supported over the /common or /consumers endpoints. Please use the /organizations or tenant-specific endpoint."}
 	}
@@ -361,17 +371,22 @@ func (s *entraServer) clientCredentials(r *http.Request, app *App, ref tenantRef
 	var defaults []string
 	for _, sc := range strings.Fields(param) {
 		if oidcScopes[strings.ToLower(sc)] {
-			continue // MSAL appends these; the STS tolerates them (entra-id.md §5.4)
+			// MSAL Go appends these (AzureAD/microsoft-authentication-library-for-go,
+			// accesstokens.go AppendDefaultScopes) and its client credential
+			// calls work, so the STS tolerates them.
+			continue
 		}
 		if !strings.HasSuffix(sc, "/.default") {
-			// entra-id.md §3.2 row 1002012 (status UNVERIFIED).
+			// AADSTS1002012 as quoted in MSAL Go's apps/internal/oauth/oauth.go
+			// scopeError (status UNVERIFIED).
 			return nil, &aadError{status: 400, code: "invalid_scope", aadsts: 1002012,
 				msg: fmt.Sprintf("The provided value for scope %s is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).", param)}
 		}
 		defaults = append(defaults, sc)
 	}
 	if len(defaults) != 1 {
-		// entra-id.md §4.4: two .default scopes → AADSTS70011.
+		// Two .default scopes → AADSTS70011 (AzureAD/microsoft-authentication-library-for-js#6069,
+		// Azure/azure-sdk-for-net#9076).
 		return nil, errInvalidScope(fmt.Sprintf("The provided value for the input parameter 'scope' is not valid. The scope %s is not valid.", param))
 	}
 	ss, e := parseScopes(defaults[0])
@@ -441,7 +456,8 @@ func (s *entraServer) issue(r *http.Request, ir *issueReq) (*tokenResponse, *aad
 		return nil, &aadError{status: 500, code: "server_error", aadsts: 90000, msg: "token signing failed"}
 	}
 	resp.AccessToken = at
-	// For a non-Graph resource the scope lists only the resource's scopes (entra-id.md §4.1).
+	// For a non-Graph resource the scope lists only the resource's scopes (the MSAL
+	// comment quoted in AzureAD/microsoft-authentication-library-for-python#125).
 	resp.Scope = strings.Join(fullNames(aud, names), " ")
 	if aud == resourceGraph {
 		var extra []string
