@@ -23,8 +23,9 @@ import (
 )
 
 // Audiences Exchange Online accepts for SMTP: the delegated resource and the
-// app-only one (entra-id.md §1.4: delegated scopes under https://outlook.office.com/,
-// client credentials with https://outlook.office365.com/.default).
+// app-only one (delegated scopes under https://outlook.office.com/, client
+// credentials with https://outlook.office365.com/.default:
+// https://learn.microsoft.com/exchange/client-developer/legacy-protocols/how-to-authenticate-an-imap-pop-smtp-application-by-using-oauth).
 const (
 	AudienceDelegated = "https://outlook.office.com"
 	AudienceAppOnly   = "https://outlook.office365.com"
@@ -137,7 +138,8 @@ func (c *core) makeCA(hosts []string) {
 }
 
 // serverTLS returns the TLS configuration both sides serve with: the emulator's
-// certificate, TLS 1.2 at least (Exchange requires it, exchange-online-smtp.md §1).
+// certificate, TLS 1.2 at least (Exchange requires it:
+// https://learn.microsoft.com/exchange/mail-flow-best-practices/how-to-set-up-a-multifunction-device-or-application-to-send-email-using-microsoft-365-or-office-365).
 func (c *core) serverTLS() *tls.Config {
 	return &tls.Config{Certificates: []tls.Certificate{c.serverCert}, MinVersion: tls.VersionTLS12}
 }
@@ -151,7 +153,9 @@ func (c *core) certPool() *x509.CertPool {
 
 // accessClaims are the claims of an access token for Exchange Online. Microsoft's
 // access tokens for the Outlook resource are v1.0 tokens with these claims
-// (entra-id.md §4); the emulator signs them with its own key.
+// (https://learn.microsoft.com/entra/identity-platform/access-tokens; the claims Exchange checks
+// follow richfaj/SmtpClientDiag, not an official spec); the emulator signs them
+// with its own key.
 type accessClaims struct {
 	Aud        string   `json:"aud"`
 	Iss        string   `json:"iss"`
@@ -175,7 +179,9 @@ type accessClaims struct {
 func (c *core) sign(claims any) (string, error) { return jwt.SignRS256(c.signKey, c.kid, claims) }
 
 // Reasons an access token is refused by the Exchange side. All of them answer
-// 535 5.7.3 on the wire (exchange-online-smtp.md §7); the reason goes to the log.
+// 535 5.7.3 on the wire (the failure sample of
+// https://learn.microsoft.com/exchange/client-developer/legacy-protocols/how-to-authenticate-an-imap-pop-smtp-application-by-using-oauth);
+// the reason goes to the log.
 var (
 	errTokenMalformed = errors.New("token malformed")
 	errTokenSignature = errors.New("token signature invalid")

@@ -10,12 +10,14 @@ import (
 	"time"
 )
 
-// Device code flow constants (entra-id.md §2).
+// Device code flow constants (https://learn.microsoft.com/entra/identity-platform/v2-oauth2-device-code;
+// a real answer: MicrosoftDocs/azure-docs#33126).
 const (
 	deviceCodeLifetime = 900 * time.Second
 	deviceInterval     = 5 * time.Second
 	// userCodeAlphabet: real codes are 9 upper-case letters and digits; that
-	// 0, 1, I and O are left out is an emulator choice (UNVERIFIED, entra-id.md §2).
+	// 0, 1, I and O are left out is an emulator choice (UNVERIFIED;
+	// codes seen in MicrosoftDocs/azure-docs#33126 and Azure/azure-cli#6270).
 	userCodeAlphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 	userCodeLen      = 9
 )
@@ -76,7 +78,8 @@ func normCode(c string) string {
 	}, strings.ToUpper(strings.TrimSpace(c)))
 }
 
-// deviceMessage is the localised instruction (entra-id.md §2). The en-US text
+// deviceMessage is the localised instruction (https://learn.microsoft.com/entra/identity-platform/v2-oauth2-device-code;
+// ?mkt= localises it). The en-US text
 // is Microsoft's verbatim; the ja-JP wording is the emulator's (UNVERIFIED).
 func deviceMessage(mkt, uri, code string) string {
 	if strings.HasPrefix(strings.ToLower(mkt), "ja") {
@@ -176,7 +179,8 @@ func (s *entraServer) pollDevice(r *http.Request, app *App) (*issueReq, *aadErro
 	}
 	g := s.devices[dc]
 	if g == nil || !strings.EqualFold(g.clientID, app.ClientID) {
-		// entra-id.md §3.2 row 70018 (status UNVERIFIED).
+		// AADSTS70018 (https://learn.microsoft.com/entra/identity-platform/reference-error-codes;
+		// status UNVERIFIED).
 		return nil, &aadError{status: 400, code: "bad_verification_code", aadsts: 70018,
 			msg: "The provided value for the input parameter 'device_code' is not valid."}
 	}
@@ -199,14 +203,16 @@ func (s *entraServer) pollDevice(r *http.Request, app *App) (*issueReq, *aadErro
 	case grantFailed:
 		return nil, g.failed
 	case grantDenied:
-		// v2-oauth2-device-code.md error authorization_declined; AADSTS number
+		// authorization_declined (https://learn.microsoft.com/entra/identity-platform/v2-oauth2-device-code);
+		// AADSTS number
 		// UNVERIFIED (65004 "declined to consent" chosen).
 		return nil, &aadError{status: 400, code: "authorization_declined", aadsts: 65004,
 			msg: "User declined to consent to access the app."}
 	}
 	if !now.Before(g.expires) {
 		delete(s.userCodes, g.userCode)
-		// entra-id.md §3.2 row 70020 (error value per the device code doc: expired_token).
+		// AADSTS70020 as seen in Azure/azure-sdk-for-python#32375 (error value per
+		// the device code page: expired_token).
 		return nil, &aadError{status: 400, code: "expired_token", aadsts: 70020,
 			msg: "The provided value for the input parameter 'device_code' is not valid. This device code has expired."}
 	}
@@ -220,7 +226,7 @@ func (s *entraServer) pollDevice(r *http.Request, app *App) (*issueReq, *aadErro
 			return nil, &aadError{status: 400, code: "slow_down", aadsts: 50196,
 				msg: "The server terminated an operation because it encountered a client request loop. Poll no more often than the interval."}
 		}
-		// entra-id.md §3.1 real body: AADSTS70016, HTTP 400.
+		// AADSTS70016, HTTP 400, as in the real body of secureworks/squarephish#3.
 		return nil, &aadError{status: 400, code: "authorization_pending", aadsts: 70016,
 			msg: "OAuth 2.0 device flow error. Authorization is pending. Continue polling."}
 	}
@@ -240,7 +246,8 @@ func (s *entraServer) pollDevice(r *http.Request, app *App) (*issueReq, *aadErro
 }
 
 // signInPolicy applies Conditional Access, MFA and consent to a completed
-// sign-in; c.mu is held (entra-id.md §3.2 rows 53003, 50076, 65001).
+// sign-in; c.mu is held (AADSTS53003: MartinIngesen/MSOLSpray#5; 50076:
+// AzureAD/microsoft-authentication-library-for-go#398; 65001: MicrosoftDocs/azure-docs#39189).
 func (s *entraServer) signInPolicy(app *App, u *User, ss *scopeSet, deviceFlow, mfaDone bool) *aadError {
 	if t := s.c.dir.tenantByID(u.TenantID); deviceFlow && t != nil && t.BlockDeviceCodeFlow {
 		return &aadError{status: 400, code: "interaction_required", aadsts: 53003, suberror: "message_only",

@@ -135,7 +135,8 @@ func (s *entraServer) render(w http.ResponseWriter, r *http.Request, o outcome) 
 }
 
 // errPage is a sign-in error page carrying an AADSTS code, as Entra shows for
-// errors it cannot redirect (entra-id.md §3.2 rows 50011, 50020).
+// errors it cannot redirect (AADSTS50011: WangNingkai/OLAINDEX#456; 50020:
+// json-schema-org/json-schema-org.github.io#404).
 func (s *entraServer) errPage(w http.ResponseWriter, e *aadError) outcome {
 	if rec, ok := w.(*recorder); ok {
 		rec.err, rec.aadsts = e.code, e.aadsts
@@ -302,7 +303,8 @@ func (s *entraServer) completeAuthorize(f *pageFlow, u *User) outcome {
 }
 
 // redirectBack sends params (plus state) to the app's redirect URI in the
-// requested response mode (entra-id.md §5.7 for form_post).
+// requested response mode (form_post as MSAL Go's AcquireTokenInteractive
+// expects it: AzureAD/microsoft-authentication-library-for-go, apps/internal/local/server.go).
 func (s *entraServer) redirectBack(az *authzReq, params url.Values) outcome {
 	if az.state != "" {
 		params.Set("state", az.state)
@@ -383,7 +385,7 @@ func (s *entraServer) loginStep(w http.ResponseWriter, r *http.Request) outcome 
 	case "password":
 		u := s.c.dir.user(f.upn)
 		if u == nil || u.Password != r.PostForm.Get("passwd") {
-			// entra-id.md §3.2 row 50126.
+			// AADSTS50126 as seen in MicrosoftDocs/azure-docs#30802.
 			return s.next(w, f, "AADSTS50126: Error validating credentials due to invalid username or password.")
 		}
 		f.pwOK = true
@@ -426,11 +428,11 @@ func (s *entraServer) decide(w http.ResponseWriter, f *pageFlow, app *App, u *Us
 	case flowAdminConsent:
 		if !accept {
 			if f.az.adminV2 {
-				// entra-id.md §1.3 v2 error form.
+				// The v2 error form (https://learn.microsoft.com/entra/identity-platform/v2-admin-consent).
 				return s.redirectBack(f.az, url.Values{"admin_consent": {"True"}, "error": {"consent_required"},
 					"error_description": {"AADSTS65004: The resource owner or authorization server denied the request."}})
 			}
-			// entra-id.md §1.3 v1-style error form.
+			// The v1-style error form (https://learn.microsoft.com/entra/identity-platform/v2-oauth2-client-creds-grant-flow).
 			return s.redirectBack(f.az, url.Values{"error": {"permission_denied"},
 				"error_description": {"The admin canceled the request"}})
 		}
@@ -449,7 +451,7 @@ func (s *entraServer) decide(w http.ResponseWriter, f *pageFlow, app *App, u *Us
 	}
 	// flowAuthorize consent page.
 	if !accept {
-		// entra-id.md §3.3: access_denied when the user cancels.
+		// access_denied when the user cancels (https://learn.microsoft.com/entra/identity-platform/v2-oauth2-auth-code-flow).
 		return s.redirectBack(f.az, url.Values{"error": {"access_denied"},
 			"error_description": {"AADSTS65004: User declined to consent to access the app."}})
 	}
@@ -460,7 +462,8 @@ func (s *entraServer) decide(w http.ResponseWriter, f *pageFlow, app *App, u *Us
 // redirectAllowed checks a redirect URI against the registered ones. A
 // registered loopback URI matches any port on localhost, 127.0.0.1 or [::1]
 // (Microsoft's rule for native apps). prefix allows extra path segments, as
-// the v1-style admin consent endpoint does (entra-id.md §1.3).
+// the v1-style admin consent endpoint does
+// (https://learn.microsoft.com/entra/identity-platform/v2-oauth2-client-creds-grant-flow).
 func redirectAllowed(app *App, uri string, prefix bool) bool {
 	ru, err := url.Parse(uri)
 	if err != nil || ru.Scheme == "" || ru.Fragment != "" {
@@ -490,7 +493,7 @@ func redirectAllowed(app *App, uri string, prefix bool) bool {
 func loopback(h string) bool { return h == "localhost" || h == "127.0.0.1" || h == "::1" }
 
 func errRedirectMismatch(uri, clientID string) *aadError {
-	// entra-id.md §3.2 row 50011 (shown on the /authorize error page).
+	// AADSTS50011, shown on the /authorize error page (WangNingkai/OLAINDEX#456).
 	return &aadError{status: 400, code: "invalid_request", aadsts: 50011,
 		msg: fmt.Sprintf("The redirect URI '%s' specified in the request does not match the redirect URIs configured for the application '%s'. Make sure the redirect URI sent in the request matches one added to your application in the Azure portal.", uri, clientID)}
 }
@@ -581,7 +584,9 @@ func (s *entraServer) authorize(w http.ResponseWriter, r *http.Request) outcome 
 	return s.next(w, f, "")
 }
 
-// handleAdminConsent serves both admin consent endpoints (entra-id.md §1.1, §1.3).
+// handleAdminConsent serves both admin consent endpoints
+// (https://learn.microsoft.com/entra/identity-platform/v2-admin-consent,
+// https://learn.microsoft.com/entra/identity-platform/v2-oauth2-client-creds-grant-flow).
 func (s *entraServer) handleAdminConsent(w http.ResponseWriter, r *http.Request) {
 	if !s.parsePage(w, r) {
 		return

@@ -6,7 +6,7 @@ import (
 )
 
 // Resources the emulator knows. Scopes without a resource prefix are
-// Microsoft Graph's (entra-id.md §4.4).
+// Microsoft Graph's (https://learn.microsoft.com/entra/identity-platform/scopes-oidc).
 const (
 	resourceGraph    = "https://graph.microsoft.com"
 	resourceExchange = "exchange" // family of outlook.office.com, outlook.office365.com, ps.outlook.com
@@ -33,7 +33,7 @@ var exchangeScopes = func() map[string]bool {
 	return m
 }()
 
-// oidcScopes never need a resource (entra-id.md §4.4).
+// oidcScopes never need a resource (https://learn.microsoft.com/entra/identity-platform/v2-oauth2-auth-code-flow).
 var oidcScopes = map[string]bool{"openid": true, "profile": true, "email": true, "offline_access": true}
 
 // scopeSet is a parsed scope parameter.
@@ -72,13 +72,13 @@ func resourceOf(sc string) (resource, family, name string) {
 }
 
 func errInvalidScope(msg string) *aadError {
-	// entra-id.md §3.2 row 70011.
+	// AADSTS70011 as seen in Azure/azure-sdk-for-net#9076.
 	return &aadError{status: 400, code: "invalid_scope", aadsts: 70011, msg: msg}
 }
 
 // parseScopes parses a scope parameter for a delegated flow. Several resources
 // are allowed here (as /authorize allows them); callers that issue a token
-// check multi() (AADSTS28000, entra-id.md §4.4).
+// check multi() (AADSTS28000, AzureAD/microsoft-authentication-library-for-js#1487).
 func parseScopes(param string) (*scopeSet, *aadError) {
 	s := &scopeSet{oidc: map[string]bool{}}
 	for _, sc := range strings.Fields(param) {
@@ -92,7 +92,8 @@ func parseScopes(param string) (*scopeSet, *aadError) {
 			return nil, errInvalidScope(fmt.Sprintf("The provided value for the input parameter 'scope' is not valid. The scope %s is not valid. The scope format is invalid.", sc))
 		}
 		if fam == resourceExchange && strings.HasSuffix(strings.ToLower(name), "asapp") {
-			// entra-id.md §1.4: a delegated request for SMTP.SendAsApp "does not exist".
+			// A delegated request for SMTP.SendAsApp "does not exist"
+			// (https://learn.microsoft.com/answers/questions/1480316).
 			return nil, errInvalidScope(fmt.Sprintf("The provided value for the input parameter 'scope' is not valid. The scope '%s' does not exist.", sc))
 		}
 		if fam == resourceExchange && !exchangeScopes[strings.ToLower(name)] {
@@ -105,7 +106,7 @@ func parseScopes(param string) (*scopeSet, *aadError) {
 			return nil, errInvalidScope(fmt.Sprintf("The provided value for the input parameter 'scope' is not valid. The scope '%s' does not exist.", sc))
 		}
 		if fam != resourceGraph && fam != resourceExchange && !strings.HasPrefix(fam, "api://") && !guidRE.MatchString(fam) {
-			// entra-id.md §3.2 row 500011.
+			// AADSTS500011 as seen in rootinc/laravel-azure-middleware#51.
 			return nil, &aadError{status: 400, code: "invalid_resource", aadsts: 500011,
 				msg: fmt.Sprintf("The resource principal named %s was not found in the tenant. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant.", res)}
 		}
@@ -132,18 +133,19 @@ func parseScopes(param string) (*scopeSet, *aadError) {
 		hasDefault = hasDefault || n == ".default"
 	}
 	if hasDefault && len(s.names) > 1 {
-		// entra-id.md §4.4: .default cannot be mixed with dynamic scopes.
+		// .default cannot be mixed with dynamic scopes (https://learn.microsoft.com/entra/identity-platform/scopes-oidc).
 		return nil, errInvalidScope(fmt.Sprintf("The provided value for the input parameter 'scope' is not valid. The scope %s is not valid. static scope limit exceeded.", strings.Join(s.raw, " ")))
 	}
 	if s.has("profile") && !s.has("openid") && s.resource == "" {
-		// entra-id.md §4.4: profile without openid.
+		// profile without openid (seanfisher/passport-microsoft#6).
 		return nil, errInvalidScope("The provided value for the input parameter 'scope' is not valid. openid scope is required.")
 	}
 	return s, nil
 }
 
 // multi returns the AADSTS28000 error if s spans more than one resource
-// (entra-id.md §3.2 row 28000, §4.4).
+// (AzureAD/microsoft-authentication-library-for-js#1487;
+// https://learn.microsoft.com/entra/identity-platform/v2-oauth2-auth-code-flow).
 func (s *scopeSet) multi() *aadError {
 	if len(s.families) <= 1 {
 		return nil
@@ -175,7 +177,8 @@ func (s *scopeSet) granted(app *App) (aud string, names []string) {
 }
 
 // fullNames returns names qualified with the resource, as the token response's
-// scope field lists them (entra-id.md §4.1).
+// scope field lists them (e.g. https://outlook.office.com/SMTP.Send in an
+// Outlook.com answer; source UNVERIFIED).
 func fullNames(aud string, names []string) []string {
 	out := make([]string, 0, len(names))
 	for _, n := range names {
