@@ -33,7 +33,8 @@ type Message struct {
 	// MessageID is the Message-ID the server assigned, with its angle brackets,
 	// as the success reply carries it. Like Exchange, the server replaces the
 	// client's Message-ID header with it and keeps the client's value in
-	// X-Microsoft-Original-Message-ID (exchange-online-smtp.md §2d).
+	// X-Microsoft-Original-Message-ID (see the git send-email patch at
+	// https://lore.kernel.org/git/PN3PR01MB9597A491CB14F4DC5DA6AA69B8BB2@PN3PR01MB9597.INDPRD01.PROD.OUTLOOK.COM/).
 	MessageID string `json:"message_id"`
 	// Received is the emulated time the message was accepted.
 	Received time.Time `json:"received"`
@@ -113,8 +114,9 @@ type SMTPFault struct {
 }
 
 // Names the Exchange side uses for itself. They have the shape of Exchange
-// Online's (exchange-online-smtp.md §2c: front ends end in CA + 4 digits, mailbox
-// servers in MB + 4 digits) but are obviously not Microsoft's.
+// Online's (front ends end in CA + 4 digits, mailbox servers in MB + 4 digits,
+// as in the captures FIDELITY.md cites as [T1] and [T2]) but are obviously
+// not Microsoft's.
 const (
 	exoFrontEnd      = "EM1PR01CA0001"
 	exoRegion        = "EMUPRD01"
@@ -124,10 +126,10 @@ const (
 	exoMailboxFQDN   = exoMailboxServer + "." + exoRegion + ".PROD.OUTLOOK.COM"
 
 	// defaultMaxMessageSize is the SIZE Exchange Online advertises: 150 MiB
-	// (exchange-online-smtp.md §2c).
+	// (FIDELITY.md [T1], [T2]).
 	defaultMaxMessageSize = 157286400
 	// maxLineLength bounds a command line (and a DATA line). Exchange accepts
-	// AUTH lines carrying long JWTs (§3b); its real limit is not known.
+	// AUTH lines carrying long JWTs (FIDELITY.md [T1]); its real limit is not known.
 	maxLineLength = 32 * 1024
 )
 
@@ -201,7 +203,7 @@ func startSMTP(c *core, o *Options) *smtpServer {
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	// Accept TLS 1.0 and 1.1 handshakes so that such clients get Exchange's
-	// "421 4.7.66" reply rather than a handshake failure (§4e).
+	// "421 4.7.66" reply rather than a handshake failure (zehm/sendEmail#1).
 	s.tlsConf = c.serverTLS()
 	s.tlsConf.MinVersion = tls.VersionTLS10
 
@@ -398,8 +400,9 @@ func (s *smtpServer) concurrent(mailbox string) int {
 
 // schedule returns when a submission of mailbox made at now may complete under
 // the per-minute rate: the excess is carried over to the following minutes
-// (exchange-online-smtp.md §5), so the n-th message within any minute waits
-// until the (n-rate)-th is a minute old.
+// (https://learn.microsoft.com/exchange/troubleshoot/send-emails/smtp-submission-improvements),
+// so the n-th message within any minute waits until the (n-rate)-th is a
+// minute old.
 func (s *smtpServer) schedule(mailbox string, now time.Time) time.Time {
 	if s.rate < 0 {
 		return now

@@ -88,7 +88,8 @@ func newExoConn(s *smtpServer, c net.Conn) *exoConn {
 }
 
 // newSessionID returns 16 upper-case hex digits, like Exchange's session ids
-// (exchange-online-smtp.md §2c); the 08DE prefix is what 2025-2026 ids share.
+// (the 2025 captures FIDELITY.md cites as [T1] and [T2]); the 08DE prefix is
+// what 2025-2026 ids share.
 func newSessionID() string {
 	var b [6]byte
 	if _, err := rand.Read(b[:]); err != nil {
@@ -98,7 +99,7 @@ func newSessionID() string {
 }
 
 // suffix is the "[<FE> <TS> <SID>]" tail of Exchange's error replies
-// (exchange-online-smtp.md §2d), with the emulated time.
+// (e.g. simonrob/email-oauth2-proxy#193), with the emulated time.
 func (x *exoConn) suffix() string {
 	ts := x.s.c.clock.Now().UTC().Format("2006-01-02T15:04:05.000Z")
 	return "[" + exoFrontEndFQDN + " " + ts + " " + x.sid + "]"
@@ -274,7 +275,7 @@ func (x *exoConn) reply(line string) error {
 		return nil
 	}
 	if x.legacyTL {
-		// exchange-online-smtp.md §4e (stage UNVERIFIED: the first reply after the handshake).
+		// As in zehm/sendEmail#1 (stage UNVERIFIED: the first reply after the handshake).
 		x.legacyTL = false
 		return x.sendAndClose("421 4.7.66 TLS 1.0 and 1.1 are not supported. Please upgrade/update your client to support TLS 1.2. Visit https://aka.ms/smtp_auth_tls. [" + exoFrontEndFQDN + "]")
 	}
@@ -316,25 +317,26 @@ func (x *exoConn) reply(line string) error {
 // produced are Exchange's already and pass unchanged.
 func (x *exoConn) rewrite(line string) string {
 	switch {
-	// exchange-online-smtp.md §2c (T2) and §7.
+	// The replies of a 2025 capture (FIDELITY.md [T2]).
 	case strings.HasPrefix(line, "250 2.0.0 Roger, accepting mail from "):
 		return "250 2.1.0 Sender OK"
 	case strings.HasPrefix(line, "250 2.0.0 I'll make sure "):
 		return "250 2.1.5 Recipient OK"
 	case line == "354 Go ahead. End your data with <CR><LF>.<CR><LF>":
 		return "354 Start mail input; end with <CRLF>.<CRLF>"
-	// §3, §4a.
+	// Microsoft's XOAUTH2 page and FIDELITY.md [T1]:
+	// https://learn.microsoft.com/exchange/client-developer/legacy-protocols/how-to-authenticate-an-imap-pop-smtp-application-by-using-oauth
 	case line == "235 2.0.0 Authentication succeeded":
 		return "235 2.7.0 Authentication successful"
-	// §2d (secondary source).
+	// Seen in one public JavaMail log (secondary source, UNVERIFIED).
 	case line == "221 2.0.0 Bye":
 		return "221 2.0.0 Service closing transmission channel"
-	// §4d (MailKit #904 capture: RSET -> 250 2.0.0 Resetting).
+	// RSET -> 250 2.0.0 Resetting, captured in jstedfast/MailKit#904.
 	case line == "250 2.0.0 Session reset":
 		return "250 2.0.0 Resetting"
 	case line == "250 2.0.0 I have successfully done nothing":
 		return "250 2.0.0 OK" // UNVERIFIED
-	// §4e: unknown commands.
+	// Unknown commands (simonrob/email-oauth2-proxy#234, #251).
 	// The reply echoes the command word as the client sent it (go-smtp's
 	// reply has it upper-cased, or not at all for a line it cannot parse);
 	// what Exchange echoes for lines without a command word is UNVERIFIED.
@@ -346,16 +348,19 @@ func (x *exoConn) rewrite(line string) string {
 		return "500 5.3.3 Unrecognized command '" + cmd + "' " + x.suffix()
 	case line == "501 5.5.2 Bad command", line == "500 5.5.2 Error: bad syntax":
 		return "500 5.3.3 Unrecognized command '" + x.unknownVerb() + "' " + x.suffix()
-	// §4e: AUTH without a mechanism (UNVERIFIED).
+	// AUTH without a mechanism: 504 5.7.4 as for a mechanism not offered
+	// (maxisam/mgob#52; UNVERIFIED for this case).
 	case line == "502 5.5.4 Missing parameter":
 		return "504 5.7.4 Unrecognized authentication type " + x.suffix()
 	// A SASL response that is not base64: Exchange's reply to a malformed
-	// XOAUTH2 blob (§4a, seen on smtp-hve; UNVERIFIED for smtp.office365.com).
+	// XOAUTH2 blob (tarickb/sasl-xoauth2#110, seen on smtp-hve; UNVERIFIED for
+	// smtp.office365.com).
 	case line == "454 4.7.0 Invalid base64 data":
 		l := "501 5.5.124 Invalid XOAUTH2 auth data " + x.suffix()
 		x.authFailed(l)
 		return l
-	// SASL cancel "*": Office 365 answers 535 (§3b, email-oauth2-proxy).
+	// SASL cancel "*": Office 365 answers 535 (a comment in
+	// simonrob/email-oauth2-proxy emailproxy.py).
 	case line == "501 5.0.0 Negotiation cancelled":
 		l := "535 5.7.3 Authentication unsuccessful " + x.suffix()
 		x.authFailed(l)
@@ -391,7 +396,7 @@ func (x *exoConn) authFailed(line string) {
 	x.mu.Unlock()
 }
 
-// banner sends Exchange's greeting (exchange-online-smtp.md §2a/§7), or acts
+// banner sends Exchange's greeting (FIDELITY.md [T1], [T2]), or acts
 // on a StageBanner fault.
 func (x *exoConn) banner() error {
 	f, faulted := x.s.takeFault(StageBanner)
@@ -411,7 +416,9 @@ func (x *exoConn) banner() error {
 }
 
 // ehloLines is Exchange's EHLO reply before and after STARTTLS
-// (exchange-online-smtp.md §2c, transcripts T1 and T2), in Exchange's order.
+// (the transcripts https://lore.kernel.org/git/PN3PR01MB95971B8A202ADEA412010B35B88E2@PN3PR01MB9597.INDPRD01.PROD.OUTLOOK.COM/
+// and https://github.com/adiityapratap/Bizadmin/blob/5023a74d/application/logs/log-2025-11-23.php),
+// in Exchange's order.
 func (x *exoConn) ehloLines() []string {
 	tlsCap := "250-STARTTLS"
 	if x.tlsActive() {
@@ -434,8 +441,8 @@ func (x *exoConn) ehloLines() []string {
 // startTLS answers STARTTLS and upgrades the connection underneath go-smtp.
 func (x *exoConn) startTLS() error {
 	if x.tlsActive() {
-		// Exchange does not offer STARTTLS once TLS is up (§2c); its reply to a
-		// second STARTTLS is not known (UNVERIFIED).
+		// Exchange does not offer STARTTLS once TLS is up (FIDELITY.md [T1],
+		// [T2]); its reply to a second STARTTLS is not known (UNVERIFIED).
 		return x.send("500 5.3.3 Unrecognized command 'STARTTLS' " + x.suffix())
 	}
 	f, faulted := x.s.takeFault(StageStartTLS)
@@ -469,7 +476,7 @@ func (x *exoConn) startTLS() error {
 
 // validHeloDomain reports whether an EHLO/HELO argument is a plausible domain
 // or address literal. Exchange answers "501 5.5.4 Invalid domain name" to
-// "MacBook.." (exchange-online-smtp.md §2a, T1); the exact rule is not known.
+// "MacBook.." (FIDELITY.md [T1]); the exact rule is not known.
 func validHeloDomain(d string) bool {
 	if strings.HasPrefix(d, "[") && strings.HasSuffix(d, "]") {
 		lit := strings.TrimPrefix(d[1:len(d)-1], "IPv6:")

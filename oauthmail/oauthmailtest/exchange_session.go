@@ -60,8 +60,8 @@ func (ss *exoSession) logDebug(msg string, args ...any) {
 func (ss *exoSession) AuthMechanisms() []string { return []string{"LOGIN", "XOAUTH2"} }
 
 // Auth starts a SASL exchange. Before STARTTLS Exchange offers no AUTH, so any
-// mechanism is "unrecognized" (exchange-online-smtp.md §4e; the pre-STARTTLS
-// case itself is UNVERIFIED).
+// mechanism is "unrecognized" (504 5.7.4, as in maxisam/mgob#52; the
+// pre-STARTTLS case itself is UNVERIFIED).
 func (ss *exoSession) Auth(mech string) (sasl.Server, error) {
 	x := ss.x
 	x.mu.Lock()
@@ -85,7 +85,8 @@ func (ss *exoSession) Auth(mech string) (sasl.Server, error) {
 
 // xoauth2Server is the server side of SASL XOAUTH2: base64 of
 // "user=<mailbox>\x01auth=Bearer <token>\x01\x01", in the initial response or
-// after a bare "334 " (exchange-online-smtp.md §3).
+// after a bare "334 "
+// (https://learn.microsoft.com/exchange/client-developer/legacy-protocols/how-to-authenticate-an-imap-pop-smtp-application-by-using-oauth).
 type xoauth2Server struct {
 	ss   *exoSession
 	step int
@@ -94,7 +95,7 @@ type xoauth2Server struct {
 func (m *xoauth2Server) Next(resp []byte) ([]byte, bool, error) {
 	if resp == nil && m.step == 0 {
 		m.step++
-		return nil, false, nil // go-smtp writes "334 " (§3b: RFC-safe form)
+		return nil, false, nil // go-smtp writes "334 ", the RFC 4954 form
 	}
 	m.step++
 	return nil, true, m.ss.authenticate(resp)
@@ -102,7 +103,7 @@ func (m *xoauth2Server) Next(resp []byte) ([]byte, bool, error) {
 
 // loginServer answers AUTH LOGIN the way Exchange Online does once Basic
 // authentication is off: it asks for the user name and password, then refuses
-// (exchange-online-smtp.md §4a, §7).
+// (as in nodemailer/nodemailer#1714).
 type loginServer struct {
 	ss   *exoSession
 	step int
@@ -181,9 +182,11 @@ func (ss *exoSession) authenticate(resp []byte) error {
 // a delegated token's user= must be the token's own UPN (the primary
 // address does not do when it differs from the UPN); an app-only token's user=
 // must be a mailbox granted to the app. Every failure is the same
-// "535 5.7.3 Authentication unsuccessful" (exchange-online-smtp.md §3b, §7); the
-// reason goes to the log only. Then the SMTP AUTH switches: the mailbox setting,
-// else the tenant's (§1, §4a).
+// "535 5.7.3 Authentication unsuccessful" (the failure sample of
+// https://learn.microsoft.com/exchange/client-developer/legacy-protocols/how-to-authenticate-an-imap-pop-smtp-application-by-using-oauth);
+// the reason goes to the log only. Then the SMTP AUTH switches: the mailbox
+// setting, else the tenant's
+// (https://learn.microsoft.com/exchange/clients-and-mobile-in-exchange-online/authenticated-client-smtp-submission).
 func (ss *exoSession) check(resp []byte) (*authResult, *smtp.SMTPError) {
 	x := ss.x
 	userArg, tok, ok := parseXOAUTH2(resp)
@@ -242,7 +245,8 @@ func (ss *exoSession) check(resp []byte) (*authResult, *smtp.SMTPError) {
 		}
 	}
 	if disabled {
-		// exchange-online-smtp.md §4a; the suffix of the Mailbox variant is assumed.
+		// As in simonrob/email-oauth2-proxy#193; the suffix of the Mailbox variant
+		// is assumed.
 		ss.logDebug("smtp", "smtp.stage", "auth", "account", mbx.UPN, "reason", "SMTP AUTH disabled for the "+scope)
 		return nil, smtpErr(535, smtp.EnhancedCode{5, 7, 139}, "Authentication unsuccessful, SmtpClientAuthentication is disabled for the "+scope+". Visit https://aka.ms/smtp_auth_disabled for more information. "+x.suffix())
 	}
@@ -259,8 +263,9 @@ func hasWord(list []string, w string) bool {
 }
 
 // Mail answers MAIL FROM: 530 5.7.57 without a successful AUTH, echoing the
-// last AUTH failure (exchange-online-smtp.md §4b, §4c); otherwise 250 whatever
-// the address, since Send As is checked after the final dot (§4d).
+// last AUTH failure (MicrosoftDocs/OfficeDocs-Exchange#3124, tarickb/sasl-xoauth2#96);
+// otherwise 250 whatever the address, since Send As is checked after the final
+// dot (FIDELITY.md [T2]).
 func (ss *exoSession) Mail(from string, _ *smtp.MailOptions) error {
 	x := ss.x
 	x.mu.Lock()
@@ -401,7 +406,9 @@ func (ss *exoSession) Logout() error {
 
 // Data receives the message and answers after the final dot: faults, the
 // concurrency limit, Send As, then the rate limit (a delay), then
-// "250 2.0.0 OK <Message-ID> [Hostname=...]" (exchange-online-smtp.md §4d, §5, §7).
+// "250 2.0.0 OK <Message-ID> [Hostname=...]" (limits:
+// https://learn.microsoft.com/exchange/troubleshoot/send-emails/smtp-submission-improvements;
+// the sources of the replies are in FIDELITY.md).
 func (ss *exoSession) Data(r io.Reader) error {
 	x := ss.x
 	// The transaction ends with the reply to the final dot: free the slot
@@ -443,7 +450,8 @@ func (ss *exoSession) Data(r io.Reader) error {
 	}
 	if n := ss.s.concurrent(mailbox); n > ss.s.maxConc {
 		ss.logDebug("smtp", "smtp.stage", "data", "account", auth.upn, "reason", "concurrent connections", "count", n)
-		// exchange-online-smtp.md §4d, §5 (current text).
+		// The current text (https://learn.microsoft.com/exchange/troubleshoot/send-emails/smtp-submission-improvements,
+		// sabuhish/fastapi-mail#75).
 		return smtpErr(432, smtp.EnhancedCode{4, 3, 2}, "Concurrent connections limit exceeded. Visit https://aka.ms/concurrent_sending for more information. [Hostname="+exoMailboxFQDN+"]")
 	}
 	if denied := ss.sendAsDenied(auth, from, body); denied != "" {
@@ -556,9 +564,9 @@ func maxSubmissionText() string {
 }
 
 // sendAsDeniedText is Exchange's SendAsDenied reply text after "554 5.2.252 ":
-// a single line of more than 1.5 kB, as transcript T2 shows
-// (exchange-online-smtp.md §2b, §4d). The diagnostic pairs are made up in
-// Exchange's "n.nnnnn:HEX" form; the tail after them is UNVERIFIED.
+// a single line of more than 1.5 kB, as the transcript FIDELITY.md cites as
+// [T2] shows. The diagnostic pairs are made up in Exchange's "n.nnnnn:HEX"
+// form; the tail after them is UNVERIFIED.
 func sendAsDeniedText(user, from string) string {
 	var b strings.Builder
 	b.WriteString("SendAsDenied; " + user + " not allowed to send as " + from +
@@ -571,7 +579,7 @@ func sendAsDeniedText(user, from string) string {
 		"0.37692:87000000", "0.37948:00000000", "5.33852:00000000534D545000010480", "7.36354:0100000000000000000000000000",
 		"4.23837:DD040000", "4.21921:DD040000", "255.27962:FA000000", "255.1494:00000000", "0.38698:09000000",
 		"4.20823:0A000000", "1.42870:0A000000"}
-	// About 1.6 kB in all: longer than T2's 1533 bytes, shorter than the 2000
+	// About 1.6 kB in all: longer than [T2]'s 1533 bytes, shorter than the 2000
 	// bytes go-smtp's client accepts (the real length is not known).
 	for i := 0; b.Len() < 1540; i++ {
 		b.WriteString(" " + pairs[i%len(pairs)] + ",")
@@ -581,7 +589,8 @@ func sendAsDeniedText(user, from string) string {
 }
 
 // newExoMessageID returns a Message-ID in the shape Exchange assigns:
-// "<" + mailbox server + hex + "@" + mailbox server FQDN + ">" (§2d).
+// "<" + mailbox server + hex + "@" + mailbox server FQDN + ">" (as in the
+// git send-email patch cited at Message.MessageID).
 func newExoMessageID() string {
 	var b [14]byte
 	if _, err := rand.Read(b[:]); err != nil {
@@ -591,7 +600,7 @@ func newExoMessageID() string {
 }
 
 // stampMessageID replaces the message's Message-ID header with id and keeps the
-// client's in X-Microsoft-Original-Message-ID, as Exchange does (§2d). It
+// client's in X-Microsoft-Original-Message-ID, as Exchange does (see Message.MessageID). It
 // returns the new message and its parsed header.
 func stampMessageID(body []byte, id string) ([]byte, textproto.MIMEHeader) {
 	headEnd, sepLen := bytes.Index(body, []byte("\r\n\r\n")), 4
