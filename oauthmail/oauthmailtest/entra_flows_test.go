@@ -279,7 +279,8 @@ func TestRefresh(t *testing.T) {
 		if c := claims(t, tok.AccessToken); c["exp"] != float64(t0.Add(3*time.Hour).Unix()) || c["scp"] != "SMTP.Send" {
 			t.Errorf("claims = %v", c)
 		}
-		// Entra keeps the old one valid (entra-id.md §4.2).
+		// Entra keeps the old one valid
+		// (https://learn.microsoft.com/entra/identity-platform/refresh-tokens).
 		if st, _, me := refreshWith(t, e, rt); st != 200 {
 			t.Errorf("old refresh token = %d %+v, want 200", st, me)
 		}

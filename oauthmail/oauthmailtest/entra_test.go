@@ -23,8 +23,9 @@ var t0 = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
 
 const smtpScope = "https://outlook.office.com/SMTP.Send"
 
-// msError is Entra's error body (entra-id.md §3.1), decoded strictly enough to
-// notice error_codes that are not numbers.
+// msError is Entra's error body
+// (https://learn.microsoft.com/entra/identity-platform/reference-error-codes),
+// decoded strictly enough to notice error_codes that are not numbers.
 type msError struct {
 	Error         string `json:"error"`
 	Description   string `json:"error_description"`

@@ -79,7 +79,8 @@ func TestSMTPWithPythonSmtplib(t *testing.T) {
 	t.Run("SendAsDenied", func(t *testing.T) {
 		res := run(t, "bob@contoso.com")
 		// smtplib's data() returns the reply to the final dot; its 8192-byte line
-		// limit reads Exchange's long single-line reply whole (§6).
+		// limit (_MAXLINE in CPython's Lib/smtplib.py) reads Exchange's long
+		// single-line reply whole.
 		if res.Error != "" || len(res.Data) != 2 || res.Data[0] != float64(554) {
 			t.Fatalf("smtplib = %+v, want 554 after the final dot", res)
 		}
@@ -132,10 +133,10 @@ func TestSMTPWithMsmtp(t *testing.T) {
 		t.Fatalf("msmtp as alice: %v\n%s", err, out)
 	}
 	// Sending as bob ends in SendAsDenied after the final dot. Its reply is one
-	// line of more than 1.5 kB, like Exchange's (§2b); msmtp 1.8.23 does not
-	// accept so long a reply line and reports "the server sent an invalid reply",
-	// which is what it would do against Exchange Online too. Either way the send
-	// must fail and nothing be stored.
+	// line of more than 1.5 kB, like Exchange's (FIDELITY.md [T2]); msmtp
+	// 1.8.23 does not accept so long a reply line and reports "the server sent
+	// an invalid reply", which is what it would do against Exchange Online too.
+	// Either way the send must fail and nothing be stored.
 	out, err := run("bob@contoso.com")
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) {

@@ -40,7 +40,7 @@ func TestSMTPBannerAndEHLO(t *testing.T) {
 	r := dialRaw(t, e)
 	banner := r.line()
 	if !bannerRE.MatchString(banner) {
-		t.Fatalf("banner = %q, want Exchange's shape (exchange-online-smtp.md §2a)", banner)
+		t.Fatalf("banner = %q, want Exchange's shape (FIDELITY.md [T1])", banner)
 	}
 	r.send("EHLO printer.example")
 	pre := r.reply()
@@ -148,7 +148,7 @@ func TestSMTPTwoStepWire(t *testing.T) {
 	r := dialRaw(t, e)
 	r.startTLS(e)
 	if got := r.cmd("AUTH XOAUTH2"); got != "334 " {
-		t.Fatalf("AUTH XOAUTH2 = %q, want %q (exchange-online-smtp.md §3b)", got, "334 ")
+		t.Fatalf("AUTH XOAUTH2 = %q, want %q, the RFC 4954 form", got, "334 ")
 	}
 	got := r.cmd(xoauth2B64("alice@contoso.com", e.AccessToken("alice@contoso.com")))
 	if got != "235 2.7.0 Authentication successful" {
@@ -248,7 +248,7 @@ func TestSMTPAuthFailures(t *testing.T) {
 		sid := r.startTLS(e)
 		got := r.cmd("AUTH XOAUTH2 " + xoauth2B64(alice, expired))
 		wantLine(t, "expired token", got, "535 5.7.3 Authentication unsuccessful", sid)
-		// exchange-online-smtp.md §4b: MAIL FROM echoes the failed AUTH reply.
+		// MAIL FROM echoes the failed AUTH reply (MicrosoftDocs/OfficeDocs-Exchange#3124).
 		if mail := r.cmd("MAIL FROM:<alice@contoso.com>"); mail != "530 5.7.57 Client not authenticated to send mail. Error: "+got {
 			t.Errorf("MAIL FROM after failed AUTH = %q, want the 530 echoing %q", mail, got)
 		}
@@ -334,7 +334,8 @@ func TestSMTPSendAs(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := authed(t, e, tt.user, e.AccessToken(tt.user))
-			// MAIL FROM and RCPT TO are accepted even when Send As will fail (§4d).
+			// MAIL FROM and RCPT TO are accepted even when Send As will fail
+			// (FIDELITY.md [T2]).
 			if err := c.Mail(tt.from, nil); err != nil {
 				t.Fatalf("Mail = %v", err)
 			}
@@ -386,7 +387,7 @@ func TestSMTPSendAsDeniedWire(t *testing.T) {
 	if !strings.HasPrefix(got, prefix) {
 		t.Errorf("reply = %q, want prefix %q", trunc(got), prefix)
 	}
-	// T2 shows one reply line of more than 1533 bytes (exchange-online-smtp.md §2b).
+	// A 2025 capture (FIDELITY.md [T2]) shows one reply line of more than 1533 bytes.
 	if len(got) < 1533 {
 		t.Errorf("reply line is %d bytes, want a single line over 1533", len(got))
 	}
