@@ -26,7 +26,15 @@ import (
 	"github.com/devicemail/devicemail/tokenstore"
 )
 
-var crashKills = flag.Int("crash.kills", 100, "how many times TestOutboxCrash kills its child (at least 20)")
+var crashKills = flag.Int("crash.kills", 0, "how many times TestOutboxCrash kills its child; 0 means as many as fit in 20 s (at least 20, at most 200)")
+
+// Kills TestOutboxCrash makes without -crash.kills: at least crashMinKills,
+// then more until crashBudget has passed, up to crashMaxKills.
+const (
+	crashMinKills = 20
+	crashMaxKills = 200
+	crashBudget   = 20 * time.Second
+)
 
 // Environment of the crash child (the test binary re-executed).
 const (
@@ -133,7 +141,8 @@ func TestCrashChild(t *testing.T) {
 }
 
 // TestOutboxCrash kills a child process that enqueues and delivers with
-// SIGKILL at random moments (-crash.kills times, 100 by default), then
+// SIGKILL at random moments (-crash.kills times; by default as many as fit
+// in crashBudget, at least crashMinKills), then
 // counts what the child promised (Enqueue returned; its ledger), what the
 // emulator received, and what is still queued. Every promised message must
 // be delivered or still queued (and, after a final drain, delivered).
@@ -152,12 +161,15 @@ func TestCrashChild(t *testing.T) {
 // the first connection), and the parent kills it a random time after that
 // line, up to the median start-up time the children took so far. Waits
 // have no fixed bound short of the test's own deadline, and when that
-// deadline comes near the test makes fewer kills (at least 20).
+// deadline comes near the test makes fewer kills (at least crashMinKills).
 func TestOutboxCrash(t *testing.T) {
 	if testing.Short() {
 		t.Skip("crash test skipped in -short mode")
 	}
-	kills := max(*crashKills, 20)
+	kills, budgeted := *crashKills, *crashKills <= 0
+	if budgeted {
+		kills = crashMaxKills
+	}
 	e := oauthmailtest.Start(t, &oauthmailtest.Options{SendRate: -1, MaxConcurrent: 1000})
 	rl := startRelay(t, e.SMTPAddr())
 	dir := t.TempDir()
@@ -178,13 +190,13 @@ func TestOutboxCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Waits end at the test's deadline, less what the drain and the report
-	// need; kills stop early (after 20) when that deadline comes near.
+	// Waits end at the test's deadline, less what the report needs; kills
+	// stop early (after crashMinKills) when that deadline comes near.
 	guard, stop := t.Context(), context.CancelFunc(func() {})
 	deadline, hasDeadline := t.Deadline()
-	const reserve = 90 * time.Second
+	const reserve = time.Minute
 	if hasDeadline {
-		guard, stop = context.WithDeadline(t.Context(), deadline.Add(-reserve/2))
+		guard, stop = context.WithDeadline(t.Context(), deadline.Add(-10*time.Second))
 	}
 	defer stop()
 
@@ -199,7 +211,10 @@ func TestOutboxCrash(t *testing.T) {
 	)
 	start := time.Now()
 	for i := range kills {
-		if hasDeadline && i >= 20 && time.Until(deadline) < reserve {
+		if i >= crashMinKills && budgeted && time.Since(start) > crashBudget {
+			break
+		}
+		if i >= crashMinKills && hasDeadline && time.Until(deadline) < reserve {
 			t.Logf("stopping after %d of %d kills: the test deadline is %v away", i, kills, time.Until(deadline).Round(time.Second))
 			break
 		}

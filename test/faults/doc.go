@@ -9,9 +9,9 @@
 //     server, which records every byte it receives, never sees an AUTH line.
 //   - Outbox crash test (crash_test.go): a child process (this test binary,
 //     re-executed) enqueues and delivers to the emulator and is killed with
-//     SIGKILL 100 times (-crash.kills), each time at a random moment after
-//     it reported its first delivery; every message it had enqueued must be
-//     delivered or still queued. After each kill the test notes whether the
+//     SIGKILL 20 to 200 times (as many as fit in 20 s, or -crash.kills),
+//     each time at a random moment after it reported its first delivery;
+//     every message it had enqueued must be delivered or still queued. After each kill the test notes whether the
 //     kill landed inside the documented duplicate window (the server has
 //     the message, the spool still has it); the duplicates, counted by
 //     Message-ID, must equal those kills, and losses must be zero. It logs
