@@ -59,10 +59,12 @@
 // resumes after it, moves permanent failures to a dead-letter area with
 // their [Code], and keeps to Exchange Online's 30 messages a minute per
 // mailbox, across processes. Delivery is at least once: the spool entry is
-// removed right after the server's 250 to the final dot, so a crash between
-// the server storing the message and that rename is the only window for a
-// duplicate; Message-ID and Date are fixed at Enqueue, so a duplicate is
-// recognisable.
+// removed right after the server's 250 to the final dot, so a crash after
+// the server has received the final dot (or BDAT LAST) and before that
+// rename, including while the 250 is in flight, is the only window for a
+// duplicate, and no crash loses a message Enqueue accepted ([Outbox] lists
+// every crash point); Message-ID and Date are fixed at Enqueue, so a
+// duplicate is recognisable.
 //
 // # Error codes
 //

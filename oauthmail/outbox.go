@@ -78,12 +78,39 @@ type OutboxConfig struct {
 // directory and syncs it before it returns; [Outbox.Run] or [Outbox.Flush]
 // deliver it.
 //
-// Delivery is at least once. A message leaves the spool only after the
-// server answered 250 to its final dot; a crash (or power loss) between that
-// reply and the removal of the spool entry, a window of one rename, makes
-// the message go out again on the next run. The resent message carries the
-// same Message-ID and Date header (fixed at Enqueue), so a recipient can tell
-// the copies apart as duplicates. SMTP has no way to close that window.
+// Delivery is at least once. A message leaves queue/ by one rename, made as
+// soon as the server has answered 250 to its final dot (or to BDAT LAST).
+// What a crash (kill, panic, power loss) does depends on where it lands:
+//
+//   - Inside Enqueue, before it returns: nothing was promised. If the rename
+//     into queue/ was made the message is delivered anyway (a caller that
+//     enqueues it again after the crash sends it twice, under two
+//     Message-IDs); if not, a later NewOutbox removes the staging directory
+//     once it is an hour old.
+//   - After Enqueue returned and before the server has the whole message
+//     (connecting, signing in, MAIL, RCPT, DATA or BDAT chunks, the final dot
+//     or BDAT LAST not yet received in full): the server stored nothing, the
+//     entry is still queued, and the next run sends it once. No loss, no
+//     duplicate.
+//   - From the moment the server has received the final dot or BDAT LAST to
+//     the rename (while the server stores the message, while its 250 is in
+//     flight, after it arrived but before the rename; after a power loss,
+//     up to the directory sync that follows the rename): the server has the
+//     message and the entry is still queued, so the next run sends it again.
+//     This is the one window for a duplicate.
+//   - After the rename: the message is not sent again. Deleting its files,
+//     QUIT and the store update may be cut short; NewOutbox removes what is
+//     left in tmp/.
+//
+// One process delivers from a spool at a time, one message at a time, so a
+// crash sends at most one message twice. The same window opens without a
+// crash when the connection breaks, or AttemptTimeout ends, while the reply
+// to the final dot is awaited: the outbox cannot know whether the server
+// took the message and tries again (RFC 1047; RFC 5321 section 4.5.3.2.6,
+// https://www.rfc-editor.org/rfc/rfc5321#section-4.5.3.2.6). The resent
+// message carries the same Message-ID and Date header (fixed at Enqueue), so
+// a recipient can tell the copies apart as duplicates. SMTP has no way to
+// close that window.
 //
 // Temporary failures (network, 4xx replies, throttling, an unavailable token
 // endpoint) are retried with exponential backoff. Failures a new sign-in
@@ -893,7 +920,8 @@ func (o *Outbox) attempt(ctx context.Context, id, dir string, st spoolState) boo
 		o.noteSent(now)
 	}
 	err = o.send(actx, msg, func() {
-		// The duplicate window: from the server's 250 to this rename.
+		// The duplicate window: from the server receiving the final dot (or
+		// BDAT LAST) to this rename; see the Outbox doc.
 		if rerr := o.remove(dirQueue, id); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
 			o.log.LogAttrs(ctx, slog.LevelWarn, "outbox: delivered message could not be removed; it may be sent again",
 				slog.String("outbox.id", id), slog.String("error", rerr.Error()))
