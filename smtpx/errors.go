@@ -140,6 +140,13 @@ func Classify(stage Stage, code int, enh [3]int, text string) Reason {
 		return ReasonSendAsDenied
 	case strings.Contains(text, "MaxSubmissionExceeded"):
 		return ReasonTooLarge
+	case strings.Contains(text, "SubmissionQuotaExceeded"):
+		// 554 5.2.0 ...SubmissionQuotaExceededException: the mailbox's
+		// recipient rate limit (10,000 recipients a day, learn.microsoft.com/
+		// office365/servicedescriptions/exchange-online-service-description/
+		// exchange-online-limits#sending-limits-1) is used up; the same
+		// message goes through once the rolling day has room again.
+		return ReasonThrottled
 	case code == 452 && strings.Contains(strings.ToLower(text), "too many recipients"):
 		return ReasonTooManyRecipients
 	}

@@ -87,6 +87,7 @@ func TestClassify(t *testing.T) {
 		{452, [3]int{}, "Too many recipients", ReasonTooManyRecipients},
 		{550, [3]int{5, 5, 3}, "RESOLVER.ADR.RecipLimit; too many recipients", ReasonTooManyRecipients},
 		{452, [3]int{4, 3, 1}, "Insufficient system storage", ReasonTemporary},
+		{554, [3]int{5, 2, 0}, "STOREDRV.Submission.Exception:SubmissionQuotaExceededException; Failed to process message due to a permanent exception", ReasonThrottled},
 	}
 	for _, tc := range cases {
 		if got := Classify(StageData, tc.code, tc.enh, tc.text); got != tc.want {
