@@ -73,10 +73,10 @@ func setDesktopSecret(e *oauthmailtest.Emulator, expires time.Time) {
 	})
 }
 
-// Seed 004: a desktop tool signs in with the authorization-code flow, a client
+// A desktop tool signs in with the authorization-code flow, a client
 // secret and its two endpoint fields, sends the test mail, warns before the
 // secret expires and reports client_secret_expired after.
-func TestSeed004AuthCodeTestMail(t *testing.T) {
+func TestAuthCodeTestMail(t *testing.T) {
 	expires := t0.Add(60 * 24 * time.Hour)
 	r := newRig(t, nil, oauthmailtest.ContosoTenantID, oauthmailtest.DesktopAppClientID, func(c *oauthmail.Config) {
 		c.ClientSecret = oauthmailtest.DesktopAppSecret

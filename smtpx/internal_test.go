@@ -8,7 +8,8 @@ import (
 	"testing"
 )
 
-// exchange-online-smtp.md §3: Microsoft's worked example.
+// Microsoft's worked example, from
+// https://learn.microsoft.com/exchange/client-developer/legacy-protocols/how-to-authenticate-an-imap-pop-smtp-application-by-using-oauth
 func TestXOAUTH2DocumentedVector(t *testing.T) {
 	mech, ir, err := XOAUTH2("test@contoso.onmicrosoft.com", "EwBAAl3BAAUFFpUAo7J3Ve0bjLBWZWCclRC3EoAA").Start()
 	if err != nil || mech != "XOAUTH2" {

@@ -16,7 +16,8 @@ const MechanismXOAUTH2 = "XOAUTH2"
 //
 //	user=<user>\x01auth=Bearer <token>\x01\x01
 //
-// (exchange-online-smtp.md §3) and answers a 334 error challenge (Google's
+// (https://learn.microsoft.com/exchange/client-developer/legacy-protocols/how-to-authenticate-an-imap-pop-smtp-application-by-using-oauth)
+// and answers a 334 error challenge (Google's
 // JSON status) with an empty response, as the mechanism requires, so that
 // the server ends the exchange with its final failure reply.
 //
@@ -50,7 +51,7 @@ func (c *xoauth2Client) Next(challenge []byte) ([]byte, error) {
 	return []byte{}, nil
 }
 
-// exchange-online-smtp.md §3: "user=" + userName + "^Aauth=Bearer " + accessToken + "^A^A"
+// Microsoft's encoding: "user=" + userName + "^Aauth=Bearer " + accessToken + "^A^A"
 func encodeXOAUTH2(user, token string) []byte {
 	b := make([]byte, 0, len(user)+len(token)+20)
 	b = append(b, "user="...)

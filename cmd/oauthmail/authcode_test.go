@@ -87,7 +87,7 @@ func writeFile(t *testing.T, dir, name, data string) string {
 	return p
 }
 
-// Seed 004 through the command: login --flow authcode with a client secret
+// A desktop tool through the command: login --flow authcode with a client secret
 // (by tenant, and by the two endpoint URLs), send --test, and app-only
 // login --flow client-credentials followed by a send.
 func TestLoginAuthCodeAndClientCredentials(t *testing.T) {
