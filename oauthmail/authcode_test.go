@@ -100,10 +100,11 @@ func TestAuthCodeTestMail(t *testing.T) {
 	if err != nil {
 		t.Fatalf("SendTest = %v", err)
 	}
+	const testSubject = "devicemail test message" // documented at SendTest
 	msgs := r.e.Messages()
 	if len(msgs) != 1 || addr != "alice@contoso.com" || msgs[0].From != addr ||
-		len(msgs[0].To) != 1 || msgs[0].To[0] != addr || msgs[0].Header.Get("Subject") != oauthmail.TestSubject {
-		t.Fatalf("test mail = %+v (addr %q), want one %q from and to alice", msgs, addr, oauthmail.TestSubject)
+		len(msgs[0].To) != 1 || msgs[0].To[0] != addr || msgs[0].Header.Get("Subject") != testSubject {
+		t.Fatalf("test mail = %+v (addr %q), want one %q from and to alice", msgs, addr, testSubject)
 	}
 
 	st, err := r.m.Status(ctx)

@@ -13,7 +13,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/devicemail/devicemail/oauthmail"
 	"github.com/devicemail/devicemail/oauthmail/oauthmailtest"
 )
 
@@ -111,7 +110,7 @@ func TestLoginAuthCodeAndClientCredentials(t *testing.T) {
 		t.Fatalf("send --test exit %d\nstdout: %s\nstderr: %s", r.status, r.stdout, r.stderr)
 	}
 	msgs := e.Messages()
-	if len(msgs) != 1 || msgs[0].Header.Get("Subject") != oauthmail.TestSubject || msgs[0].To[0] != "alice@contoso.com" {
+	if len(msgs) != 1 || msgs[0].Header.Get("Subject") != "devicemail test message" || msgs[0].To[0] != "alice@contoso.com" {
 		t.Fatalf("messages = %+v, want the test mail to alice", msgs)
 	}
 
