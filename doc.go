@@ -23,4 +23,8 @@
 // The command github.com/devicemail/devicemail/cmd/oauthmail signs in, sends, prints
 // tokens for msmtp and runs the emulator; `go run ./cmd/oauthmail demo` shows the
 // whole job against the built-in emulator.
+//
+// The facade imports the packages below it and none of them imports the
+// facade or each other: a program that needs only smtpx, devicecode or
+// tokenstore links only that package (and internal helpers).
 package devicemail

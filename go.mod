@@ -6,12 +6,14 @@ require (
 	github.com/emersion/go-message v0.18.2
 	github.com/emersion/go-sasl v0.0.0-20241020182733-b788ff22d5a6
 	github.com/emersion/go-smtp v0.25.1
-	github.com/godbus/dbus/v5 v5.2.2
-	github.com/google/go-cmp v0.7.0
+	github.com/godbus/dbus/v5 v5.2.2 // go-keyring's Secret Service client; keyringstore's tests also talk to D-Bus directly
 	github.com/zalando/go-keyring v0.2.8
 	golang.org/x/oauth2 v0.37.0
-	golang.org/x/sys v0.27.0
+	golang.org/x/sys v0.27.0 // file locking on Windows (tokenstore)
 	rsc.io/qr v0.2.0
 )
+
+// Test only: no package of the module imports these outside its tests.
+require github.com/google/go-cmp v0.7.0 // test only: cmp.Diff in fuzz and table tests
 
 require github.com/danieljoos/wincred v1.2.3 // indirect

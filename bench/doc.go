@@ -1,4 +1,4 @@
-// Package bench holds the performance harness of issue 9: Go benchmarks that
+// Package bench holds the performance harness: Go benchmarks that
 // measure devicemail side by side with what users would pick instead (msmtp)
 // and with the floor of the protocol, against the emulator's Exchange side on
 // loopback. It has no API; everything is in its _test.go files, the delay

@@ -28,7 +28,8 @@ import (
 const (
 	sender    = "alice@contoso.com"
 	recipient = "bob@contoso.com"
-	// oneWay is the delay the proxy adds to each direction (issue 9 §1).
+	// oneWay is the delay the proxy adds to each direction: a 40 ms round
+	// trip, a device on one continent and the mail service on another.
 	oneWay = 20 * time.Millisecond
 )
 

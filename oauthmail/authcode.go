@@ -136,28 +136,30 @@ func (m *Mailer) secretStatus(st *Status) {
 	st.ClientSecret = &s
 }
 
-// TestSubject is the subject of [TestMessage].
-const TestSubject = "devicemail test message"
+// testSubject is the subject of testMessage.
+const testSubject = "devicemail test message"
 
-// TestMessage returns the fixed test mail of a "send test mail" button (seed
-// 004): a short, clearly labelled text message from addr to addr itself.
-func TestMessage(addr string) *smtpx.Message {
+// testMessage returns the fixed test mail of a "send test mail" button: a
+// short, clearly labelled text message from addr to addr itself.
+func testMessage(addr string) *smtpx.Message {
 	return &smtpx.Message{
 		From:    smtpx.Address{Email: addr},
 		To:      []smtpx.Address{{Email: addr}},
-		Subject: TestSubject,
+		Subject: testSubject,
 		Text: "This is a test message sent by devicemail to check the mail settings.\r\n" +
 			"It was sent to the sender's own address. No action is needed; you may delete it.\r\n",
 	}
 }
 
-// SendTest sends [TestMessage] from the configured sender (Config.From, else
-// the signed-in account) to that same address, and returns the address.
+// SendTest sends the fixed test mail of a "send test mail" button, a short
+// text message with the subject "devicemail test message", from the
+// configured sender (Config.From, else the signed-in account) to that same
+// address, and returns the address.
 func (m *Mailer) SendTest(ctx context.Context) (string, error) {
 	rec, err := m.fresh(ctx, false, "")
 	if err != nil {
 		return "", err
 	}
 	addr := m.sender(rec)
-	return addr, m.Send(ctx, TestMessage(addr))
+	return addr, m.Send(ctx, testMessage(addr))
 }

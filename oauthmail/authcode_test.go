@@ -73,10 +73,10 @@ func setDesktopSecret(e *oauthmailtest.Emulator, expires time.Time) {
 	})
 }
 
-// Seed 004: a desktop tool signs in with the authorization-code flow, a client
+// A desktop tool signs in with the authorization-code flow, a client
 // secret and its two endpoint fields, sends the test mail, warns before the
 // secret expires and reports client_secret_expired after.
-func TestSeed004AuthCodeTestMail(t *testing.T) {
+func TestAuthCodeTestMail(t *testing.T) {
 	expires := t0.Add(60 * 24 * time.Hour)
 	r := newRig(t, nil, oauthmailtest.ContosoTenantID, oauthmailtest.DesktopAppClientID, func(c *oauthmail.Config) {
 		c.ClientSecret = oauthmailtest.DesktopAppSecret
@@ -100,10 +100,11 @@ func TestSeed004AuthCodeTestMail(t *testing.T) {
 	if err != nil {
 		t.Fatalf("SendTest = %v", err)
 	}
+	const testSubject = "devicemail test message" // documented at SendTest
 	msgs := r.e.Messages()
 	if len(msgs) != 1 || addr != "alice@contoso.com" || msgs[0].From != addr ||
-		len(msgs[0].To) != 1 || msgs[0].To[0] != addr || msgs[0].Header.Get("Subject") != oauthmail.TestSubject {
-		t.Fatalf("test mail = %+v (addr %q), want one %q from and to alice", msgs, addr, oauthmail.TestSubject)
+		len(msgs[0].To) != 1 || msgs[0].To[0] != addr || msgs[0].Header.Get("Subject") != testSubject {
+		t.Fatalf("test mail = %+v (addr %q), want one %q from and to alice", msgs, addr, testSubject)
 	}
 
 	st, err := r.m.Status(ctx)

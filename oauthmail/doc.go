@@ -21,12 +21,12 @@
 // [Mailer.SignIn] runs the device code flow (RFC 8628): the device shows a code
 // and a URL, a person signs in on a computer or phone, and the sign-in is saved
 // under the Mailer's account key. The signed-in account's UPN becomes the
-// sender (seed 000: Exchange accepts only the UPN, or an address the account
-// has Send As rights on). A configured sender (Config.From or the message's
+// sender (Exchange Online accepts only the UPN, or an address the account
+// has Send As rights on; any other From ends in 554 5.2.252 SendAsDenied). A configured sender (Config.From or the message's
 // From) that is neither the UPN nor in Config.SendAs is refused before any
 // connection with [*smtpx.SenderMismatchError] (code sender_mismatch). The
-// mailbox's primary address may differ from the UPN (seed 003); the UPN is
-// still what is used.
+// mailbox's primary address may differ from the UPN; the UPN is still what
+// is used.
 //
 // One store holds many accounts ([Mailer.Account], [Mailer.Accounts]), for a
 // device on which each user signs in with their own mailbox.
@@ -71,9 +71,9 @@
 // [ErrorCode] maps any error from any layer to a stable [Code]. Each code says
 // whether retrying can help ([Code.Retryable]) and what the operator should do
 // in English and Japanese ([Code.Message]), and has a panel number from a
-// [PanelTable]. The default table uses the job codes of seed 001 where they
-// fit (360 not linked, 361 link expired, 370 re-sign-in required); integrators
-// pass their own table.
+// [PanelTable]. The default table uses the job error codes printers already
+// show where they fit (360 not linked, 361 link expired, 370 re-sign-in
+// required); integrators pass their own table.
 //
 //	panel code                   retry  meaning
 //	360   not_signed_in          no     no sign-in stored for the account

@@ -110,7 +110,7 @@ func ErrorCode(err error) Code {
 	return Internal
 }
 
-// deviceCode maps a devicecode reason (design.md) to a code.
+// deviceCode maps a devicecode reason to a code.
 func deviceCode(r devicecode.Reason) Code {
 	switch string(r) {
 	case "declined", "access_denied":
@@ -149,7 +149,7 @@ func deviceCode(r devicecode.Reason) Code {
 	return Internal
 }
 
-// smtpCode maps an smtpx reason (design.md) to a code.
+// smtpCode maps an smtpx reason to a code.
 func smtpCode(r smtpx.Reason) Code {
 	switch string(r) {
 	case "auth_failed", "not_authenticated", "token_expiring":
@@ -282,9 +282,9 @@ func (c Code) Message(lang string) string {
 // table's number for [Internal], or 0 if that is missing too.
 type PanelTable map[Code]int
 
-// DefaultPanels returns a new copy of the default table: seed 001's job codes
-// 360 (not linked), 361 (link expired) and 370 (re-sign-in required) where they
-// fit, and the rest in 362–399 as listed in the package documentation.
+// DefaultPanels returns a new copy of the default table: the job error codes
+// printers already show for mail-service sign-ins, 360 (not linked), 361 (link
+// expired) and 370 (re-sign-in required), where they fit, and the rest in 362–399 as listed in the package documentation.
 func DefaultPanels() PanelTable {
 	t := make(PanelTable, len(codes))
 	for c, info := range codes {

@@ -110,8 +110,8 @@ func refreshCount(e *oauthmailtest.Emulator) int {
 	return n
 }
 
-// Seed 000: GUIDs, device code, sender set to the UPN, changed sender refused.
-func TestSeed000DeviceCodeSenderIsUPN(t *testing.T) {
+// GUIDs, device code, sender set to the UPN, changed sender refused.
+func TestDeviceCodeSenderIsUPN(t *testing.T) {
 	ctx := context.Background()
 	if _, err := devicecode.ExchangeOnline("6a3b9c1e-4f2d-4e8a-9b7c-1d2e3f40516"); oauthmail.ErrorCode(err) != oauthmail.BadInput {
 		t.Errorf("tenant with 31 hex digits: ErrorCode = %q, want bad_input", oauthmail.ErrorCode(err))
@@ -167,8 +167,8 @@ func withFrom(cfg oauthmail.Config, from string, sendAs ...string) oauthmail.Con
 	return cfg
 }
 
-// Seed 001: Exchange Online status fields and sign-out.
-func TestSeed001StatusAndSignOut(t *testing.T) {
+// Exchange Online status fields and sign-out.
+func TestStatusAndSignOut(t *testing.T) {
 	ctx := context.Background()
 	r := newRig(t, nil, oauthmailtest.ContosoTenantID, oauthmailtest.DeviceAppClientID, nil)
 	st, err := r.m.Status(ctx)
@@ -215,8 +215,8 @@ func TestSeed001StatusAndSignOut(t *testing.T) {
 	}
 }
 
-// Seed 001: Outlook.com (personal accounts) on its own preset.
-func TestSeed001OutlookCom(t *testing.T) {
+// Outlook.com (personal accounts) on its own preset.
+func TestOutlookCom(t *testing.T) {
 	ctx := context.Background()
 	r := newRig(t, nil, "", oauthmailtest.DeviceAppClientID, nil)
 	id := r.signIn(t, r.m, "carol@outlook.com")
@@ -231,8 +231,8 @@ func TestSeed001OutlookCom(t *testing.T) {
 	}
 }
 
-// Seed 001: "To My Mail": each user signs in with their own account in one store.
-func TestSeed001PerUserAccounts(t *testing.T) {
+// "To My Mail": each user signs in with their own account in one store.
+func TestPerUserAccounts(t *testing.T) {
 	ctx := context.Background()
 	r := newRig(t, nil, oauthmailtest.ContosoTenantID, oauthmailtest.DeviceAppClientID, nil)
 	alice, bob := r.m.Account("alice"), r.m.Account("bob")
@@ -259,9 +259,9 @@ func TestSeed001PerUserAccounts(t *testing.T) {
 	}
 }
 
-// Seed 001: a printer that sent nothing for more than 90 days has lost its
+// A printer that sent nothing for more than 90 days has lost its
 // sign-in: "expired", panel 361. KeepAlive prevents it.
-func TestSeed001IdleLapse(t *testing.T) {
+func TestIdleLapse(t *testing.T) {
 	ctx := context.Background()
 	r := newRig(t, nil, oauthmailtest.ContosoTenantID, oauthmailtest.DeviceAppClientID, nil)
 	r.signIn(t, r.m, "alice@contoso.com")
@@ -297,8 +297,8 @@ func TestSeed001IdleLapse(t *testing.T) {
 	}
 }
 
-// Seed 002: mail is only sent when the sender equals the auth address.
-func TestSeed002SenderMustEqualAuthAddress(t *testing.T) {
+// Mail is only sent when the sender equals the auth address.
+func TestSenderMustEqualAuthAddress(t *testing.T) {
 	ctx := context.Background()
 	r := newRig(t, nil, oauthmailtest.ContosoTenantID, oauthmailtest.DeviceAppClientID, nil)
 	r.signIn(t, r.m, "alice@contoso.com")
@@ -321,9 +321,9 @@ func TestSeed002SenderMustEqualAuthAddress(t *testing.T) {
 	wantCode(t, "allow-listed without Send As", err, oauthmail.SendAsDenied)
 }
 
-// Seed 003: vendor multi-tenant app, admin consent, primary address != UPN,
+// Vendor multi-tenant app, admin consent, primary address != UPN,
 // Conditional Access.
-func TestSeed003VendorApp(t *testing.T) {
+func TestVendorApp(t *testing.T) {
 	ctx := context.Background()
 	r := newRig(t, nil, oauthmailtest.ContosoTenantID, oauthmailtest.VendorAppClientID, nil)
 	_, err := r.m.SignIn(ctx, r.approve("alice@contoso.com"))

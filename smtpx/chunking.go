@@ -12,7 +12,8 @@ import (
 )
 
 // BDAT (RFC 3030). When the server offers CHUNKING, BINARYMIME and
-// PIPELINING (Exchange Online offers all three; exchange-online-smtp.md §2b)
+// PIPELINING (Exchange Online offers all three after STARTTLS, as in the EHLO
+// captured in https://lore.kernel.org/git/PN3PR01MB95971B8A202ADEA412010B35B88E2@PN3PR01MB9597.INDPRD01.PROD.OUTLOOK.COM/)
 // smtpx sends the message with BDAT instead of DATA: the content needs no
 // dot-stuffing and no scan for line starts, and attachments go unencoded
 // (Content-Transfer-Encoding: binary, MAIL ... BODY=BINARYMIME), which puts

@@ -13,9 +13,9 @@ import (
 	"github.com/devicemail/devicemail/internal/redact"
 )
 
-// ctxConn bridges a context into a net.Conn (STYLE 3.4): go-smtp sets and
-// clears per-command deadlines itself and takes no context, so every
-// deadline it sets is capped by the bound context's deadline, and a
+// ctxConn bridges a context into a net.Conn: go-smtp sets and clears
+// per-command deadlines itself and takes no context (emersion/go-smtp#19),
+// so every deadline it sets is capped by the bound context's deadline, and a
 // cancelled context forces an expired deadline that go-smtp cannot clear.
 type ctxConn struct {
 	net.Conn
@@ -192,9 +192,10 @@ func isReply(s string) bool {
 }
 
 // maxReplyLine is where smtpx cuts reply lines. Exchange Online sends
-// SendAsDenied as one line of well over 1.5 kB (exchange-online-smtp.md
-// §2b), and go-smtp's client fails on lines over 2000 bytes with "too long
-// a line"; the start of the line carries the codes and the reason.
+// SendAsDenied as one line of well over 1.5 kB (a 2025 capture that a
+// 512-byte reader cut in two: github.com/adiityapratap/Bizadmin,
+// application/logs/log-2025-11-23.php), and go-smtp's client fails on
+// lines over 2000 bytes with "too long a line"; the start of the line carries the codes and the reason.
 const maxReplyLine = 1024
 
 // Hard limits on what one reply may cost the client, so that a hostile
@@ -202,7 +203,7 @@ const maxReplyLine = 1024
 // a line longer than maxReplyLineHard bytes, or a reply of more than
 // maxReplyLines continuation lines ("250-..."), ends the connection.
 // Exchange's longest line is about 1.6 kB and its EHLO has ten lines
-// (exchange-online-smtp.md §2b, §2c).
+// (captures in the same log and in PHPMailer/PHPMailer#2647).
 const (
 	maxReplyLineHard = 16 << 10
 	maxReplyLines    = 256

@@ -29,8 +29,8 @@ const (
 // Reason classifies an [Error]. Values are stable API.
 type Reason string
 
-// Reasons, with the Exchange Online replies that produce them
-// (exchange-online-smtp.md §4, §7).
+// Reasons, with the Exchange Online replies that produce them (see
+// [Classify] for the sources).
 const (
 	ReasonAuthFailed       Reason = "auth_failed"        // 535 5.7.3: token rejected
 	ReasonSMTPAuthDisabled Reason = "smtp_auth_disabled" // 535 5.7.139: SMTP AUTH off for tenant/mailbox, policy
@@ -109,9 +109,18 @@ func (e *Error) Temporary() bool {
 
 // Classify maps an SMTP reply to a [Reason]. It is what [Error] uses for
 // server replies and is exported so that callers can classify replies they
-// obtained elsewhere. stage matters only for 535 outside AUTH. Replies are
-// taken from exchange-online-smtp.md §4 and §7; unknown replies fall back on
-// the class of the reply code (5xx rejected, 4xx temporary).
+// obtained elsewhere. stage matters only for 535 outside AUTH. Unknown
+// replies fall back on the class of the reply code (5xx rejected, 4xx
+// temporary). The Exchange Online replies are documented by Microsoft
+// (https://learn.microsoft.com/exchange/client-developer/legacy-protocols/how-to-authenticate-an-imap-pop-smtp-application-by-using-oauth
+// for 535 5.7.3,
+// https://learn.microsoft.com/exchange/troubleshoot/send-emails/smtp-submission-improvements
+// for 432 4.3.2 and the STOREDRV quota replies,
+// https://learn.microsoft.com/exchange/mail-flow-best-practices/fix-issues-with-printers-scanners-and-lob-applications-that-send-email-using-off
+// for 5.7.60) or captured in public issue threads (5.7.139:
+// simonrob/email-oauth2-proxy#193; 5.2.252: gophish/gophish#2670; 4.7.66:
+// zehm/sendEmail#1; 552 5.3.4: jstedfast/MailKit#904; 5.5.127 on the High
+// Volume Email host: tarickb/sasl-xoauth2#98).
 func Classify(stage Stage, code int, enh [3]int, text string) Reason {
 	switch enh {
 	case [3]int{5, 7, 139}:
@@ -127,14 +136,15 @@ func Classify(stage Stage, code int, enh [3]int, text string) Reason {
 	case [3]int{5, 3, 4}, [3]int{5, 2, 3}:
 		return ReasonTooLarge
 	case [3]int{4, 7, 66}:
-		// 421 4.7.66 TLS 1.0 and 1.1 are not supported (§4e)
+		// 421 4.7.66 TLS 1.0 and 1.1 are not supported
 		return ReasonTLS
 	case [3]int{4, 3, 2}:
 		return ReasonThrottled
 	case [3]int{4, 5, 3}, [3]int{5, 5, 3}:
 		return ReasonTooManyRecipients
 	}
-	// Older texts without a distinctive enhanced code (§4d).
+	// Older texts without a distinctive enhanced code (SendAsDenied before
+	// 2021: rss2email/rss2email#147; MaxSubmissionExceeded: pankleks/pm2-health#52).
 	switch {
 	case strings.Contains(text, "SendAsDenied"):
 		return ReasonSendAsDenied

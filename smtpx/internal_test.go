@@ -8,7 +8,8 @@ import (
 	"testing"
 )
 
-// exchange-online-smtp.md §3: Microsoft's worked example.
+// Microsoft's worked example, from
+// https://learn.microsoft.com/exchange/client-developer/legacy-protocols/how-to-authenticate-an-imap-pop-smtp-application-by-using-oauth
 func TestXOAUTH2DocumentedVector(t *testing.T) {
 	mech, ir, err := XOAUTH2("test@contoso.onmicrosoft.com", "EwBAAl3BAAUFFpUAo7J3Ve0bjLBWZWCclRC3EoAA").Start()
 	if err != nil || mech != "XOAUTH2" {
@@ -38,14 +39,14 @@ func FuzzXOAUTH2(f *testing.F) {
 	f.Add("", "", []byte("\x01\x01"))
 	f.Fuzz(func(t *testing.T, user, token string, junk []byte) {
 		// Decoding arbitrary input never panics.
-		if u, tk, err := DecodeXOAUTH2(junk); err == nil && (u == "" || tk == "") {
-			t.Fatalf("DecodeXOAUTH2(%q) = %q, %q, nil", junk, u, tk)
+		if u, tk, err := decodeXOAUTH2(junk); err == nil && (u == "" || tk == "") {
+			t.Fatalf("decodeXOAUTH2(%q) = %q, %q, nil", junk, u, tk)
 		}
 		_, ir, err := XOAUTH2(user, token).Start()
 		if err != nil {
 			return // refused input (control characters, empty)
 		}
-		u, tk, err := DecodeXOAUTH2(ir)
+		u, tk, err := decodeXOAUTH2(ir)
 		if err != nil || u != user || tk != token {
 			t.Fatalf("round trip of (%q, %q) = (%q, %q, %v)", user, token, u, tk, err)
 		}

@@ -44,7 +44,9 @@ type Message struct {
 
 	// MessageID is the Message-ID without angle brackets; "" generates one.
 	// (Exchange Online replaces it and keeps the original in
-	// X-Microsoft-Original-Message-ID; exchange-online-smtp.md §2d.)
+	// X-Microsoft-Original-Message-ID, as the git send-email patch
+	// "retrieve Message-ID from outlook SMTP server" on
+	// https://lore.kernel.org/git/ shows.)
 	MessageID string
 	// Date is the Date header; zero means Sender.Now().
 	Date time.Time

@@ -8,9 +8,6 @@ import (
 	"github.com/emersion/go-sasl"
 )
 
-// MechanismOAUTHBEARER is the SASL mechanism name of RFC 7628.
-const MechanismOAUTHBEARER = "OAUTHBEARER"
-
 // OAUTHBEARER returns a SASL client for the OAUTHBEARER mechanism (RFC 7628)
 // that sends token as a bearer token for user, naming the server's host and
 // port as §3.1 asks.

@@ -47,7 +47,9 @@ const (
 	// or fails it, is an error, never a downgrade.
 	StartTLS TLSMode = iota
 	// ImplicitTLS starts TLS at once (port 465). Exchange Online has no
-	// such endpoint (exchange-online-smtp.md §1).
+	// such endpoint: "If your device recommends or defaults to port 465, it
+	// doesn't support SMTP AUTH client submission"
+	// (https://learn.microsoft.com/exchange/mail-flow-best-practices/how-to-set-up-a-multifunction-device-or-application-to-send-email-using-microsoft-365-or-office-365).
 	ImplicitTLS
 )
 
@@ -71,7 +73,8 @@ type Sender struct {
 	// is refused. Set RootCAs to trust a private CA (e.g. the emulator's).
 	TLSConfig *tls.Config
 	// Username is the SASL user (XOAUTH2 "user="); "" means Account. For a
-	// shared mailbox it is the mailbox's address (exchange-online-smtp.md §3).
+	// shared mailbox it is the mailbox's address
+	// (https://learn.microsoft.com/exchange/client-developer/legacy-protocols/how-to-authenticate-an-imap-pop-smtp-application-by-using-oauth).
 	Username string
 	// Account is the signed-in account's address (the token's UPN). The
 	// From address of every message must equal it (case-insensitive) or
@@ -319,8 +322,8 @@ func (ss *Session) connect(ctx context.Context) error {
 	unbind = cc.bind(ctx)
 	defer unbind()
 
-	// The guard against plaintext AUTH (STYLE 3.7): go-sasl's Start gets no
-	// server information, so it is checked here.
+	// The guard against plaintext AUTH (net/smtp's PlainAuth rule):
+	// go-sasl's Start gets no server information, so it is checked here.
 	if !isTLS && !(s.InsecureAllowPlaintextAuth && isLoopback(raw.RemoteAddr())) {
 		c.Close()
 		return &Error{Stage: StageAuth, Reason: ReasonTLS, Message: "refusing to send AUTH over a connection without TLS"}

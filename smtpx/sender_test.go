@@ -227,7 +227,7 @@ func TestInvalidMessages(t *testing.T) {
 	}
 }
 
-// Exchange Online replies, exchange-online-smtp.md §4 and §7.
+// Exchange Online replies, with the sources named at Classify.
 func TestExchangeReplies(t *testing.T) {
 	type reply struct {
 		code int

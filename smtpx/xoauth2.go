@@ -1,22 +1,25 @@
 package smtpx
 
 import (
-	"bytes"
 	"errors"
 	"strings"
 
 	"github.com/emersion/go-sasl"
 )
 
-// MechanismXOAUTH2 is the SASL mechanism name of [XOAUTH2].
-const MechanismXOAUTH2 = "XOAUTH2"
+// The SASL mechanism names, the values of Sender.Mechanism.
+const (
+	MechanismXOAUTH2     = "XOAUTH2"     // [XOAUTH2]
+	MechanismOAUTHBEARER = "OAUTHBEARER" // [OAUTHBEARER], RFC 7628
+)
 
 // XOAUTH2 returns a [sasl.Client] for the XOAUTH2 mechanism, which go-sasl
 // no longer ships. It sends the initial response
 //
 //	user=<user>\x01auth=Bearer <token>\x01\x01
 //
-// (exchange-online-smtp.md §3) and answers a 334 error challenge (Google's
+// (https://learn.microsoft.com/exchange/client-developer/legacy-protocols/how-to-authenticate-an-imap-pop-smtp-application-by-using-oauth)
+// and answers a 334 error challenge (Google's
 // JSON status) with an empty response, as the mechanism requires, so that
 // the server ends the exchange with its final failure reply.
 //
@@ -50,7 +53,7 @@ func (c *xoauth2Client) Next(challenge []byte) ([]byte, error) {
 	return []byte{}, nil
 }
 
-// exchange-online-smtp.md §3: "user=" + userName + "^Aauth=Bearer " + accessToken + "^A^A"
+// Microsoft's encoding: "user=" + userName + "^Aauth=Bearer " + accessToken + "^A^A"
 func encodeXOAUTH2(user, token string) []byte {
 	b := make([]byte, 0, len(user)+len(token)+20)
 	b = append(b, "user="...)
@@ -59,44 +62,4 @@ func encodeXOAUTH2(user, token string) []byte {
 	b = append(b, token...)
 	b = append(b, "\x01\x01"...)
 	return b
-}
-
-// ErrMalformedXOAUTH2 is returned by [DecodeXOAUTH2] for input that is not an
-// XOAUTH2 initial response.
-var ErrMalformedXOAUTH2 = errors.New("smtpx: malformed xoauth2 response")
-
-// DecodeXOAUTH2 parses an XOAUTH2 initial response (after base64 decoding),
-// the inverse of what [XOAUTH2] sends. It is meant for test servers and
-// diagnostics; it returns [ErrMalformedXOAUTH2] for anything else.
-func DecodeXOAUTH2(ir []byte) (user, token string, err error) {
-	rest, ok := bytes.CutSuffix(ir, []byte("\x01\x01"))
-	if !ok {
-		return "", "", ErrMalformedXOAUTH2
-	}
-	fields := bytes.Split(rest, []byte{0x01})
-	for _, f := range fields {
-		k, v, ok := bytes.Cut(f, []byte{'='})
-		if !ok {
-			return "", "", ErrMalformedXOAUTH2
-		}
-		switch string(k) {
-		case "user":
-			if user != "" {
-				return "", "", ErrMalformedXOAUTH2
-			}
-			user = string(v)
-		case "auth":
-			t, ok := bytes.CutPrefix(v, []byte("Bearer "))
-			if !ok || token != "" {
-				return "", "", ErrMalformedXOAUTH2
-			}
-			token = string(t)
-		default:
-			// Unknown key=value pairs are allowed by the mechanism.
-		}
-	}
-	if user == "" || token == "" || strings.ContainsAny(token, "\x01\r\n ") {
-		return "", "", ErrMalformedXOAUTH2
-	}
-	return user, token, nil
 }

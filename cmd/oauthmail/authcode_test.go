@@ -13,7 +13,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/devicemail/devicemail/oauthmail"
 	"github.com/devicemail/devicemail/oauthmail/oauthmailtest"
 )
 
@@ -87,7 +86,7 @@ func writeFile(t *testing.T, dir, name, data string) string {
 	return p
 }
 
-// Seed 004 through the command: login --flow authcode with a client secret
+// A desktop tool through the command: login --flow authcode with a client secret
 // (by tenant, and by the two endpoint URLs), send --test, and app-only
 // login --flow client-credentials followed by a send.
 func TestLoginAuthCodeAndClientCredentials(t *testing.T) {
@@ -111,7 +110,7 @@ func TestLoginAuthCodeAndClientCredentials(t *testing.T) {
 		t.Fatalf("send --test exit %d\nstdout: %s\nstderr: %s", r.status, r.stdout, r.stderr)
 	}
 	msgs := e.Messages()
-	if len(msgs) != 1 || msgs[0].Header.Get("Subject") != oauthmail.TestSubject || msgs[0].To[0] != "alice@contoso.com" {
+	if len(msgs) != 1 || msgs[0].Header.Get("Subject") != "devicemail test message" || msgs[0].To[0] != "alice@contoso.com" {
 		t.Fatalf("messages = %+v, want the test mail to alice", msgs)
 	}
 

@@ -141,7 +141,7 @@ func TestExitStatusPerCode(t *testing.T) {
 	}
 }
 
-// Seed 003: the vendor app without admin consent: the command prints the
+// The vendor app without admin consent: the command prints the
 // admin-consent URL and exits 4.
 func TestLoginConsentRequired(t *testing.T) {
 	e := oauthmailtest.Start(t, &oauthmailtest.Options{AutoApprove: "alice@contoso.com"})

@@ -1,7 +1,7 @@
 // Command desktop is what a desktop scan-to-mail tool does with oauthmail:
 // sign-ins kept in the operating system's keyring, several accounts side by
-// side (each user signs in with their own mailbox, seed 001's "To My Mail"),
-// a status line per account, and mail sent as the chosen account.
+// side (each user signs in with their own mailbox, like a printer's "To My
+// Mail"), a status line per account, and mail sent as the chosen account.
 //
 // By default it runs against an in-process emulator and approves the sign-ins
 // itself; when no keyring answers (a server without a Secret Service) it says

@@ -38,7 +38,7 @@ import (
 	"github.com/devicemail/devicemail/oauthmail/oauthmailtest"
 )
 
-// chromeFlags are the flags that work on this machine and in CI (issue 7).
+// chromeFlags are the flags that work on a developer's machine and in CI.
 var chromeFlags = []string{
 	"--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
 	"--disable-component-update", "--no-first-run", "--disable-sync",

@@ -127,7 +127,8 @@ func TestMSMTPAgainstEmulator(t *testing.T) {
 			t.Fatal("the emulator accepted mail from bob sent by alice")
 		}
 		// Exchange's SendAsDenied reply is one line of more than 1.5 kB
-		// (exchange-online-smtp.md §2b), and the emulator reproduces it.
+		// (a 2025 capture: github.com/adiityapratap/Bizadmin,
+		// application/logs/log-2025-11-23.php), and the emulator reproduces it.
 		// msmtp 1.8.23 cannot read a reply line that long: it reports
 		// "the server sent an invalid reply" instead of the 554 5.2.252.
 		// The send fails either way; record which of the two we saw.

@@ -1,5 +1,5 @@
 // Command report turns the output of the bench benchmarks and the binary-size
-// builds of bench/run into the table of issue 9: the median of the runs of
+// builds of bench/run into the figures table: the median of the runs of
 // each figure, its ratio against the peer or floor, and whether the goal was
 // met. It prints the table and writes it, with the machine, Go version and
 // date, to the file named by -out.
@@ -357,7 +357,7 @@ func main() {
 		return
 	}
 	var b strings.Builder
-	b.WriteString("# devicemail performance figures (issue 9)\n\n")
+	b.WriteString("# devicemail performance figures\n\n")
 	b.WriteString("Written by `bench/run`; every number below was measured in that run.\n\n")
 	if *date == "" {
 		*date = time.Now().UTC().Format("2006-01-02 15:04 UTC")
