@@ -117,3 +117,22 @@ type causedInputError struct {
 
 func (e *causedInputError) Error() string   { return e.ie.Error() + ": " + e.cause.Error() }
 func (e *causedInputError) Unwrap() []error { return []error{&e.ie, e.cause} }
+
+// checkMessage makes, without network use, the checks smtpx makes before
+// connecting ([smtpx.Sender.Check]): addresses, header fields, attachments,
+// and the recipient and size limits. An empty From is replaced at send time
+// by from (the configured sender or the account's UPN); when that is not
+// known yet, From is left to the send.
+func checkMessage(msg *smtpx.Message, from string, maxRcpt int, maxSize int64) error {
+	mm := *msg
+	if mm.From.Email == "" {
+		mm.From.Email = from
+		if mm.From.Email == "" {
+			mm.From.Email = "sender@oauthmail.invalid" // stands in for the account's UPN
+		}
+	}
+	// The sender policy is the Mailer's, applied with the signed-in account
+	// at send time.
+	s := &smtpx.Sender{Account: mm.From.Email, MaxRecipients: maxRcpt, MaxSize: maxSize}
+	return s.Check(&mm)
+}
