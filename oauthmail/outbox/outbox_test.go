@@ -263,7 +263,8 @@ func TestOutboxDrop(t *testing.T) {
 	}
 }
 
-// No more than 30 messages leave in any minute (exchange-online-smtp.md §5),
+// No more than 30 messages leave in any minute, Exchange Online's rate
+// (https://learn.microsoft.com/exchange/troubleshoot/send-emails/smtp-submission-improvements),
 // measured on the server's (emulated) receive times.
 func TestOutboxSendRate(t *testing.T) {
 	ctx := t.Context()

@@ -289,11 +289,16 @@ func syncDir(dir string) error { return storageErr(atomicfile.SyncDir(dir)) }
 
 // lockSpool takes the spool's delivery lock without waiting (flock on Unix,
 // LockFileEx on Windows; the system releases it if the process dies). It
-// returns ErrBusy if another process holds it.
+// returns ErrBusy if another process holds it. Where the platform has no
+// file locks (js, wasip1, plan9) it does not lock: run one delivering
+// process per spool there.
 func lockSpool(path string) (func(), error) {
 	unlock, err := atomicfile.TryLock(path)
 	if errors.Is(err, atomicfile.ErrBusy) {
 		return nil, ErrBusy
+	}
+	if errors.Is(err, errors.ErrUnsupported) {
+		return func() {}, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("outbox: lock: %w", storageErr(err))
