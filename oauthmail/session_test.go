@@ -3,12 +3,16 @@ package oauthmail_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"log"
 	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/devicemail/devicemail/devicecode"
 	"github.com/devicemail/devicemail/oauthmail"
 	"github.com/devicemail/devicemail/oauthmail/oauthmailtest"
 	"github.com/devicemail/devicemail/smtpx"
@@ -106,4 +110,40 @@ func TestInputErrorCode(t *testing.T) {
 		t.Fatalf("errors.Is(%v, cause) = false", err)
 	}
 	wantCode(t, "InputError without cause", oauthmail.InputError("outbox: Dir is empty", nil), oauthmail.BadInput)
+}
+
+// A scanner that sends one message per recipient signs in to the server once
+// for the whole batch.
+func ExampleMailer_Dial() {
+	e := oauthmailtest.New(&oauthmailtest.Options{Clock: oauthmailtest.NewClock(time.Date(2026, 4, 1, 9, 0, 0, 0, time.UTC))})
+	defer e.Close()
+	a, _ := devicecode.ExchangeOnline(oauthmailtest.ContosoTenantID)
+	m, err := oauthmail.New(oauthmail.Config{
+		Authority: a.WithLoginURL(e.URL()), ClientID: oauthmailtest.DeviceAppClientID,
+		SMTPAddr: e.SMTPAddr(), TLSConfig: e.TLSConfig(), HTTPClient: e.Client(), Clock: e.Clock(),
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := m.SignIn(ctx, func(p *devicecode.Prompt) error { return e.Approve(p.UserCode, "alice@contoso.com") }); err != nil {
+		log.Fatal(err)
+	}
+
+	s, err := m.Dial(ctx)
+	if err != nil {
+		log.Fatal(oauthmail.ErrorCode(err))
+	}
+	defer s.Close()
+	for _, to := range []string{"bob@contoso.com", "carol@contoso.com"} {
+		msg := &smtpx.Message{To: []smtpx.Address{{Email: to}}, Subject: "Scan", Text: "page 1\n"}
+		if err := s.Send(ctx, msg); err != nil {
+			fmt.Println(to, oauthmail.ErrorCode(err))
+			continue
+		}
+		fmt.Println("sent to", to)
+	}
+	// Output:
+	// sent to bob@contoso.com
+	// sent to carol@contoso.com
 }
