@@ -77,10 +77,10 @@ type Config struct {
 	Clock devicecode.Clock
 }
 
-// Outbox is a durable queue in front of a [oauthmail.Mailer]. [Outbox.Enqueue] writes the
-// message (header fields, body and copies of the attachments) to the spool
-// directory and syncs it before it returns; [Outbox.Run] or [Outbox.Flush]
-// deliver it.
+// Outbox is a durable queue in front of an [oauthmail.Mailer].
+// [Outbox.Enqueue] writes the message (header fields, body and copies of the
+// attachments) to the spool directory and syncs it before it returns;
+// [Outbox.Run] or [Outbox.Flush] deliver it.
 //
 // Delivery is at least once. A message leaves the spool only after the
 // server answered 250 to its final dot; a crash (or power loss) between that
@@ -93,8 +93,8 @@ type Config struct {
 // endpoint) are retried with exponential backoff. Failures a new sign-in
 // fixes (revoked or lapsed sign-in, consent, Conditional Access) hold the
 // whole outbox until the account's sign-in changes. Other failures move the
-// message to the dead-letter area with its stable [oauthmail.Code]; [Outbox.Retry]
-// puts it back.
+// message to the dead-letter area with its stable [oauthmail.Code];
+// [Outbox.Retry] puts it back.
 //
 // Several processes may Enqueue into one directory at once; delivery runs in
 // one process at a time (a lock file: flock on Unix, LockFileEx on
