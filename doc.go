@@ -8,6 +8,8 @@
 //   - [github.com/devicemail/devicemail/oauthmail] is the facade most programs need:
 //     sign in once, then Send for years; every failure maps to a stable code with a
 //     panel number and an operator message in English and Japanese.
+//   - [github.com/devicemail/devicemail/oauthmail/outbox] is a durable queue in
+//     front of a Mailer for mail that must survive a power cut or an expired sign-in.
 //   - [github.com/devicemail/devicemail/devicecode] signs in: the RFC 8628 device
 //     authorization grant (a code on the panel) and the authorization-code flow with
 //     PKCE and a loopback redirect, admin-consent URLs, and the account identity.

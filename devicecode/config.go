@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/devicemail/devicemail/internal/clock"
 	"github.com/devicemail/devicemail/internal/redact"
 )
 
@@ -19,21 +20,6 @@ type Clock interface {
 	Now() time.Time
 	// Sleep waits for d, or returns ctx.Err() if ctx ends first.
 	Sleep(ctx context.Context, d time.Duration) error
-}
-
-type realClock struct{}
-
-func (realClock) Now() time.Time { return time.Now() }
-
-func (realClock) Sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // Config signs a device in. Fields may be changed until the first method call;
@@ -135,7 +121,7 @@ type Progress struct {
 
 func (c *Config) clock() Clock {
 	if c.Clock == nil {
-		return realClock{}
+		return clock.Real{}
 	}
 	return c.Clock
 }

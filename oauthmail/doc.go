@@ -50,21 +50,15 @@
 //
 // # Durable outbox
 //
-// [NewOutbox] gives a spool directory in front of [Mailer.Send] for mail that
-// must not be lost (a scan job and a power cut): [Outbox.Enqueue] writes the
-// message and copies of its attachments to the spool, fsynced and renamed
-// into place, before it returns; [Outbox.Run] delivers with exponential
-// backoff on temporary failures (network, 4xx, the token endpoint
-// unavailable), holds all mail while the account needs a new sign-in and
-// resumes after it, moves permanent failures to a dead-letter area with
-// their [Code], and keeps to Exchange Online's 30 messages a minute per
-// mailbox, across processes. Delivery is at least once: the spool entry is
-// removed right after the server's 250 to the final dot, so a crash after
-// the server has received the final dot (or BDAT LAST) and before that
-// rename, including while the 250 is in flight, is the only window for a
-// duplicate, and no crash loses a message Enqueue accepted ([Outbox] lists
-// every crash point); Message-ID and Date are fixed at Enqueue, so a
-// duplicate is recognisable.
+// Package [github.com/devicemail/devicemail/oauthmail/outbox] puts a spool
+// directory in front of a Mailer for mail that must not be lost (a scan job
+// and a power cut): Enqueue writes the message and copies of its attachments
+// to the spool, fsynced and renamed into place, before it returns; Run
+// delivers with exponential backoff on temporary failures, holds all mail
+// while the account needs a new sign-in, and moves permanent failures to a
+// dead-letter area with their [Code]. It is built on the exported API only:
+// [Mailer.Dial] gives a [Session] that sends several messages on one
+// connection and returns as soon as the server accepted each one.
 //
 // # Error codes
 //

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/devicemail/devicemail/devicecode"
+	"github.com/devicemail/devicemail/internal/clock"
 	"github.com/devicemail/devicemail/smtpx"
 	"github.com/devicemail/devicemail/tokenstore"
 )
@@ -96,14 +97,14 @@ type Config struct {
 	SMTPDisableChunking bool
 	// MaxRecipients is the most recipients (To, Cc and Bcc together) one
 	// message may have; a message with more is refused before connecting
-	// (and by [Outbox.Enqueue]) with [TooManyRecipients]. Zero means
+	// (and by the outbox's Enqueue) with [TooManyRecipients]. Zero means
 	// smtpx.ExchangeRecipientLimit, 500, Exchange Online's default for a
 	// mailbox; set it to the mailbox's RecipientLimits if an administrator
 	// changed it (at most 1000), or to another provider's limit.
 	MaxRecipients int
 	// MaxMessageSize is the largest message in bytes, attachments counted
 	// base64-encoded as Exchange counts them; a larger one is refused before
-	// connecting (and by [Outbox.Enqueue], which never copies more) with
+	// connecting (and by the outbox's Enqueue, which never copies more) with
 	// [MessageTooLarge]. Zero means smtpx.ExchangeMaxSendSize, 35 MB, Exchange
 	// Online's default MaxSendSize for a mailbox; set it to the mailbox's
 	// MaxSendSize if an administrator changed it (at most 150 MB), or to
@@ -193,7 +194,7 @@ func New(cfg Config) (*Mailer, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Clock == nil {
-		cfg.Clock = realClock{}
+		cfg.Clock = clock.Real{}
 	}
 	if len(cfg.Scopes) == 0 {
 		cfg.Scopes = cfg.Authority.Scopes
@@ -224,20 +225,6 @@ func (m *Mailer) Accounts(ctx context.Context) ([]string, error) {
 		return nil, fmt.Errorf("oauthmail: list accounts: %w", err)
 	}
 	return keys, nil
-}
-
-type realClock struct{}
-
-func (realClock) Now() time.Time { return time.Now() }
-func (realClock) Sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 func (m *Mailer) deviceConfig() *devicecode.Config {
@@ -634,8 +621,8 @@ func (m *Mailer) Send(ctx context.Context, msg *smtpx.Message) error {
 
 // prepare refreshes the token if needed, applies the sender policy (the
 // account's UPN by default; another From only when allow-listed) and returns
-// the smtpx sender for the account with the message to give it. Send and the
-// outbox share it.
+// the smtpx sender for the account with the message to give it. Send and
+// Session.Send share it.
 func (m *Mailer) prepare(ctx context.Context, msg *smtpx.Message) (*smtpx.Sender, *smtpx.Message, error) {
 	rec, err := m.fresh(ctx, false, "")
 	if err != nil {

@@ -3,7 +3,6 @@ package oauthmail_test
 import (
 	"context"
 	"errors"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -74,56 +73,6 @@ func TestSignInStoreNotWritable(t *testing.T) {
 		t.Errorf("SignIn with the store under a file = %v, want a *StorageError wrapping ENOTDIR", err)
 	}
 	wantCode(t, "SignIn", err, oauthmail.StorageFailed)
-}
-
-// An outbox whose directory is a file is refused with storage_failed, and
-// the file is left alone.
-func TestOutboxSpoolIsAFile(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "spool")
-	if err := os.WriteFile(file, []byte("x"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	_, err := oauthmail.NewOutbox(oauthmail.OutboxConfig{Dir: file})
-	wantCode(t, "NewOutbox on a file", err, oauthmail.StorageFailed)
-	if b, rerr := os.ReadFile(file); rerr != nil || string(b) != "x" {
-		t.Errorf("the file was changed: %q, %v", b, rerr)
-	}
-}
-
-// An attachment that cannot be opened or read is the caller's bad input,
-// for Send (checked while streaming) and for Enqueue (checked while
-// copying), and Enqueue leaves nothing in the spool.
-func TestUnreadableAttachment(t *testing.T) {
-	ctx := context.Background()
-	r := newRig(t, nil, oauthmailtest.ContosoTenantID, oauthmailtest.DeviceAppClientID, nil)
-	r.signIn(t, r.m, "alice@contoso.com")
-	dir := t.TempDir()
-	missing := filepath.Join(dir, "missing.pdf")
-	attachments := map[string]smtpx.Attachment{
-		"open fails": {Name: "missing.pdf", Open: func() (io.ReadCloser, error) { return os.Open(missing) }},
-		"read fails": {Name: "dir.pdf", Open: func() (io.ReadCloser, error) { return os.Open(dir) }}, // EISDIR on read
-	}
-	spool := filepath.Join(t.TempDir(), "spool")
-	o, err := oauthmail.NewOutbox(oauthmail.OutboxConfig{Dir: spool, Mailer: r.m})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, a := range attachments {
-		t.Run(name, func(t *testing.T) {
-			msg := msgTo("bob@contoso.com")
-			msg.Attachments = []smtpx.Attachment{a}
-			err := r.m.Send(ctx, msg)
-			wantCode(t, "Send", err, oauthmail.BadInput)
-			_, err = o.Enqueue(ctx, msg)
-			wantCode(t, "Enqueue", err, oauthmail.BadInput)
-		})
-	}
-	if n := len(r.e.Messages()); n != 0 {
-		t.Errorf("%d messages delivered", n)
-	}
-	if es, err := o.List(ctx); err != nil || len(es) != 0 {
-		t.Errorf("outbox after refused Enqueues: %d entries, %v", len(es), err)
-	}
 }
 
 // A header field name that the MIME writer would refuse (not printable

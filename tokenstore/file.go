@@ -10,9 +10,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"time"
+
+	"github.com/devicemail/devicemail/internal/atomicfile"
 )
 
 // File is a [Store] that keeps one JSON file per account key in Dir. The tokens
@@ -285,7 +286,7 @@ func (d dirStore) saveOnce(name string, data []byte) (err error) {
 }
 
 // createTemp creates Dir/.tmp-<name>-<random> with mode 0600 and locks it
-// (tryLockFile) until Save closes it: a temporary file nobody holds locked is
+// (atomicfile.TryLockFile) until Save closes it: a temporary file nobody holds locked is
 // what a killed Save left, and reap removes it. A reap can take a file between
 // its creation and its locking; createTemp then makes another.
 func (d dirStore) createTemp(name string) (*os.File, error) {
@@ -294,7 +295,7 @@ func (d dirStore) createTemp(name string) (*os.File, error) {
 		if err != nil {
 			return nil, err
 		}
-		busy, err := tryLockFile(f)
+		busy, err := atomicfile.TryLockFile(f)
 		switch {
 		case err != nil:
 			return f, nil // no file locks here (platform or file system): reap goes by age
@@ -368,7 +369,7 @@ func reapOne(path string) (removed bool, err error) {
 		return false, err
 	}
 	defer f.Close()
-	busy, err := tryLockFile(f)
+	busy, err := atomicfile.TryLockFile(f)
 	switch {
 	case err != nil: // no file locks here (platform or file system): go by age
 		fi, err := f.Stat()
@@ -485,21 +486,11 @@ func (d dirStore) lock(ctx context.Context, key string) (func() error, error) {
 	if err := os.MkdirAll(d.dir, 0o700); err != nil {
 		return nil, fmt.Errorf("tokenstore: lock %q: %w", key, err)
 	}
-	unlock, err := lockFile(ctx, filepath.Join(d.dir, name+lockExt))
+	unlock, err := atomicfile.Lock(ctx, filepath.Join(d.dir, name+lockExt))
 	if err != nil {
 		return nil, fmt.Errorf("tokenstore: lock %q: %w", key, err)
 	}
 	return unlock, nil
 }
 
-func syncDir(dir string) error {
-	if runtime.GOOS == "windows" {
-		return nil // directories cannot be opened for sync; NTFS journals the rename
-	}
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Sync()
-}
+func syncDir(dir string) error { return atomicfile.SyncDir(dir) }

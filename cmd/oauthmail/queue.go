@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/devicemail/devicemail/oauthmail"
+	"github.com/devicemail/devicemail/oauthmail/outbox"
 )
 
 // hasQueueFlag reports whether a send command line asks for the outbox.
@@ -62,7 +63,7 @@ func (e *env) sendQueued(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	o, err := oauthmail.NewOutbox(oauthmail.OutboxConfig{Dir: spoolDir(*spool, c.account), Mailer: m})
+	o, err := outbox.New(outbox.Config{Dir: spoolDir(*spool, c.account), Mailer: m})
 	if err != nil {
 		return err
 	}
@@ -74,7 +75,7 @@ func (e *env) sendQueued(ctx context.Context, args []string) error {
 	if !*noDeliver {
 		n, ferr := o.Flush(ctx)
 		switch {
-		case ferr == oauthmail.ErrOutboxBusy:
+		case ferr == outbox.ErrBusy:
 			note = "queued; another process is delivering this outbox"
 		case ferr != nil:
 			return ferr
@@ -100,7 +101,7 @@ func (e *env) sendQueued(ctx context.Context, args []string) error {
 	return nil
 }
 
-func queuedID(ctx context.Context, o *oauthmail.Outbox, id string) bool {
+func queuedID(ctx context.Context, o *outbox.Outbox, id string) bool {
 	es, err := o.List(ctx)
 	if err != nil {
 		return true
@@ -162,7 +163,7 @@ func (e *env) queue(ctx context.Context, args []string) error {
 			return err
 		}
 	}
-	o, err := oauthmail.NewOutbox(oauthmail.OutboxConfig{Dir: dir, Mailer: m})
+	o, err := outbox.New(outbox.Config{Dir: dir, Mailer: m})
 	if err != nil {
 		return err
 	}
@@ -174,7 +175,7 @@ func (e *env) queue(ctx context.Context, args []string) error {
 		}
 		if e.json {
 			if es == nil {
-				es = []oauthmail.OutboxEntry{}
+				es = []outbox.Entry{}
 			}
 			e.printJSON(es)
 			return nil

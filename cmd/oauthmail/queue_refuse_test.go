@@ -9,6 +9,7 @@ import (
 
 	"github.com/devicemail/devicemail/oauthmail"
 	"github.com/devicemail/devicemail/oauthmail/oauthmailtest"
+	"github.com/devicemail/devicemail/oauthmail/outbox"
 )
 
 // send --queue refuses, with the exit status of its code, mail that could
@@ -47,7 +48,7 @@ func TestSendQueueRefusesUnsendable(t *testing.T) {
 		t.Errorf("send --queue with 501 recipients: exit %d, want %d\n%s\n%s", r.status, exitMessage, r.stdout, r.stderr)
 	}
 	r = runCmd(t, nil, append([]string{"queue", "list", "--json"}, common...)...)
-	var es []oauthmail.OutboxEntry
+	var es []outbox.Entry
 	if err := json.Unmarshal([]byte(r.stdout), &es); err != nil || len(es) != 0 {
 		t.Errorf("queue list after refusals = %+v, %v; want empty", es, err)
 	}

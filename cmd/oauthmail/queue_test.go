@@ -10,6 +10,7 @@ import (
 
 	"github.com/devicemail/devicemail/oauthmail"
 	"github.com/devicemail/devicemail/oauthmail/oauthmailtest"
+	"github.com/devicemail/devicemail/oauthmail/outbox"
 	"github.com/devicemail/devicemail/tokenstore"
 )
 
@@ -40,12 +41,12 @@ func TestQueueCommands(t *testing.T) {
 		t.Fatalf("send --queue under a fault: exit %d\n%s\n%s", r.status, r.stdout, r.stderr)
 	}
 	r = keep(runCmd(t, nil, append([]string{"queue", "list", "--json"}, common...)...))
-	var es []oauthmail.OutboxEntry
+	var es []outbox.Entry
 	if err := json.Unmarshal([]byte(r.stdout), &es); err != nil || len(es) != 1 || es[0].LastCode != oauthmail.Network || es[0].State != "queued" {
 		t.Fatalf("queue list --json = %+v, %v:\n%s", es, err, r.stdout)
 	}
 	r = keep(runCmd(t, nil, append([]string{"queue", "status", "--json"}, common...)...))
-	var st oauthmail.OutboxStatus
+	var st outbox.Status
 	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil || st.Queued != 1 || st.LastCode != oauthmail.Network {
 		t.Fatalf("queue status --json = %+v, %v", st, err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/devicemail/devicemail/devicecode"
 	"github.com/devicemail/devicemail/oauthmail"
 	"github.com/devicemail/devicemail/oauthmail/oauthmailtest"
+	"github.com/devicemail/devicemail/oauthmail/outbox"
 	"github.com/devicemail/devicemail/smtpx"
 	"github.com/devicemail/devicemail/tokenstore"
 )
@@ -21,7 +22,7 @@ import (
 // for every secret the emulator issued (canary- refresh tokens and device
 // codes, JWT access tokens) in: the log, the transcript, every error string
 // (%v and %+v), %+v and %#v of every exported struct the run produced,
-// Status and OutboxStatus in text and JSON, and the outbox's List.
+// Status and outbox.Status in text and JSON, and the outbox's List.
 func TestCanariesEverywhere(t *testing.T) {
 	ctx := t.Context()
 	var logs, transcript bytes.Buffer
@@ -57,7 +58,7 @@ func TestCanariesEverywhere(t *testing.T) {
 		return rec
 	}
 	collect()
-	o, err := oauthmail.NewOutbox(oauthmail.OutboxConfig{Dir: t.TempDir(), Mailer: m, Logger: logger})
+	o, err := outbox.New(outbox.Config{Dir: t.TempDir(), Mailer: m, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,19 +114,19 @@ func TestCanariesEverywhere(t *testing.T) {
 	ostJSON, _ := json.Marshal(ost)
 	listJSON, _ := json.Marshal(list)
 	hay := map[string]string{
-		"debug log":         logs.String(),
-		"SMTP transcript":   transcript.String(),
-		"Status":            fmt.Sprintf("%+v %#v", st, st),
-		"Status JSON":       string(stJSON),
-		"OutboxStatus":      fmt.Sprintf("%+v %#v", ost, ost),
-		"OutboxStatus JSON": string(ostJSON),
-		"List":              fmt.Sprintf("%+v %#v", list, list),
-		"List JSON":         string(listJSON),
-		"Config":            fmt.Sprintf("%+v %#v %v %s", withSecret, withSecret, withSecret, withSecret),
-		"Record":            fmt.Sprintf("%+v %#v %v %s", rec, rec, *rec, rec),
-		"Prompt":            fmt.Sprintf("%+v %#v", prompt, prompt),
-		"Mailer":            fmt.Sprintf("%+v %#v", m, m),
-		"Outbox":            fmt.Sprintf("%+v %#v", o, o),
+		"debug log":          logs.String(),
+		"SMTP transcript":    transcript.String(),
+		"Status":             fmt.Sprintf("%+v %#v", st, st),
+		"Status JSON":        string(stJSON),
+		"outbox.Status":      fmt.Sprintf("%+v %#v", ost, ost),
+		"outbox.Status JSON": string(ostJSON),
+		"List":               fmt.Sprintf("%+v %#v", list, list),
+		"List JSON":          string(listJSON),
+		"Config":             fmt.Sprintf("%+v %#v %v %s", withSecret, withSecret, withSecret, withSecret),
+		"Record":             fmt.Sprintf("%+v %#v %v %s", rec, rec, *rec, rec),
+		"Prompt":             fmt.Sprintf("%+v %#v", prompt, prompt),
+		"Mailer":             fmt.Sprintf("%+v %#v", m, m),
+		"Outbox":             fmt.Sprintf("%+v %#v", o, o),
 	}
 	for i, err := range errs {
 		hay[fmt.Sprintf("error %d", i)] = fmt.Sprintf("%v | %+v | %s", err, err, err.Error())

@@ -22,6 +22,7 @@ import (
 	"github.com/devicemail/devicemail/devicecode"
 	"github.com/devicemail/devicemail/oauthmail"
 	"github.com/devicemail/devicemail/oauthmail/oauthmailtest"
+	"github.com/devicemail/devicemail/oauthmail/outbox"
 	"github.com/devicemail/devicemail/smtpx"
 	"github.com/devicemail/devicemail/tokenstore"
 )
@@ -78,8 +79,8 @@ func crashMailer(emuURL, smtpAddr string, caPEM []byte, storeDir string) (*oauth
 	})
 }
 
-func crashOutbox(m *oauthmail.Mailer, dir string) (*oauthmail.Outbox, error) {
-	return oauthmail.NewOutbox(oauthmail.OutboxConfig{Dir: dir, Mailer: m, SendRate: -1,
+func crashOutbox(m *oauthmail.Mailer, dir string) (*outbox.Outbox, error) {
+	return outbox.New(outbox.Config{Dir: dir, Mailer: m, SendRate: -1,
 		MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, HoldPoll: 50 * time.Millisecond})
 }
 

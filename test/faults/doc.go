@@ -24,7 +24,7 @@
 //     for in logs, the SMTP transcript, errors and printed structs.
 //
 // The fault matrix of the outbox (token endpoint 500/503/429/timeout/reset,
-// SMTP drops at every stage, 421 and 451) is in package oauthmail's
+// SMTP drops at every stage, 421 and 451) is in package oauthmail/outbox's
 // outbox_test.go, next to the code it drives.
 //
 // # Security

@@ -1,17 +1,23 @@
-package oauthmail
+package outbox
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"time"
 
+	"github.com/devicemail/devicemail/internal/atomicfile"
+	"github.com/devicemail/devicemail/oauthmail"
 	"github.com/devicemail/devicemail/smtpx"
 )
 
@@ -55,12 +61,12 @@ type spoolAttachment struct {
 // spoolState is state.json of a spool entry: delivery bookkeeping, rewritten
 // atomically after every attempt.
 type spoolState struct {
-	Attempts    int       `json:"attempts"`
-	LastAttempt time.Time `json:"last_attempt,omitzero"`
-	NextAttempt time.Time `json:"next_attempt,omitzero"`
-	LastCode    Code      `json:"last_code,omitempty"`
-	LastError   string    `json:"last_error,omitempty"`
-	Dead        time.Time `json:"dead,omitzero"`
+	Attempts    int            `json:"attempts"`
+	LastAttempt time.Time      `json:"last_attempt,omitzero"`
+	NextAttempt time.Time      `json:"next_attempt,omitzero"`
+	LastCode    oauthmail.Code `json:"last_code,omitempty"`
+	LastError   string         `json:"last_error,omitempty"`
+	Dead        time.Time      `json:"dead,omitzero"`
 }
 
 // SpoolError is a spool entry that cannot be read: a damaged or foreign
@@ -72,7 +78,7 @@ type SpoolError struct {
 }
 
 func (e *SpoolError) Error() string {
-	s := fmt.Sprintf("oauthmail: outbox: spool file %s: %s", e.File, e.Reason)
+	s := fmt.Sprintf("outbox: spool file %s: %s", e.File, e.Reason)
 	if e.Err != nil {
 		s += ": " + e.Err.Error()
 	}
@@ -241,4 +247,61 @@ func readState(dir string) spoolState {
 	}
 	st, _ := decodeState(b)
 	return st
+}
+
+// storageErr tags err as an [oauthmail.StorageError] (code storage_failed)
+// if it comes from the operating system: a full or read-only disk, no
+// permission, a path that is not a directory. Other errors (a cancelled
+// context, a damaged spool file) keep their own codes.
+func storageErr(err error) error {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	var (
+		pe *fs.PathError
+		le *os.LinkError
+		se *os.SyscallError
+		en syscall.Errno
+		sg *oauthmail.StorageError
+	)
+	if errors.As(err, &sg) {
+		return err
+	}
+	if errors.As(err, &pe) || errors.As(err, &le) || errors.As(err, &se) || errors.As(err, &en) {
+		return &oauthmail.StorageError{Op: "outbox", Err: err}
+	}
+	return err
+}
+
+// writeSync writes b to a new file and syncs it.
+func writeSync(path string, b []byte) error {
+	return storageErr(atomicfile.WriteSync(path, b, 0o600))
+}
+
+// replaceSync atomically replaces path with b (temp file, sync, rename,
+// directory sync).
+func replaceSync(path string, b []byte) error {
+	return storageErr(atomicfile.Replace(path, b, 0o600))
+}
+
+// syncDir makes the directory entries of dir (a rename into it) durable.
+func syncDir(dir string) error { return storageErr(atomicfile.SyncDir(dir)) }
+
+// lockSpool takes the spool's delivery lock without waiting (flock on Unix,
+// LockFileEx on Windows; the system releases it if the process dies). It
+// returns ErrBusy if another process holds it. Where the platform has no
+// file locks (js, wasip1, plan9) it does not lock: run one delivering
+// process per spool there.
+func lockSpool(path string) (func(), error) {
+	unlock, err := atomicfile.TryLock(path)
+	if errors.Is(err, atomicfile.ErrBusy) {
+		return nil, ErrBusy
+	}
+	if errors.Is(err, errors.ErrUnsupported) {
+		return func() {}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("outbox: lock: %w", storageErr(err))
+	}
+	return func() { unlock() }, nil
 }

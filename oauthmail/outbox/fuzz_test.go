@@ -1,4 +1,4 @@
-package oauthmail
+package outbox
 
 import (
 	"errors"

@@ -1,4 +1,4 @@
-package oauthmail_test
+package outbox_test
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package oauthmail_test
+package outbox_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"github.com/devicemail/devicemail/devicecode"
 	"github.com/devicemail/devicemail/oauthmail"
 	"github.com/devicemail/devicemail/oauthmail/oauthmailtest"
+	"github.com/devicemail/devicemail/oauthmail/outbox"
 	"github.com/devicemail/devicemail/smtpx"
 	"github.com/devicemail/devicemail/tokenstore"
 )
@@ -38,7 +39,7 @@ func ExampleOutbox() {
 
 	spool, _ := os.MkdirTemp("", "outbox")
 	defer os.RemoveAll(spool)
-	o, err := oauthmail.NewOutbox(oauthmail.OutboxConfig{Dir: spool, Mailer: m})
+	o, err := outbox.New(outbox.Config{Dir: spool, Mailer: m})
 	if err != nil {
 		log.Fatal(err)
 	}

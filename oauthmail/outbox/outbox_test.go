@@ -1,4 +1,4 @@
-package oauthmail_test
+package outbox_test
 
 import (
 	"bytes"
@@ -19,28 +19,29 @@ import (
 	"github.com/devicemail/devicemail/devicecode"
 	"github.com/devicemail/devicemail/oauthmail"
 	"github.com/devicemail/devicemail/oauthmail/oauthmailtest"
+	"github.com/devicemail/devicemail/oauthmail/outbox"
 	"github.com/devicemail/devicemail/smtpx"
 )
 
 const alice = "alice@contoso.com"
 
 // outboxRig is a signed-in rig plus an Outbox on a temp spool.
-func outboxRig(t *testing.T, mod func(*oauthmail.Config), omod func(*oauthmail.OutboxConfig)) (*rig, *oauthmail.Outbox) {
+func outboxRig(t *testing.T, mod func(*oauthmail.Config), omod func(*outbox.Config)) (*rig, *outbox.Outbox) {
 	t.Helper()
 	r := newRig(t, nil, oauthmailtest.ContosoTenantID, oauthmailtest.DeviceAppClientID, mod)
 	r.signIn(t, r.m, alice)
-	oc := oauthmail.OutboxConfig{Dir: t.TempDir(), Mailer: r.m}
+	oc := outbox.Config{Dir: t.TempDir(), Mailer: r.m}
 	if omod != nil {
 		omod(&oc)
 	}
-	o, err := oauthmail.NewOutbox(oc)
+	o, err := outbox.New(oc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return r, o
 }
 
-func entries(t *testing.T, o *oauthmail.Outbox) []oauthmail.OutboxEntry {
+func entries(t *testing.T, o *outbox.Outbox) []outbox.Entry {
 	t.Helper()
 	es, err := o.List(context.Background())
 	if err != nil {
@@ -139,7 +140,7 @@ func TestOutboxFaultMatrix(t *testing.T) {
 			}
 			intact := signInIntact(t, r)
 			// The fault has run its course; let the backoff pass.
-			r.e.Clock().Advance(oauthmail.DefaultMaxBackoff * 2)
+			r.e.Clock().Advance(outbox.DefaultMaxBackoff * 2)
 			delivered := 0
 			for range 3 {
 				n, err := o.Flush(ctx)
@@ -150,7 +151,7 @@ func TestOutboxFaultMatrix(t *testing.T) {
 				if delivered > 0 {
 					break
 				}
-				r.e.Clock().Advance(oauthmail.DefaultMaxBackoff * 2)
+				r.e.Clock().Advance(outbox.DefaultMaxBackoff * 2)
 			}
 			copies := len(r.e.Messages())
 			fmt.Fprintf(&table, "%-43s %-20s %-7v %-9v %-10v %d\n", tc.name, code, queued, intact, delivered == 1, copies)
@@ -241,10 +242,10 @@ func TestOutboxDeadLetterAndRetry(t *testing.T) {
 	if n, err := o.Flush(ctx); n != 1 || err != nil {
 		t.Fatalf("Flush() after Retry = %d, %v", n, err)
 	}
-	if err := o.Retry(ctx, id); !errors.Is(err, oauthmail.ErrNoEntry) {
+	if err := o.Retry(ctx, id); !errors.Is(err, outbox.ErrNoEntry) {
 		t.Errorf("Retry(delivered) = %v, want ErrNoEntry", err)
 	}
-	if err := o.Drop(ctx, "../../etc"); !errors.Is(err, oauthmail.ErrNoEntry) {
+	if err := o.Drop(ctx, "../../etc"); !errors.Is(err, outbox.ErrNoEntry) {
 		t.Errorf("Drop(path) = %v, want ErrNoEntry", err)
 	}
 }
@@ -262,7 +263,8 @@ func TestOutboxDrop(t *testing.T) {
 	}
 }
 
-// No more than 30 messages leave in any minute (exchange-online-smtp.md §5),
+// No more than 30 messages leave in any minute, Exchange Online's rate
+// (https://learn.microsoft.com/exchange/troubleshoot/send-emails/smtp-submission-improvements),
 // measured on the server's (emulated) receive times.
 func TestOutboxSendRate(t *testing.T) {
 	ctx := t.Context()
@@ -360,7 +362,7 @@ func TestOutboxEnqueueRefusesBadInput(t *testing.T) {
 func TestOutboxCorruptSpoolEntry(t *testing.T) {
 	ctx := t.Context()
 	dir := t.TempDir()
-	r, o := outboxRig(t, nil, func(c *oauthmail.OutboxConfig) { c.Dir = dir })
+	r, o := outboxRig(t, nil, func(c *outbox.Config) { c.Dir = dir })
 	id, _ := o.Enqueue(ctx, msgTo("bob@contoso.com"))
 	good, _ := o.Enqueue(ctx, msgTo("bob@contoso.com"))
 	if err := os.WriteFile(filepath.Join(dir, "queue", id, "message.json"), []byte(`{"version":1,"to":[`), 0o600); err != nil {
@@ -386,7 +388,7 @@ func TestOutboxCanaries(t *testing.T) {
 	logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	dir := t.TempDir()
 	r, o := outboxRig(t, func(c *oauthmail.Config) { c.Logger = logger },
-		func(c *oauthmail.OutboxConfig) { c.Dir = dir; c.Logger = logger })
+		func(c *outbox.Config) { c.Dir = dir; c.Logger = logger })
 	var secrets []string
 	rec, _ := r.store.Load(ctx, "default")
 	secrets = append(secrets, rec.AccessToken, rec.RefreshToken)
@@ -447,7 +449,7 @@ func TestOutboxCanaries(t *testing.T) {
 }
 
 func TestNewOutboxChecksConfig(t *testing.T) {
-	if _, err := oauthmail.NewOutbox(oauthmail.OutboxConfig{}); oauthmail.ErrorCode(err) != oauthmail.BadInput {
+	if _, err := outbox.New(outbox.Config{}); oauthmail.ErrorCode(err) != oauthmail.BadInput {
 		t.Errorf("NewOutbox(zero) = %v, want bad_input", err)
 	}
 	_ = devicecode.ErrProtocol
@@ -459,9 +461,9 @@ func TestNewOutboxChecksConfig(t *testing.T) {
 func TestOutboxSendRateAcrossInstances(t *testing.T) {
 	ctx := t.Context()
 	dir := t.TempDir()
-	r, _ := outboxRig(t, nil, func(c *oauthmail.OutboxConfig) { c.Dir = dir })
+	r, _ := outboxRig(t, nil, func(c *outbox.Config) { c.Dir = dir })
 	for range 40 {
-		o, err := oauthmail.NewOutbox(oauthmail.OutboxConfig{Dir: dir, Mailer: r.m})
+		o, err := outbox.New(outbox.Config{Dir: dir, Mailer: r.m})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -483,7 +485,7 @@ func TestOutboxRunAndLock(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	dir := t.TempDir()
-	r, o := outboxRig(t, nil, func(c *oauthmail.OutboxConfig) { c.Dir = dir })
+	r, o := outboxRig(t, nil, func(c *outbox.Config) { c.Dir = dir })
 	done := make(chan error, 1)
 	go func() { done <- o.Run(ctx) }()
 	for range 3 {
@@ -496,9 +498,9 @@ func TestOutboxRunAndLock(t *testing.T) {
 	if _, err := r.e.WaitMessages(wctx, 3); err != nil {
 		t.Fatalf("Run did not deliver: %v", err)
 	}
-	o2, _ := oauthmail.NewOutbox(oauthmail.OutboxConfig{Dir: dir, Mailer: r.m})
-	if _, err := o2.Flush(ctx); !errors.Is(err, oauthmail.ErrOutboxBusy) {
-		t.Errorf("Flush() while Run holds the spool = %v, want ErrOutboxBusy", err)
+	o2, _ := outbox.New(outbox.Config{Dir: dir, Mailer: r.m})
+	if _, err := o2.Flush(ctx); !errors.Is(err, outbox.ErrBusy) {
+		t.Errorf("Flush() while Run holds the spool = %v, want ErrBusy", err)
 	}
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {

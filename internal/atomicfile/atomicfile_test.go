@@ -1,0 +1,56 @@
+package atomicfile_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/devicemail/devicemail/internal/atomicfile"
+)
+
+// A held lock makes TryLock fail with ErrBusy and Lock wait until the context
+// ends; once released, both succeed.
+func TestLockExcludes(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "lock")
+	unlock, err := atomicfile.TryLock(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := atomicfile.TryLock(path); !errors.Is(err, atomicfile.ErrBusy) {
+		t.Fatalf("second TryLock: %v, want ErrBusy", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := atomicfile.Lock(ctx, path); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Lock on a held lock with a cancelled context: %v", err)
+	}
+	if err := unlock(); err != nil {
+		t.Fatal(err)
+	}
+	unlock2, err := atomicfile.Lock(context.Background(), path)
+	if err != nil {
+		t.Fatalf("Lock after unlock: %v", err)
+	}
+	unlock2()
+	unlock2() // a second call is harmless
+}
+
+// Replace leaves the new content and no temporary file.
+func TestReplace(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "state.json")
+	for _, s := range []string{"one", "two"} {
+		if err := atomicfile.Replace(path, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if b, err := os.ReadFile(path); err != nil || string(b) != s {
+			t.Fatalf("after Replace(%q): %q, %v", s, b, err)
+		}
+	}
+	des, _ := os.ReadDir(dir)
+	if len(des) != 1 {
+		t.Fatalf("directory holds %d files, want 1", len(des))
+	}
+}

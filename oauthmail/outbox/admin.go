@@ -1,0 +1,242 @@
+package outbox
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/devicemail/devicemail/oauthmail"
+)
+
+// Entry describes a queued or dead message. It holds no message body
+// and no secret.
+type Entry struct {
+	ID          string         `json:"id"`
+	State       string         `json:"state"` // "queued", "held" or "dead"
+	Enqueued    time.Time      `json:"enqueued"`
+	From        string         `json:"from,omitempty"` // "" = the account's sender
+	To          []string       `json:"to"`             // envelope recipients (To, Cc, Bcc)
+	Subject     string         `json:"subject,omitempty"`
+	Size        int64          `json:"size"` // body and attachment bytes
+	Attempts    int            `json:"attempts"`
+	LastAttempt time.Time      `json:"last_attempt,omitzero"`
+	NextAttempt time.Time      `json:"next_attempt,omitzero"`
+	LastCode    oauthmail.Code `json:"last_code,omitempty"`
+	LastError   string         `json:"last_error,omitempty"`
+}
+
+// Status is the state of the outbox, for a status page.
+type Status struct {
+	Queued      int            `json:"queued"`                 // messages waiting
+	Dead        int            `json:"dead"`                   // messages in the dead-letter area
+	Held        bool           `json:"held"`                   // waiting for a new sign-in
+	HeldCode    oauthmail.Code `json:"held_code,omitempty"`    // why
+	Oldest      time.Time      `json:"oldest,omitzero"`        // enqueue time of the oldest queued message
+	OldestAge   time.Duration  `json:"oldest_age"`             // its age
+	LastCode    oauthmail.Code `json:"last_code,omitempty"`    // code of the last failure
+	LastError   string         `json:"last_error,omitempty"`   // its text (never a secret)
+	LastErrorAt time.Time      `json:"last_error_at,omitzero"` // when
+	Delivered   int            `json:"delivered"`              // messages this Outbox delivered
+	LastSent    time.Time      `json:"last_sent,omitzero"`     // last delivery by this Outbox
+}
+
+// List returns the queued messages, oldest first, then the dead ones.
+func (o *Outbox) List(ctx context.Context) ([]Entry, error) {
+	var out []Entry
+	for _, area := range []string{dirQueue, dirDead} {
+		ids, err := o.ids(area)
+		if err != nil {
+			return nil, err
+		}
+		for _, id := range ids {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			e, err := o.entry(area, id)
+			if err != nil {
+				continue // removed meanwhile
+			}
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+func (o *Outbox) entry(area, id string) (Entry, error) {
+	dir := filepath.Join(o.cfg.Dir, area, id)
+	sm, err := readSpool(dir)
+	e := Entry{ID: id, State: "queued"}
+	if area == dirDead {
+		e.State = "dead"
+	}
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return e, err
+		}
+		e.LastCode, e.LastError = oauthmail.Internal, err.Error()
+	} else {
+		e.Enqueued, e.From, e.Subject = sm.Enqueued, sm.From.Email, sm.Subject
+		for _, l := range [][]spoolAddress{sm.To, sm.Cc, sm.Bcc} {
+			for _, a := range l {
+				e.To = append(e.To, a.Email)
+			}
+		}
+		e.Size = int64(len(sm.Text) + len(sm.HTML))
+		for _, a := range sm.Attachments {
+			e.Size += a.Size
+		}
+	}
+	st := readState(dir)
+	e.Attempts, e.LastAttempt, e.NextAttempt, e.LastCode, e.LastError = st.Attempts, st.LastAttempt, st.NextAttempt, st.LastCode, st.LastError
+	o.mu.Lock()
+	if o.hold != nil && area == dirQueue {
+		e.State = "held"
+	}
+	o.mu.Unlock()
+	return e, nil
+}
+
+// ids lists the entries of an area, oldest first.
+func (o *Outbox) ids(area string) ([]string, error) {
+	des, err := os.ReadDir(filepath.Join(o.cfg.Dir, area))
+	if err != nil {
+		return nil, fmt.Errorf("outbox: %w", err)
+	}
+	var ids []string
+	for _, de := range des {
+		if de.IsDir() && validID(de.Name()) {
+			ids = append(ids, de.Name())
+		}
+	}
+	slices.Sort(ids)
+	return ids, nil
+}
+
+func validID(id string) bool {
+	if len(id) != 16+1+12 || id[16] != '-' {
+		return false
+	}
+	for i, c := range id {
+		if i != 16 && !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// ErrNoEntry is returned by Retry and Drop for an ID that is not in the spool.
+var ErrNoEntry = errors.New("outbox: no such message")
+
+// Retry moves a dead message back into the queue, or makes a queued one due
+// now, and releases a hold.
+func (o *Outbox) Retry(ctx context.Context, id string) error {
+	if !validID(id) {
+		return ErrNoEntry
+	}
+	o.mu.Lock()
+	o.hold = nil
+	o.mu.Unlock()
+	q := filepath.Join(o.cfg.Dir, dirQueue, id)
+	d := filepath.Join(o.cfg.Dir, dirDead, id)
+	if _, err := os.Stat(d); err == nil {
+		st := readState(d)
+		st.NextAttempt = time.Time{}
+		st.Dead = time.Time{}
+		if err := o.writeState(d, st); err != nil {
+			return err
+		}
+		if err := os.Rename(d, q); err != nil {
+			return fmt.Errorf("outbox: %w", err)
+		}
+		syncDir(filepath.Join(o.cfg.Dir, dirDead))
+		syncDir(filepath.Join(o.cfg.Dir, dirQueue))
+	} else if _, err := os.Stat(q); err == nil {
+		st := readState(q)
+		st.NextAttempt = time.Time{}
+		if err := o.writeState(q, st); err != nil {
+			return err
+		}
+	} else {
+		return ErrNoEntry
+	}
+	select {
+	case o.kick <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// Drop deletes a queued or dead message.
+func (o *Outbox) Drop(ctx context.Context, id string) error {
+	if !validID(id) {
+		return ErrNoEntry
+	}
+	for _, area := range []string{dirQueue, dirDead} {
+		if err := o.remove(area, id); err == nil {
+			return nil
+		}
+	}
+	return ErrNoEntry
+}
+
+// remove takes an entry out of its area with one rename (so a crash leaves
+// it either queued or gone), then deletes its files.
+func (o *Outbox) remove(area, id string) error {
+	gone := filepath.Join(o.cfg.Dir, dirTmp, "del-"+id+"-"+randHex(4))
+	if err := os.Rename(filepath.Join(o.cfg.Dir, area, id), gone); err != nil {
+		return err
+	}
+	syncDir(filepath.Join(o.cfg.Dir, area))
+	return os.RemoveAll(gone)
+}
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// Status reports queue depth, the oldest message's age, the last failure
+// and whether the outbox is held for a new sign-in.
+func (o *Outbox) Status(ctx context.Context) (*Status, error) {
+	es, err := o.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	now := o.cfg.Clock.Now()
+	st := &Status{}
+	var last time.Time
+	for _, e := range es {
+		if e.State == "dead" {
+			st.Dead++
+		} else {
+			st.Queued++
+			if st.Oldest.IsZero() || e.Enqueued.Before(st.Oldest) {
+				st.Oldest = e.Enqueued
+			}
+		}
+		if e.LastCode != "" && !e.LastAttempt.Before(last) {
+			last = e.LastAttempt
+			st.LastCode, st.LastError, st.LastErrorAt = e.LastCode, e.LastError, e.LastAttempt
+		}
+	}
+	if !st.Oldest.IsZero() {
+		st.OldestAge = max(now.Sub(st.Oldest), 0)
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.hold != nil {
+		st.Held, st.HeldCode = true, o.hold.code
+	}
+	if o.lastCode != "" && !o.lastErrAt.Before(st.LastErrorAt) {
+		st.LastCode, st.LastError, st.LastErrorAt = o.lastCode, o.lastErr, o.lastErrAt
+	}
+	st.Delivered, st.LastSent = o.delivered, o.lastOK
+	return st, nil
+}

@@ -1,0 +1,243 @@
+// Package outbox is a durable queue in front of an [oauthmail.Mailer], for
+// mail that must not be lost to a network failure, an expired sign-in or a
+// power cut (a scan job): [Outbox.Enqueue] writes the message to a spool
+// directory and syncs it before it returns; [Outbox.Run] or [Outbox.Flush]
+// deliver it, with exponential backoff after temporary failures, a hold
+// while the account needs a new sign-in, and a dead-letter area for the
+// rest. Its errors carry the stable codes of [oauthmail.ErrorCode].
+//
+// The outbox uses only the Mailer's exported API: [oauthmail.Mailer.Dial]
+// to send, [oauthmail.Mailer.Status] to watch the sign-in and
+// [oauthmail.Mailer.Config] for its limits and clock.
+package outbox
+
+import (
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/devicemail/devicemail/devicecode"
+	"github.com/devicemail/devicemail/internal/clock"
+	"github.com/devicemail/devicemail/oauthmail"
+)
+
+// Defaults of [Config].
+const (
+	// DefaultSendRate is Exchange Online's submission limit for one mailbox:
+	// 30 messages a minute
+	// (https://learn.microsoft.com/exchange/troubleshoot/send-emails/smtp-submission-improvements).
+	DefaultSendRate = 30
+	// DefaultMinBackoff is the first wait after a temporary failure.
+	DefaultMinBackoff = 30 * time.Second
+	// DefaultMaxBackoff caps the exponential backoff.
+	DefaultMaxBackoff = 30 * time.Minute
+	// DefaultMaxAge is how long a message is retried before it goes to the
+	// dead-letter area (RFC 5321 §4.5.4.1 suggests 4–5 days).
+	DefaultMaxAge = 5 * 24 * time.Hour
+	// DefaultAttemptTimeout bounds one delivery attempt.
+	DefaultAttemptTimeout = 10 * time.Minute
+	// DefaultHoldPoll is how often a held outbox looks for a new sign-in.
+	DefaultHoldPoll = time.Minute
+)
+
+// Config configures an [Outbox]. Dir and Mailer are required; every
+// other zero value means the default named on the field.
+type Config struct {
+	// Dir is the spool directory. It is created (mode 0700) if missing and
+	// holds queue/, dead/ and tmp/ subdirectories and a lock file.
+	Dir string
+	// Mailer sends the messages. The outbox holds mail while its account
+	// needs a new sign-in, and watches its Status to resume. It may be nil
+	// for an Outbox that only lists, retries or drops (an administration
+	// tool); Run and Flush then fail.
+	Mailer *oauthmail.Mailer
+	// SendRate is the most messages sent in any 60 seconds; zero means
+	// DefaultSendRate, negative means no limit.
+	SendRate int
+	// MinBackoff and MaxBackoff bound the exponential backoff after temporary
+	// failures; zero means DefaultMinBackoff and DefaultMaxBackoff.
+	MinBackoff, MaxBackoff time.Duration
+	// MaxAge is how long a message may keep failing temporarily before it
+	// goes to the dead-letter area; zero means DefaultMaxAge.
+	MaxAge time.Duration
+	// AttemptTimeout bounds one delivery attempt; zero means
+	// DefaultAttemptTimeout.
+	AttemptTimeout time.Duration
+	// HoldPoll is how often a held outbox checks for a new sign-in; zero
+	// means DefaultHoldPoll.
+	HoldPoll time.Duration
+	// Logger receives Debug records of deliveries and failures; nil
+	// discards. Secrets are never logged (message bodies are not logged).
+	Logger *slog.Logger
+	// Clock is the time source for backoff, rate and ages; nil means the
+	// Mailer's clock (real time without a Mailer).
+	Clock devicecode.Clock
+}
+
+// Outbox is a durable queue in front of an [oauthmail.Mailer].
+// [Outbox.Enqueue] writes the message (header fields, body and copies of the
+// attachments) to the spool directory and syncs it before it returns;
+// [Outbox.Run] or [Outbox.Flush] deliver it.
+//
+// Delivery is at least once. A message leaves queue/ by one rename, made as
+// soon as the server has answered 250 to its final dot (or to BDAT LAST).
+// What a crash (kill, panic, power loss) does depends on where it lands:
+//
+//   - Inside Enqueue, before it returns: nothing was promised. If the rename
+//     into queue/ was made the message is delivered anyway (a caller that
+//     enqueues it again after the crash sends it twice, under two
+//     Message-IDs); if not, a later New removes the staging directory
+//     once it is an hour old.
+//   - After Enqueue returned and before the server has the whole message
+//     (connecting, signing in, MAIL, RCPT, DATA or BDAT chunks, the final dot
+//     or BDAT LAST not yet received in full): the server stored nothing, the
+//     entry is still queued, and the next run sends it once. No loss, no
+//     duplicate.
+//   - From the moment the server has received the final dot or BDAT LAST to
+//     the rename (while the server stores the message, while its 250 is in
+//     flight, after it arrived but before the rename; after a power loss,
+//     up to the directory sync that follows the rename): the server has the
+//     message and the entry is still queued, so the next run sends it again.
+//     This is the one window for a duplicate.
+//   - After the rename: the message is not sent again. Deleting its files,
+//     QUIT and the store update may be cut short; New removes what is
+//     left in tmp/.
+//
+// One process delivers from a spool at a time, one message at a time, so a
+// crash sends at most one message twice. The same window opens without a
+// crash when the connection breaks, or AttemptTimeout ends, while the reply
+// to the final dot is awaited: the outbox cannot know whether the server
+// took the message and tries again (RFC 1047; RFC 5321 section 4.5.3.2.6,
+// https://www.rfc-editor.org/rfc/rfc5321#section-4.5.3.2.6). The resent
+// message carries the same Message-ID and Date header (fixed at Enqueue), so
+// a recipient can tell the copies apart as duplicates. SMTP has no way to
+// close that window.
+//
+// Temporary failures (network, 4xx replies, throttling, an unavailable token
+// endpoint) are retried with exponential backoff. Failures a new sign-in
+// fixes (revoked or lapsed sign-in, consent, Conditional Access) hold the
+// whole outbox until the account's sign-in changes. Other failures move the
+// message to the dead-letter area with its stable [oauthmail.Code];
+// [Outbox.Retry] puts it back.
+//
+// Several processes may Enqueue into one directory at once; delivery runs in
+// one process at a time (a lock file: flock on Unix, LockFileEx on
+// Windows). The send times of the last minute are kept in the spool, so
+// successive processes share SendRate; two spools for one mailbox do not. An Outbox is safe for concurrent use.
+//
+// # Spool layout
+//
+//	DIR/queue/ID/message.json   header fields and body (JSON, version 1)
+//	DIR/queue/ID/att-N          attachment copies
+//	DIR/queue/ID/state.json     attempts, next attempt, last code and error
+//	DIR/dead/ID/...             dead letters, same layout
+//	DIR/tmp/                    staging (new-ID) and removal (del-ID)
+//	DIR/lock, DIR/rate.json     delivery lock, recent send times
+//
+// An entry is staged in tmp/, synced, and renamed into queue/ in one step;
+// it leaves queue/ by one rename too (to dead/ or to tmp/ for deletion).
+// IDs sort by enqueue time. No file holds a token.
+type Outbox struct {
+	cfg  Config
+	log  *slog.Logger
+	kick chan struct{}
+
+	mu        sync.Mutex
+	sent      []time.Time // send times in the last minute, for SendRate
+	hold      *hold
+	lastErr   string
+	lastCode  oauthmail.Code
+	lastErrAt time.Time
+	delivered int
+	lastOK    time.Time
+}
+
+// hold is an outbox paused until the account signs in again.
+type hold struct {
+	code       oauthmail.Code
+	signedInAt time.Time // SignedInAt when the hold began
+	checked    time.Time
+}
+
+// New checks cfg, creates the spool directories and returns an Outbox.
+func New(cfg Config) (*Outbox, error) {
+	if cfg.Dir == "" {
+		return nil, oauthmail.InputError("outbox: Dir is empty", nil)
+	}
+	if cfg.SendRate == 0 {
+		cfg.SendRate = DefaultSendRate
+	}
+	if cfg.MinBackoff <= 0 {
+		cfg.MinBackoff = DefaultMinBackoff
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = DefaultMaxBackoff
+	}
+	if cfg.MaxBackoff < cfg.MinBackoff {
+		cfg.MaxBackoff = cfg.MinBackoff
+	}
+	if cfg.MaxAge <= 0 {
+		cfg.MaxAge = DefaultMaxAge
+	}
+	if cfg.AttemptTimeout <= 0 {
+		cfg.AttemptTimeout = DefaultAttemptTimeout
+	}
+	if cfg.HoldPoll <= 0 {
+		cfg.HoldPoll = DefaultHoldPoll
+	}
+	if cfg.Clock == nil && cfg.Mailer != nil {
+		cfg.Clock = cfg.Mailer.Config().Clock
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real{}
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	for _, d := range []string{cfg.Dir, filepath.Join(cfg.Dir, dirQueue), filepath.Join(cfg.Dir, dirDead), filepath.Join(cfg.Dir, dirTmp)} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, storageErr(err)
+		}
+	}
+	o := &Outbox{cfg: cfg, log: log, kick: make(chan struct{}, 1)}
+	o.sweep()
+	o.loadRate()
+	return o, nil
+}
+
+// sweep removes what crashes left in tmp/: entries already taken out of
+// the queue ("del-"), and staging directories of Enqueue calls that died
+// before publishing (never promised to anyone) once they are an hour old,
+// so that a concurrent Enqueue in another process is not disturbed.
+func (o *Outbox) sweep() {
+	dir := filepath.Join(o.cfg.Dir, dirTmp)
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, de := range des {
+		name := de.Name()
+		switch {
+		case strings.HasPrefix(name, "del-"):
+			os.RemoveAll(filepath.Join(dir, name))
+		case strings.HasPrefix(name, "new-"):
+			if fi, err := de.Info(); err == nil && time.Since(fi.ModTime()) > time.Hour {
+				os.RemoveAll(filepath.Join(dir, name))
+			}
+		}
+	}
+}
+
+const (
+	dirQueue = "queue"
+	dirDead  = "dead"
+	dirTmp   = "tmp"
+	fileMsg  = "message.json"
+	fileSt   = "state.json"
+	lockFile = "lock"
+	fileRate = "rate.json" // send times of the last minute, shared by successive processes
+)
