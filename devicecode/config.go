@@ -113,7 +113,7 @@ type Prompt struct {
 	// Interval is the minimum time between polls the server asked for.
 	Interval time.Duration
 	// DeviceCode is the secret the device polls with. It prints as REDACTED.
-	DeviceCode redact.Secret
+	DeviceCode DeviceCode
 }
 
 // QRURI returns the URI a QR code should carry: the complete verification URI

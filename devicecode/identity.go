@@ -35,7 +35,7 @@ type idClaims struct {
 // Without an ID token it returns ErrNoIDToken: the account is unknown. A
 // malformed ID token gives an [*Error] with ReasonProtocol, and one that names
 // no address (none of preferred_username, upn, unique_name or email) an
-// [*Error] with ReasonNoAddress (ErrNoAddress) whose Description lists the
+// [*Error] with ReasonNoAddress (ReasonNoAddress) whose Description lists the
 // names, never the values, of the claims it has.
 //
 // The ID token's signature is not checked. That is allowed here because the

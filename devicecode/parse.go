@@ -132,7 +132,7 @@ func (d *deviceAuthJSON) prompt(sent, received time.Time) *Prompt {
 		Issued:                  received,
 		Expires:                 sent.Add(exp),
 		Interval:                iv,
-		DeviceCode:              redact.Secret(d.DeviceCode),
+		DeviceCode:              DeviceCode(d.DeviceCode),
 	}
 }
 

@@ -29,10 +29,10 @@ const deviceCodeGrant = "urn:ietf:params:oauth:grant-type:device_code"
 // more (RFC 8628 §3.5). Transient failures (network errors, timeouts, HTTP 5xx,
 // 408, 429 honouring Retry-After) are retried with backoff and never end the
 // sign-in. At p.Expires, Wait returns an [*Error] with ReasonExpired
-// (errors.Is(err, ErrExpired)) whose Err is the last transient failure, if any.
+// (errors.Is(err, ReasonExpired)) whose Err is the last transient failure, if any.
 // The user's and the server's refusals end Wait with a typed [*Error]:
-// ErrDeclined, ErrBadCode, ErrDeviceFlowBlocked, ErrConditionalAccess,
-// ErrMFARequired, ErrConsentRequired, ErrPublicClientNotAllowed, ... If ctx ends
+// ReasonDeclined, ReasonBadCode, ReasonDeviceFlowBlocked, ReasonConditionalAccess,
+// ReasonMFARequired, ReasonConsentRequired, ReasonPublicClientNotAllowed, ... If ctx ends
 // first, Wait returns ctx.Err().
 func (c *Config) Wait(ctx context.Context, p *Prompt) (*oauth2.Token, error) {
 	if p == nil || p.DeviceCode == "" {
