@@ -37,7 +37,7 @@ const (
 )
 
 // Response modes of the authorization response (OAuth 2.0 Form Post Response
-// Mode; entra-id.md §5.7).
+// Mode; MSAL Go's authorization URL, github.com/AzureAD/microsoft-authentication-library-for-go).
 const (
 	ResponseModeQuery    = "query"     // the browser is redirected with ?code=...&state=... (the default)
 	ResponseModeFormPost = "form_post" // the browser POSTs code and state to the redirect URI
@@ -429,7 +429,7 @@ func (r *AuthRequest) masker() *redact.Masker {
 var aadstsRE = regexp.MustCompile(`AADSTS(\d{4,9})`)
 
 // authorizeError types an error sent back to the redirect URI (RFC 6749
-// §4.1.2.1, entra-id.md §3.3). The description may carry "AADSTSnnnn:".
+// §4.1.2.1, https://learn.microsoft.com/entra/identity-platform/v2-oauth2-auth-code-flow). The description may carry "AADSTSnnnn:".
 func authorizeError(code, desc string) *Error {
 	var codes []int
 	if m := aadstsRE.FindStringSubmatch(desc); m != nil {

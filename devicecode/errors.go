@@ -168,7 +168,7 @@ const (
 
 // classify maps an OAuth error response to a Reason. AADSTS numbers win over the
 // "error" string because Microsoft reuses invalid_grant for many conditions
-// (entra-id.md §3.2). It returns "" for the polling states authorization_pending
+// (https://learn.microsoft.com/entra/identity-platform/reference-error-codes). It returns "" for the polling states authorization_pending
 // and slow_down, which are not failures.
 func classify(g grant, code string, aadsts []int, suberror string) Reason {
 	for _, n := range aadsts {
@@ -176,13 +176,13 @@ func classify(g grant, code string, aadsts []int, suberror string) Reason {
 			return r
 		}
 	}
-	switch suberror { // entra-id.md §3.1
+	switch suberror { // https://learn.microsoft.com/entra/identity-platform/v2-oauth2-auth-code-flow
 	case "consent_required":
 		return ReasonConsentRequired
 	case "basic_action", "additional_action":
 		return ReasonMFARequired
 	}
-	switch code { // RFC 6749 §5.2, RFC 8628 §3.5, entra-id.md §3.2
+	switch code { // RFC 6749 §5.2, RFC 8628 §3.5, https://learn.microsoft.com/entra/identity-platform/reference-error-codes
 	case "authorization_pending", "slow_down":
 		return ""
 	case "authorization_declined":
@@ -226,7 +226,7 @@ func classify(g grant, code string, aadsts []int, suberror string) Reason {
 	return ReasonProtocol
 }
 
-// classifyAADSTS maps the Microsoft error codes of entra-id.md §3.2.
+// classifyAADSTS maps the Microsoft error codes of https://learn.microsoft.com/entra/identity-platform/reference-error-codes.
 func classifyAADSTS(g grant, n int) Reason {
 	switch n {
 	case 70016: // authorization pending

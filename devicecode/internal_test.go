@@ -484,7 +484,7 @@ func TestClassify(t *testing.T) {
 }
 
 func TestParseErrorRealBody(t *testing.T) {
-	// entra-id.md §3.1, secureworks/squarephish issue #3.
+	// https://learn.microsoft.com/entra/identity-platform/v2-oauth2-auth-code-flow, secureworks/squarephish issue #3.
 	body := []byte(`{"error":"authorization_pending","error_description":"AADSTS70016: OAuth 2.0 device flow error. Authorization is pending. Continue polling.\r\nTrace ID: 342171d0-0d5b-42f7-8510-f64a57752400\r\nCorrelation ID: 2d132a74-e79d-43f6-a068-1f02e2c3fd19\r\nTimestamp: 2023-01-05 20:36:23Z","error_codes":[70016],"timestamp":"2023-01-05 20:36:23Z","trace_id":"342171d0-0d5b-42f7-8510-f64a57752400","correlation_id":"2d132a74-e79d-43f6-a068-1f02e2c3fd19","error_uri":"https://login.microsoftonline.com/error?code=70016"}`)
 	got := parseError(grantDeviceCode, 400, body)
 	var re *oauth2.RetrieveError

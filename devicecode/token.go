@@ -378,7 +378,7 @@ func (c *Config) ClientCredentials(ctx context.Context) (*oauth2.Token, error) {
 	return tok, nil
 }
 
-// logToken logs only the token type and expiry of a token (STYLE §3.7).
+// logToken logs only the token type and expiry of a token (tokens never reach a log).
 func (c *Config) logToken(ctx context.Context, g grant, t *oauth2.Token) {
 	c.logger().LogAttrs(ctx, slog.LevelDebug, "devicecode: token issued",
 		slog.String("oauth.grant", g.String()),

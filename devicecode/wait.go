@@ -18,7 +18,7 @@ const maxBackoff = 30 * time.Second
 const slowDownStep = 5 * time.Second
 
 // deviceCodeGrant is the RFC 8628 §3.4 grant type; Entra accepts it as well as
-// the short "device_code" (entra-id.md §2).
+// the short "device_code" (https://learn.microsoft.com/entra/identity-platform/v2-oauth2-device-code).
 const deviceCodeGrant = "urn:ietf:params:oauth:grant-type:device_code"
 
 // Wait polls the token endpoint until the user finishes signing in at the
