@@ -37,7 +37,7 @@ const (
 )
 
 // Response modes of the authorization response (OAuth 2.0 Form Post Response
-// Mode; entra-id.md §5.7).
+// Mode; MSAL Go's authorization URL, github.com/AzureAD/microsoft-authentication-library-for-go).
 const (
 	ResponseModeQuery    = "query"     // the browser is redirected with ?code=...&state=... (the default)
 	ResponseModeFormPost = "form_post" // the browser POSTs code and state to the redirect URI
@@ -57,12 +57,13 @@ var ErrStateMismatch = errors.New("devicecode: state in the authorization respon
 var ErrAuthTimeout = errors.New("devicecode: no answer from the browser in time")
 
 // ErrNoBrowser is returned by [AuthCode.SignIn] when no browser could be opened
-// and AuthCode.ShowURL is nil, so the user cannot be told where to go.
+// (AuthCode.OpenBrowser is nil or failed) and AuthCode.ShowURL is nil, so the
+// user cannot be told where to go.
 var ErrNoBrowser = errors.New("devicecode: no browser to open and no ShowURL to print the sign-in URL")
 
 // AuthCode signs a user in with the authorization code grant (RFC 6749 §4.1)
-// in the system browser: PKCE with S256 always (RFC 7636), a random state
-// that the answer must carry back, and a loopback redirect URI
+// in a browser (see AuthCode.OpenBrowser): PKCE with S256 always (RFC 7636),
+// a random state that the answer must carry back, and a loopback redirect URI
 // http://localhost:PORT served by a listener on 127.0.0.1 and ::1 (RFC 8252
 // §7.3). Microsoft matches a registered "http://localhost" on any port, so the
 // app registration needs only that one redirect URI.
@@ -109,15 +110,15 @@ type AuthCode struct {
 	// Timeout bounds the wait for the browser; zero means
 	// DefaultAuthCodeTimeout. ctx may end the wait earlier.
 	Timeout time.Duration
-	// OpenBrowser opens url in the user's browser; nil means the system
-	// browser (xdg-open with a display on Linux and BSD, open on macOS,
-	// rundll32 on Windows). It should return once the browser is asked to
-	// open, not wait for the sign-in. Tests set it to drive the pages
-	// themselves (from another goroutine).
+	// OpenBrowser opens url in the user's browser, for example
+	// [github.com/devicemail/devicemail/devicecode/browser.Open] for the
+	// system browser. It should return once the browser is asked to open,
+	// not wait for the sign-in. nil opens nothing: SignIn calls ShowURL.
+	// Tests set it to drive the pages themselves (from another goroutine).
 	OpenBrowser func(url string) error
-	// ShowURL, if set, is called with the sign-in URL when the browser could
-	// not be opened (no display, no opener), so the program can print it for
-	// the user to open by hand. It should return quickly.
+	// ShowURL, if set, is called with the sign-in URL when OpenBrowser is nil
+	// or fails (no display, no opener), so the program can print it for the
+	// user to open by hand. It should return quickly.
 	ShowURL func(url string)
 	// NoPreflight turns off the check of the authorization URL before the
 	// browser opens (see [AuthCode.Start]).
@@ -196,8 +197,8 @@ type callback struct {
 // with Config.HTTPClient, without cookies and without following redirects: an
 // error page that names an AADSTS code (HTTP 4xx), as Microsoft shows for an
 // unregistered redirect URI (AADSTS50011), an unknown app or tenant, ends the
-// sign-in at once with the typed [*Error] (ErrRedirectMismatch,
-// ErrAppNotFound, ErrTenantNotFound) instead of leaving the user on an error
+// sign-in at once with the typed [*Error] (ReasonRedirectMismatch,
+// ReasonAppNotFound, ReasonTenantNotFound) instead of leaving the user on an error
 // page. A redirect back to the listener carrying an error (invalid_scope, ...)
 // is reported the same way.
 func (a *AuthCode) Start(ctx context.Context) (*AuthRequest, error) {
@@ -321,11 +322,11 @@ func (a *AuthCode) Start(ctx context.Context) (*AuthRequest, error) {
 // redeem the code and return the token. The browser shows a page saying
 // whether the sign-in worked.
 //
-// Failures are typed like the device flow's: ErrAccessDenied (the user
-// cancelled or declined consent), ErrConsentRequired, ErrRedirectMismatch,
-// ErrInvalidClient (wrong secret), ErrClientSecretExpired, ErrInvalidScope,
-// ErrMFARequired, ErrConditionalAccess, ...; a foreign state gives
-// ErrStateMismatch (and ErrProtocol); no answer within Timeout gives
+// Failures are typed like the device flow's: ReasonAccessDenied (the user
+// cancelled or declined consent), ReasonConsentRequired, ReasonRedirectMismatch,
+// ReasonInvalidClient (wrong secret), ReasonClientSecretExpired, ReasonInvalidScope,
+// ReasonMFARequired, ReasonConditionalAccess, ...; a foreign state gives
+// ErrStateMismatch (and ReasonProtocol); no answer within Timeout gives
 // ErrAuthTimeout; if ctx ends first, ctx.Err().
 func (a *AuthCode) SignIn(ctx context.Context) (*oauth2.Token, error) {
 	r, err := a.Start(ctx)
@@ -333,11 +334,11 @@ func (a *AuthCode) SignIn(ctx context.Context) (*oauth2.Token, error) {
 		return nil, err
 	}
 	defer r.Close()
-	open := a.OpenBrowser
-	if open == nil {
-		open = openSystemBrowser
+	err = errors.New("AuthCode.OpenBrowser is nil")
+	if a.OpenBrowser != nil {
+		err = a.OpenBrowser(r.URL)
 	}
-	if err := open(r.URL); err != nil {
+	if err != nil {
 		if a.ShowURL == nil {
 			return nil, fmt.Errorf("%w: %v", ErrNoBrowser, err)
 		}
@@ -428,7 +429,7 @@ func (r *AuthRequest) masker() *redact.Masker {
 var aadstsRE = regexp.MustCompile(`AADSTS(\d{4,9})`)
 
 // authorizeError types an error sent back to the redirect URI (RFC 6749
-// §4.1.2.1, entra-id.md §3.3). The description may carry "AADSTSnnnn:".
+// §4.1.2.1, https://learn.microsoft.com/entra/identity-platform/v2-oauth2-auth-code-flow). The description may carry "AADSTSnnnn:".
 func authorizeError(code, desc string) *Error {
 	var codes []int
 	if m := aadstsRE.FindStringSubmatch(desc); m != nil {

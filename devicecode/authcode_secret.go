@@ -14,14 +14,14 @@ const (
 	SecretUnknown  SecretState = "unknown"  // no expiry date was given
 	SecretValid    SecretState = "valid"    // more than the warning period left
 	SecretExpiring SecretState = "expiring" // within the warning period: create the next secret now
-	SecretExpired  SecretState = "expired"  // past its expiry: sign-in and refresh fail with ErrClientSecretExpired
+	SecretExpired  SecretState = "expired"  // past its expiry: sign-in and refresh fail with ReasonClientSecretExpired
 )
 
 // DefaultSecretWarnDays is the warning period of [CheckSecretExpiry] when
 // warnDays is 0.
 const DefaultSecretWarnDays = 30
 
-// SecretExpiredAdvice is the operator message for ErrClientSecretExpired
+// SecretExpiredAdvice is the operator message for ReasonClientSecretExpired
 // (AADSTS7000222): what to do when linking fails because the secret expired.
 const SecretExpiredAdvice = "The client secret has expired. Create a new client secret in the app registration " +
 	"(Microsoft Entra admin center: App registrations > your app > Certificates & secrets > New client secret), " +

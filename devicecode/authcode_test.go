@@ -99,8 +99,8 @@ func TestAuthCodeWrongSecret(t *testing.T) {
 			v.ac.ClientSecret = "canary-wrong-secret"
 			u := newUser(t, v.e, "alice@contoso.com")
 			_, err := signIn(t, v, u)
-			if !errors.Is(err, devicecode.ErrInvalidClient) {
-				t.Fatalf("SignIn = %v, want ErrInvalidClient", err)
+			if !errors.Is(err, devicecode.ReasonInvalidClient) {
+				t.Fatalf("SignIn = %v, want ReasonInvalidClient", err)
 			}
 			var de *devicecode.Error
 			if !errors.As(err, &de) || de.AADSTS != 7000215 {
@@ -141,8 +141,8 @@ func TestAuthCodeExpiredSecret(t *testing.T) {
 	}
 	u = newUser(t, v.e, "alice@contoso.com")
 	_, err := signIn(t, v, u)
-	if !errors.Is(err, devicecode.ErrClientSecretExpired) {
-		t.Fatalf("SignIn after expiry = %v, want ErrClientSecretExpired", err)
+	if !errors.Is(err, devicecode.ReasonClientSecretExpired) {
+		t.Fatalf("SignIn after expiry = %v, want ReasonClientSecretExpired", err)
 	}
 	var de *devicecode.Error
 	if !errors.As(err, &de) || de.AADSTS != 7000222 || de.Reason != devicecode.ReasonClientSecretExpired {
@@ -162,8 +162,8 @@ func TestAuthCodeRedirectMismatch(t *testing.T) {
 	opened := false
 	v.ac.OpenBrowser = func(string) error { opened = true; return nil }
 	_, err := v.ac.SignIn(context.Background())
-	if !errors.Is(err, devicecode.ErrRedirectMismatch) {
-		t.Fatalf("SignIn = %v, want ErrRedirectMismatch", err)
+	if !errors.Is(err, devicecode.ReasonRedirectMismatch) {
+		t.Fatalf("SignIn = %v, want ReasonRedirectMismatch", err)
 	}
 	var de *devicecode.Error
 	if !errors.As(err, &de) || de.AADSTS != 50011 {
@@ -182,8 +182,8 @@ func TestAuthCodeStateMismatch(t *testing.T) {
 			u := newUser(t, v.e, "alice@contoso.com")
 			u.tamper = func(q url.Values) { q.Set("state", "forged") }
 			_, err := signIn(t, v, u)
-			if !errors.Is(err, devicecode.ErrStateMismatch) || !errors.Is(err, devicecode.ErrProtocol) {
-				t.Fatalf("SignIn = %v, want ErrStateMismatch and ErrProtocol", err)
+			if !errors.Is(err, devicecode.ErrStateMismatch) || !errors.Is(err, devicecode.ReasonProtocol) {
+				t.Fatalf("SignIn = %v, want ErrStateMismatch and ReasonProtocol", err)
 			}
 			if n := len(tokenRequests(v.e)); n != 0 {
 				t.Errorf("the code was redeemed %d times despite the wrong state", n)
@@ -203,9 +203,9 @@ func TestAuthCodeConsent(t *testing.T) {
 		want        error
 		aadsts      int
 	}{
-		{"denied", true, false, devicecode.ErrAccessDenied, 65004},
+		{"denied", true, false, devicecode.ReasonAccessDenied, 65004},
 		{"accepted", true, true, nil, 0},
-		{"admin consent needed", false, true, devicecode.ErrConsentRequired, 65001},
+		{"admin consent needed", false, true, devicecode.ReasonConsentRequired, 65001},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			v := newAuthEnv(t)
@@ -350,8 +350,8 @@ func TestAuthRequestListener(t *testing.T) {
 		}
 	}
 	// A second listener on the same fixed port cannot start.
-	if _, err := v.ac.Start(context.Background()); !errors.Is(err, devicecode.ErrNetwork) {
-		t.Errorf("Start on a busy port = %v, want ErrNetwork", err)
+	if _, err := v.ac.Start(context.Background()); !errors.Is(err, devicecode.ReasonNetwork) {
+		t.Errorf("Start on a busy port = %v, want ReasonNetwork", err)
 	}
 	r.Close()
 	if _, err := r.Wait(context.Background()); !isConfigError(err, "auth_request") {

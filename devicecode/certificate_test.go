@@ -14,8 +14,8 @@ import (
 
 // A certificate that does not verify (a CA the client does not trust, a name
 // the certificate does not carry) ends Start, Wait, Refresh, ClientCredentials
-// and the preflight of AuthCode.Start at once with ErrCertificate, not
-// ErrNetwork: retrying or checking DNS cannot help, trusting the right CA can.
+// and the preflight of AuthCode.Start at once with ReasonCertificate, not
+// ReasonNetwork: retrying or checking DNS cannot help, trusting the right CA can.
 func TestCertificateFailureIsErrCertificate(t *testing.T) {
 	v := newContoso(t)
 	p, err := v.cfg.Start(context.Background()) // with the emulator's CA: works
@@ -53,8 +53,8 @@ func TestCertificateFailureIsErrCertificate(t *testing.T) {
 			} {
 				err := call()
 				var de *devicecode.Error
-				if !errors.Is(err, devicecode.ErrCertificate) || !errors.As(err, &de) || de.Reason != devicecode.ReasonCertificate {
-					t.Errorf("%s = %v, want ErrCertificate", name, err)
+				if !errors.Is(err, devicecode.ReasonCertificate) || !errors.As(err, &de) || de.Reason != devicecode.ReasonCertificate {
+					t.Errorf("%s = %v, want ReasonCertificate", name, err)
 				}
 				if !errors.As(err, tc.want) {
 					t.Errorf("%s = %v, want it to wrap %T", name, err, tc.want)

@@ -39,7 +39,7 @@ type Config struct {
 	// Authority.Scopes (for ClientCredentials, Authority.AppScopes).
 	Scopes []string
 	// Locale, e.g. "ja-JP", asks Microsoft for the Prompt.Message in that
-	// language (the mkt query parameter, entra-id.md §2); empty means the
+	// language (the mkt query parameter, https://learn.microsoft.com/entra/identity-platform/v2-oauth2-device-code); empty means the
 	// server's default.
 	Locale string
 	// HTTPClient sends the requests; nil means http.DefaultClient. Set it for
@@ -85,7 +85,7 @@ type Prompt struct {
 	// VerificationURI is the page where the user enters UserCode.
 	VerificationURI string
 	// VerificationURIComplete is VerificationURI with the code in it, when the
-	// server sends one (Microsoft does not, entra-id.md §2).
+	// server sends one (Microsoft does not, https://learn.microsoft.com/entra/identity-platform/v2-oauth2-device-code).
 	VerificationURIComplete string
 	// Message is the server's instruction text, localised by Config.Locale;
 	// empty if the server sent none.
@@ -99,7 +99,7 @@ type Prompt struct {
 	// Interval is the minimum time between polls the server asked for.
 	Interval time.Duration
 	// DeviceCode is the secret the device polls with. It prints as REDACTED.
-	DeviceCode redact.Secret
+	DeviceCode DeviceCode
 }
 
 // QRURI returns the URI a QR code should carry: the complete verification URI
@@ -182,7 +182,7 @@ func (c *Config) Start(ctx context.Context) (*Prompt, error) {
 	}
 	endpoint := c.Authority.DeviceAuthURL
 	if c.Locale != "" {
-		// The mkt query parameter localises message (entra-id.md §2).
+		// The mkt query parameter localises message (https://learn.microsoft.com/entra/identity-platform/v2-oauth2-device-code).
 		u, _ := url.Parse(endpoint)
 		q := u.Query()
 		q.Set("mkt", c.Locale)

@@ -24,18 +24,19 @@
 // faster than the server's interval (plus 5 s for every slow_down), retries
 // network errors, timeouts, HTTP 5xx and 429 (honouring Retry-After) until the
 // code expires, and reports every other outcome as an [*Error] whose
-// [Reason] is stable: errors.Is(err, ErrDeclined), errors.Is(err, ErrExpired),
+// [Reason] is stable: errors.Is(err, ReasonDeclined), errors.Is(err, ReasonExpired),
 // and so on, with Microsoft's AADSTS number, trace and correlation IDs. It does
 // its own polling rather than x/oauth2's DeviceAccessToken, which gives up on
 // the first transport error and drops Microsoft's error details.
 //
-// [Prompt.QRText] and [Prompt.QRPNG] draw the verification URI as a QR code for a
-// terminal or a web page.
+// Package [github.com/devicemail/devicemail/devicecode/qrcode] draws
+// [Prompt.QRURI] as a QR code for a terminal or a web page; it is a package of
+// its own so that a device build links no QR or image code.
 //
 // # Security
 //
 // The device code, tokens and the client secret never reach a log record, an
-// error string or fmt output: [Prompt.DeviceCode] prints as REDACTED, Config's
+// error string or fmt output: [Prompt.DeviceCode] prints as REDACTED ([DeviceCode]), Config's
 // Format and LogValue hide ClientSecret, and errors carry only the server's
 // error fields. A server that repeats in its answer a secret the request
 // carried (the refresh token, client secret, device code, authorization code
@@ -51,7 +52,7 @@
 // §3.1.3.7, item 6); never apply it to a token from elsewhere. Generic
 // endpoints and the base URL given to [Authority.WithLoginURL] must be https
 // (plain http only on loopback, for tests). A server certificate that does not
-// verify ends every call at once with [ErrCertificate]; trust a private CA
+// verify ends every call at once with [ReasonCertificate]; trust a private CA
 // through Config.HTTPClient.
 //
 // # Testing

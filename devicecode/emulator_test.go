@@ -205,18 +205,18 @@ func TestWaitOutcomes(t *testing.T) {
 				t.Fatal(err)
 			}
 			return p
-		}, devicecode.ErrDeclined, 65004},
-		{"expired_at_client", "", nil, devicecode.ErrExpired, 0},
+		}, devicecode.ReasonDeclined, 65004},
+		{"expired_at_client", "", nil, devicecode.ReasonExpired, 0},
 		{"expired_at_server", "", func(t *testing.T, v *env, p *devicecode.Prompt) *devicecode.Prompt {
 			q := *p
 			q.Expires = q.Expires.Add(time.Minute) // a client clock running late
 			return &q
-		}, devicecode.ErrExpired, 70020},
+		}, devicecode.ReasonExpired, 70020},
 		{"bad_code", "", func(t *testing.T, v *env, p *devicecode.Prompt) *devicecode.Prompt {
 			q := *p
 			q.DeviceCode = "canary-not-issued"
 			return &q
-		}, devicecode.ErrBadCode, 70018},
+		}, devicecode.ReasonBadCode, 70018},
 		{"device_flow_blocked", "", func(t *testing.T, v *env, p *devicecode.Prompt) *devicecode.Prompt {
 			v.e.Update(func(d *oauthmailtest.Directory) {
 				for _, tn := range d.Tenants {
@@ -225,7 +225,7 @@ func TestWaitOutcomes(t *testing.T) {
 			})
 			approveNow(t, v, p, "alice@contoso.com")
 			return p
-		}, devicecode.ErrDeviceFlowBlocked, 53003},
+		}, devicecode.ReasonDeviceFlowBlocked, 53003},
 		{"mfa_required", "", func(t *testing.T, v *env, p *devicecode.Prompt) *devicecode.Prompt {
 			v.e.Update(func(d *oauthmailtest.Directory) {
 				for _, u := range d.Users {
@@ -234,12 +234,12 @@ func TestWaitOutcomes(t *testing.T) {
 			})
 			approveNow(t, v, p, "bob@contoso.com")
 			return p
-		}, devicecode.ErrMFARequired, 50076},
+		}, devicecode.ReasonMFARequired, 50076},
 		{"consent_required", oauthmailtest.VendorAppClientID, func(t *testing.T, v *env, p *devicecode.Prompt) *devicecode.Prompt {
 			approveNow(t, v, p, "alice@contoso.com")
 			return p
-		}, devicecode.ErrConsentRequired, 65001},
-		{"public_client_not_allowed", oauthmailtest.DesktopAppClientID, nil, devicecode.ErrPublicClientNotAllowed, 7000218},
+		}, devicecode.ReasonConsentRequired, 65001},
+		{"public_client_not_allowed", oauthmailtest.DesktopAppClientID, nil, devicecode.ReasonPublicClientNotAllowed, 7000218},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			client := tc.client
@@ -286,10 +286,10 @@ func TestStartOutcomes(t *testing.T) {
 		scopes         []string
 		want           error
 	}{
-		{"app_not_found", oauthmailtest.ContosoTenantID, "0b0b0b0b-1111-4222-8333-444444444444", nil, devicecode.ErrAppNotFound},
-		{"tenant_not_found", "0c0c0c0c-1111-4222-8333-444444444444", oauthmailtest.DeviceAppClientID, nil, devicecode.ErrTenantNotFound},
+		{"app_not_found", oauthmailtest.ContosoTenantID, "0b0b0b0b-1111-4222-8333-444444444444", nil, devicecode.ReasonAppNotFound},
+		{"tenant_not_found", "0c0c0c0c-1111-4222-8333-444444444444", oauthmailtest.DeviceAppClientID, nil, devicecode.ReasonTenantNotFound},
 		{"invalid_scope", oauthmailtest.ContosoTenantID, oauthmailtest.DeviceAppClientID,
-			[]string{"https://outlook.office.com/SMTP.Send", "https://graph.microsoft.com/Mail.Send", "openid"}, devicecode.ErrInvalidScope},
+			[]string{"https://outlook.office.com/SMTP.Send", "https://graph.microsoft.com/Mail.Send", "openid"}, devicecode.ReasonInvalidScope},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			v := newEnv(t, tc.tenant, tc.client)
@@ -342,8 +342,8 @@ func TestRefreshOutcomes(t *testing.T) {
 	// Ninety days of inactivity: AADSTS700082.
 	v.clk.Advance(91 * 24 * time.Hour)
 	_, err = v.cfg.Refresh(ctx, tok2.RefreshToken)
-	if !errors.Is(err, devicecode.ErrRefreshExpired) {
-		t.Errorf("Refresh after 91 days = %v, want ErrRefreshExpired", err)
+	if !errors.Is(err, devicecode.ReasonRefreshExpired) {
+		t.Errorf("Refresh after 91 days = %v, want ReasonRefreshExpired", err)
 	}
 	v.checkNoLeak(t, err)
 }
@@ -365,8 +365,8 @@ func TestRefreshRevoked(t *testing.T) {
 	}
 	_, err = v.cfg.Refresh(ctx, tok.RefreshToken)
 	var e *devicecode.Error
-	if !errors.Is(err, devicecode.ErrReauthRequired) || !errors.As(err, &e) || e.AADSTS != 50173 {
-		t.Fatalf("Refresh after revocation = %v, want ErrReauthRequired AADSTS50173", err)
+	if !errors.Is(err, devicecode.ReasonReauthRequired) || !errors.As(err, &e) || e.AADSTS != 50173 {
+		t.Fatalf("Refresh after revocation = %v, want ReasonReauthRequired AADSTS50173", err)
 	}
 	v.checkNoLeak(t, err)
 }
@@ -383,8 +383,8 @@ func TestClientCredentials(t *testing.T) {
 		t.Errorf("IdentityFromToken(app-only) = %v, want ErrNoIDToken", err)
 	}
 	v.cfg.ClientSecret = "canary-wrong"
-	if _, err := v.cfg.ClientCredentials(ctx); !errors.Is(err, devicecode.ErrInvalidClient) {
-		t.Errorf("wrong secret: %v, want ErrInvalidClient", err)
+	if _, err := v.cfg.ClientCredentials(ctx); !errors.Is(err, devicecode.ReasonInvalidClient) {
+		t.Errorf("wrong secret: %v, want ReasonInvalidClient", err)
 	}
 	v.cfg.ClientSecret = oauthmailtest.DaemonAppSecret
 	v.e.Update(func(d *oauthmailtest.Directory) {
@@ -397,8 +397,8 @@ func TestClientCredentials(t *testing.T) {
 		}
 	})
 	_, err = v.cfg.ClientCredentials(ctx)
-	if !errors.Is(err, devicecode.ErrClientSecretExpired) {
-		t.Errorf("expired secret: %v, want ErrClientSecretExpired", err)
+	if !errors.Is(err, devicecode.ReasonClientSecretExpired) {
+		t.Errorf("expired secret: %v, want ReasonClientSecretExpired", err)
 	}
 	if s := fmt.Sprintf("%+v", v.cfg); strings.Contains(s, oauthmailtest.DaemonAppSecret) {
 		t.Errorf("%%+v of Config shows the secret: %s", s)
@@ -456,11 +456,11 @@ func TestExpiryCarriesLastTransientError(t *testing.T) {
 	v.e.InjectHTTP(oauthmailtest.HTTPFault{Path: "/token", Status: 503, Count: 1000})
 	_, err = v.cfg.Wait(ctx, p)
 	var e *devicecode.Error
-	if !errors.Is(err, devicecode.ErrExpired) || !errors.As(err, &e) || e.Err == nil {
-		t.Fatalf("Wait = %v, want ErrExpired carrying the last 503", err)
+	if !errors.Is(err, devicecode.ReasonExpired) || !errors.As(err, &e) || e.Err == nil {
+		t.Fatalf("Wait = %v, want ReasonExpired carrying the last 503", err)
 	}
-	if errors.Is(err, devicecode.ErrServer) {
-		t.Error("the expiry also matches ErrServer")
+	if errors.Is(err, devicecode.ReasonServer) {
+		t.Error("the expiry also matches ReasonServer")
 	}
 	v.checkPacing(t, 5*time.Second)
 	n := len(v.polls())

@@ -13,10 +13,19 @@ import (
 
 // Reason classifies an [Error]. Reason values are stable API: programs may store
 // them, map them to panel codes and compare them.
+//
+// A Reason is also the errors.Is target for its condition: an [*Error] matches
+// its own Reason, so errors.Is(err, ReasonDeclined) holds for a declined
+// sign-in however deeply err wraps the *Error. There are no separate sentinel
+// errors to keep in step with the reasons.
 type Reason string
 
-// The reasons an [Error] can carry. Each has a sentinel error of the same meaning
-// (ErrDeclined for ReasonDeclined, and so on) that errors.Is matches.
+// Error returns the reason itself ("declined", ...), so that a Reason can be
+// used where an error is expected (as an errors.Is target) and still prints
+// as its stable string with fmt.
+func (r Reason) Error() string { return string(r) }
+
+// The reasons an [Error] can carry.
 const (
 	ReasonDeclined               Reason = "declined"                  // the user declined the sign-in on the verification page
 	ReasonExpired                Reason = "expired"                   // the device code expired before the user finished
@@ -42,62 +51,10 @@ const (
 	ReasonProtocol               Reason = "protocol"                  // a malformed response, or an error this package does not know
 )
 
-// Sentinel errors, one per [Reason]. An [*Error] matches the sentinel of its
-// Reason with errors.Is, so both errors.Is(err, ErrDeclined) and errors.As work.
-var (
-	ErrDeclined               = errors.New("devicecode: sign-in declined")
-	ErrExpired                = errors.New("devicecode: device code expired")
-	ErrBadCode                = errors.New("devicecode: device code not recognised")
-	ErrConditionalAccess      = errors.New("devicecode: blocked by conditional access")
-	ErrDeviceFlowBlocked      = errors.New("devicecode: device code flow blocked")
-	ErrMFARequired            = errors.New("devicecode: multi-factor authentication required")
-	ErrConsentRequired        = errors.New("devicecode: consent required")
-	ErrPublicClientNotAllowed = errors.New("devicecode: app not enabled for public client flows")
-	ErrAppNotFound            = errors.New("devicecode: app not found")
-	ErrTenantNotFound         = errors.New("devicecode: tenant not found")
-	ErrInvalidScope           = errors.New("devicecode: invalid scope")
-	ErrInvalidClient          = errors.New("devicecode: invalid client")
-	ErrClientSecretExpired    = errors.New("devicecode: client secret expired")
-	ErrRefreshExpired         = errors.New("devicecode: refresh token expired")
-	ErrReauthRequired         = errors.New("devicecode: sign-in again required")
-	ErrRedirectMismatch       = errors.New("devicecode: redirect URI mismatch")
-	ErrAccessDenied           = errors.New("devicecode: access denied")
-	ErrServer                 = errors.New("devicecode: server unavailable")
-	ErrNetwork                = errors.New("devicecode: network error")
-	ErrCertificate            = errors.New("devicecode: server certificate not trusted")
-	ErrNoAddress              = errors.New("devicecode: id token names no account address")
-	ErrProtocol               = errors.New("devicecode: protocol error")
-)
-
 // ErrNoIDToken is returned by [IdentityFromToken] when the token carries no ID
 // token (the scope lacked "openid", or the server does not speak OpenID Connect):
 // the account is unknown.
 var ErrNoIDToken = errors.New("devicecode: no id token, account identity unknown")
-
-var sentinels = map[Reason]error{
-	ReasonDeclined:               ErrDeclined,
-	ReasonExpired:                ErrExpired,
-	ReasonBadCode:                ErrBadCode,
-	ReasonConditionalAccess:      ErrConditionalAccess,
-	ReasonDeviceFlowBlocked:      ErrDeviceFlowBlocked,
-	ReasonMFARequired:            ErrMFARequired,
-	ReasonConsentRequired:        ErrConsentRequired,
-	ReasonPublicClientNotAllowed: ErrPublicClientNotAllowed,
-	ReasonAppNotFound:            ErrAppNotFound,
-	ReasonTenantNotFound:         ErrTenantNotFound,
-	ReasonInvalidScope:           ErrInvalidScope,
-	ReasonInvalidClient:          ErrInvalidClient,
-	ReasonClientSecretExpired:    ErrClientSecretExpired,
-	ReasonRefreshExpired:         ErrRefreshExpired,
-	ReasonReauthRequired:         ErrReauthRequired,
-	ReasonRedirectMismatch:       ErrRedirectMismatch,
-	ReasonAccessDenied:           ErrAccessDenied,
-	ReasonServer:                 ErrServer,
-	ReasonNetwork:                ErrNetwork,
-	ReasonCertificate:            ErrCertificate,
-	ReasonNoAddress:              ErrNoAddress,
-	ReasonProtocol:               ErrProtocol,
-}
 
 // Error is a failed sign-in, refresh or token request. Reason is the stable
 // classification; the other fields are what the server said, for logs and
@@ -156,10 +113,11 @@ func (e *Error) Error() string {
 // Unwrap returns the underlying cause.
 func (e *Error) Unwrap() error { return e.Err }
 
-// Is reports whether target is the sentinel of e's Reason.
+// Is reports whether target is e's Reason, so that
+// errors.Is(err, ReasonExpired) matches an *Error with Reason ReasonExpired.
 func (e *Error) Is(target error) bool {
-	s, ok := sentinels[e.Reason]
-	return ok && s == target
+	r, ok := target.(Reason)
+	return ok && r != "" && r == e.Reason
 }
 
 // firstLine returns the first line of a Microsoft error_description, without the
@@ -210,7 +168,7 @@ const (
 
 // classify maps an OAuth error response to a Reason. AADSTS numbers win over the
 // "error" string because Microsoft reuses invalid_grant for many conditions
-// (entra-id.md §3.2). It returns "" for the polling states authorization_pending
+// (https://learn.microsoft.com/entra/identity-platform/reference-error-codes). It returns "" for the polling states authorization_pending
 // and slow_down, which are not failures.
 func classify(g grant, code string, aadsts []int, suberror string) Reason {
 	for _, n := range aadsts {
@@ -218,13 +176,13 @@ func classify(g grant, code string, aadsts []int, suberror string) Reason {
 			return r
 		}
 	}
-	switch suberror { // entra-id.md §3.1
+	switch suberror { // https://learn.microsoft.com/entra/identity-platform/v2-oauth2-auth-code-flow
 	case "consent_required":
 		return ReasonConsentRequired
 	case "basic_action", "additional_action":
 		return ReasonMFARequired
 	}
-	switch code { // RFC 6749 §5.2, RFC 8628 §3.5, entra-id.md §3.2
+	switch code { // RFC 6749 §5.2, RFC 8628 §3.5, https://learn.microsoft.com/entra/identity-platform/reference-error-codes
 	case "authorization_pending", "slow_down":
 		return ""
 	case "authorization_declined":
@@ -268,7 +226,7 @@ func classify(g grant, code string, aadsts []int, suberror string) Reason {
 	return ReasonProtocol
 }
 
-// classifyAADSTS maps the Microsoft error codes of entra-id.md §3.2.
+// classifyAADSTS maps the Microsoft error codes of https://learn.microsoft.com/entra/identity-platform/reference-error-codes.
 func classifyAADSTS(g grant, n int) Reason {
 	switch n {
 	case 70016: // authorization pending

@@ -44,7 +44,7 @@ func ExampleAuthCode() {
 	fmt.Println("signed in as", id.UPN)
 }
 
-// The same sign-in against the emulator, with seed 004's settings: the
+// The same sign-in against the emulator, with a desktop tool's settings: the
 // authorize and token endpoints are typed in as two URLs, and the secret
 // goes in an HTTP Basic header. The person at the browser is played by
 // clickThrough, which fills in the emulator's sign-in page with net/http.

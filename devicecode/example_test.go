@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log"
-	"os"
 	"time"
 
 	"github.com/devicemail/devicemail/devicecode"
+	"github.com/devicemail/devicemail/devicecode/qrcode"
 	"github.com/devicemail/devicemail/oauthmail/oauthmailtest"
 	"golang.org/x/oauth2"
 )
@@ -76,14 +76,14 @@ func ExampleExchangeOnline() {
 		log.Fatal(err)
 	}
 	fmt.Println(p.Message)
-	if qr, err := p.QRText(); err == nil {
+	if qr, err := qrcode.Text(p.QRURI()); err == nil { // package devicecode/qrcode
 		fmt.Print(qr)
 	}
 	tok, err := cfg.Wait(ctx, p)
 	switch {
-	case errors.Is(err, devicecode.ErrExpired):
+	case errors.Is(err, devicecode.ReasonExpired):
 		fmt.Println("the code expired; start again")
-	case errors.Is(err, devicecode.ErrDeviceFlowBlocked), errors.Is(err, devicecode.ErrConditionalAccess):
+	case errors.Is(err, devicecode.ReasonDeviceFlowBlocked), errors.Is(err, devicecode.ReasonConditionalAccess):
 		fmt.Println("a Conditional Access policy blocks this sign-in; ask your administrator")
 	case err != nil:
 		log.Fatal(err)
@@ -201,14 +201,4 @@ func ExampleConfigError() {
 	}
 	// Output:
 	// tenant
-}
-
-// The QR code of the verification page, for a web UI.
-func ExamplePrompt_QRPNG() {
-	p := &devicecode.Prompt{VerificationURI: "https://microsoft.com/devicelogin"}
-	png, err := p.QRPNG(8)
-	if err != nil {
-		log.Fatal(err)
-	}
-	os.WriteFile("signin-qr.png", png, 0o644)
 }

@@ -56,7 +56,7 @@ func FuzzParse(f *testing.F) {
 				t.Errorf("prompt pacing = %v, %v", p.Interval, p.Expires)
 			}
 		} else if e, ok := err.(*Error); !ok || e.Reason != ReasonProtocol {
-			t.Errorf("parseDeviceAuth error %v is not ErrProtocol", err)
+			t.Errorf("parseDeviceAuth error %v is not ReasonProtocol", err)
 		}
 
 		// OAuth error body.
@@ -127,7 +127,7 @@ func FuzzParse(f *testing.F) {
 				_, _ = identityFromIDToken(s)
 			}
 		} else if e, ok := err.(*Error); !ok || e.Reason != ReasonProtocol {
-			t.Errorf("parseToken error %v is not ErrProtocol", err)
+			t.Errorf("parseToken error %v is not ReasonProtocol", err)
 		}
 
 		// ID token claims: data as the raw token, and as the payload of one.

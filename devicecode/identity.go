@@ -12,14 +12,14 @@ import (
 
 // Identity is the signed-in account, read from the ID token.
 type Identity struct {
-	UPN      string // sign-in name: preferred_username, else upn (entra-id.md §4.3)
+	UPN      string // sign-in name: preferred_username, else upn (https://learn.microsoft.com/entra/identity-platform/id-token-claims-reference)
 	Email    string // email claim; empty when the account has none or the scope lacked "email"
 	Name     string // display name
 	TenantID string // tid: the account's tenant GUID (9188040d-6c67-4c5b-b112-36a304b66dad for Outlook.com)
 	ObjectID string // oid: the account's object GUID
 }
 
-// idClaims are the ID-token claims Identity reads (entra-id.md §4.3).
+// idClaims are the ID-token claims Identity reads (https://learn.microsoft.com/entra/identity-platform/id-token-claims-reference).
 type idClaims struct {
 	PreferredUsername string `json:"preferred_username"`
 	UPN               string `json:"upn"`
@@ -35,7 +35,7 @@ type idClaims struct {
 // Without an ID token it returns ErrNoIDToken: the account is unknown. A
 // malformed ID token gives an [*Error] with ReasonProtocol, and one that names
 // no address (none of preferred_username, upn, unique_name or email) an
-// [*Error] with ReasonNoAddress (ErrNoAddress) whose Description lists the
+// [*Error] with ReasonNoAddress (ReasonNoAddress) whose Description lists the
 // names, never the values, of the claims it has.
 //
 // The ID token's signature is not checked. That is allowed here because the

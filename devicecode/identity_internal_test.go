@@ -8,7 +8,7 @@ import (
 )
 
 // A hostile ID token with many claims, odd claim names and address-like values
-// in other claims: still ErrNoAddress, on one line that Error() does not cut,
+// in other claims: still ReasonNoAddress, on one line that Error() does not cut,
 // with no claim value and no unprintable name.
 func TestNoAddressErrorBounded(t *testing.T) {
 	claims := map[string]any{"name": "Alice Secretname", "tid": "t-value", "preferred_username": "", "email": "  ",

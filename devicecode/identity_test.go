@@ -12,7 +12,7 @@ import (
 
 // An ID token that carries no address (the scopes lacked "profile" and
 // "email", so Entra sent neither preferred_username nor email) is
-// ErrNoAddress, naming the claims present but none of their values.
+// ReasonNoAddress, naming the claims present but none of their values.
 func TestIdentityWithoutAddress(t *testing.T) {
 	v := newContoso(t)
 	v.cfg.Scopes = []string{"https://outlook.office.com/SMTP.Send", "offline_access", "openid"}
@@ -28,8 +28,8 @@ func TestIdentityWithoutAddress(t *testing.T) {
 	}
 	id, err := devicecode.IdentityFromToken(tok)
 	var de *devicecode.Error
-	if !errors.Is(err, devicecode.ErrNoAddress) || !errors.As(err, &de) || de.Reason != devicecode.ReasonNoAddress {
-		t.Fatalf("IdentityFromToken = %+v, %v; want ErrNoAddress", id, err)
+	if !errors.Is(err, devicecode.ReasonNoAddress) || !errors.As(err, &de) || de.Reason != devicecode.ReasonNoAddress {
+		t.Fatalf("IdentityFromToken = %+v, %v; want ReasonNoAddress", id, err)
 	}
 	msg := err.Error()
 	for _, want := range []string{"preferred_username", "email", "claims present: aud, exp, iat, iss, nbf, sub, tid, ver", `"profile"`} {

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"image/png"
 	"io"
 	"log/slog"
 	"net"
@@ -20,7 +19,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/oauth2"
-	"rsc.io/qr"
 )
 
 // manualClock advances only when slept on, like oauthmailtest's manual clock.
@@ -236,14 +234,14 @@ func TestWaitExpiresWithLastTransientError(t *testing.T) {
 	}
 	_, err = cfg.Wait(context.Background(), p)
 	var e *Error
-	if !errors.As(err, &e) || e.Reason != ReasonExpired || !errors.Is(err, ErrExpired) {
-		t.Fatalf("Wait = %v, want ErrExpired", err)
+	if !errors.As(err, &e) || e.Reason != ReasonExpired || !errors.Is(err, ReasonExpired) {
+		t.Fatalf("Wait = %v, want ReasonExpired", err)
 	}
 	if e.Err == nil {
 		t.Error("expired error carries no transient error")
 	}
-	if errors.Is(err, ErrServer) {
-		t.Error("expired error also matches ErrServer")
+	if errors.Is(err, ReasonServer) {
+		t.Error("expired error also matches ReasonServer")
 	}
 	if clk.Now().Before(p.Expires) {
 		t.Errorf("Wait returned at %v, before expiry %v", clk.Now(), p.Expires)
@@ -264,18 +262,18 @@ func TestWaitTerminalOutcomes(t *testing.T) {
 		step step
 		want error
 	}{
-		{"declined", oauthErr(400, "authorization_declined", 65004), ErrDeclined},
-		{"access_denied", oauthErr(400, "access_denied", 0), ErrDeclined},
-		{"expired", oauthErr(400, "expired_token", 70020), ErrExpired},
-		{"bad_code", oauthErr(400, "bad_verification_code", 70018), ErrBadCode},
-		{"device_flow_blocked", oauthErr(400, "interaction_required", 53003), ErrDeviceFlowBlocked},
-		{"mfa", oauthErr(400, "invalid_grant", 50076), ErrMFARequired},
-		{"consent", oauthErr(400, "invalid_grant", 65001), ErrConsentRequired},
-		{"public_client", oauthErr(401, "invalid_client", 7000218), ErrPublicClientNotAllowed},
-		{"app_not_found", oauthErr(400, "unauthorized_client", 700016), ErrAppNotFound},
-		{"tenant_not_found", oauthErr(400, "invalid_tenant", 90002), ErrTenantNotFound},
-		{"invalid_scope", oauthErr(400, "invalid_scope", 70011), ErrInvalidScope},
-		{"html", status(403, ""), ErrProtocol},
+		{"declined", oauthErr(400, "authorization_declined", 65004), ReasonDeclined},
+		{"access_denied", oauthErr(400, "access_denied", 0), ReasonDeclined},
+		{"expired", oauthErr(400, "expired_token", 70020), ReasonExpired},
+		{"bad_code", oauthErr(400, "bad_verification_code", 70018), ReasonBadCode},
+		{"device_flow_blocked", oauthErr(400, "interaction_required", 53003), ReasonDeviceFlowBlocked},
+		{"mfa", oauthErr(400, "invalid_grant", 50076), ReasonMFARequired},
+		{"consent", oauthErr(400, "invalid_grant", 65001), ReasonConsentRequired},
+		{"public_client", oauthErr(401, "invalid_client", 7000218), ReasonPublicClientNotAllowed},
+		{"app_not_found", oauthErr(400, "unauthorized_client", 700016), ReasonAppNotFound},
+		{"tenant_not_found", oauthErr(400, "invalid_tenant", 90002), ReasonTenantNotFound},
+		{"invalid_scope", oauthErr(400, "invalid_scope", 70011), ReasonInvalidScope},
+		{"html", status(403, ""), ReasonProtocol},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			clk := &manualClock{now: t0}
@@ -360,8 +358,8 @@ func TestStartRetriesThenTyped(t *testing.T) {
 	cfg := &Config{Authority: g, ClientID: "printer", Clock: clk}
 	_, err := cfg.Start(context.Background())
 	var e *Error
-	if !errors.As(err, &e) || !errors.Is(err, ErrServer) || e.HTTPStatus != 503 || e.RetryAfter != 2*time.Second {
-		t.Fatalf("Start = %#v, want ErrServer 503", err)
+	if !errors.As(err, &e) || !errors.Is(err, ReasonServer) || e.HTTPStatus != 503 || e.RetryAfter != 2*time.Second {
+		t.Fatalf("Start = %#v, want ReasonServer 503", err)
 	}
 	if d := clk.Now().Sub(t0); d < 3*time.Second {
 		t.Errorf("retried for %v only", d)
@@ -392,13 +390,13 @@ func TestRefreshAndClientCredentials(t *testing.T) {
 	if g := f.forms[0]["grant_type"][0]; g != "refresh_token" {
 		t.Errorf("grant_type = %q", g)
 	}
-	for _, want := range []error{ErrRefreshExpired, ErrReauthRequired, ErrConditionalAccess} {
+	for _, want := range []error{ReasonRefreshExpired, ReasonReauthRequired, ReasonConditionalAccess} {
 		if _, err := cfg.Refresh(ctx, "canary-old-rt"); !errors.Is(err, want) {
 			t.Errorf("Refresh = %v, want %v", err, want)
 		}
 	}
 	cfg.ClientSecret = "canary-secret"
-	for _, want := range []error{ErrClientSecretExpired, ErrInvalidClient} {
+	for _, want := range []error{ReasonClientSecretExpired, ReasonInvalidClient} {
 		if _, err := cfg.ClientCredentials(ctx); !errors.Is(err, want) {
 			t.Errorf("ClientCredentials = %v, want %v", err, want)
 		}
@@ -433,8 +431,8 @@ func TestResponseTooLarge(t *testing.T) {
 	defer srv.Close()
 	g, _ := Generic("test", oauth2.Endpoint{DeviceAuthURL: srv.URL, TokenURL: srv.URL})
 	cfg := &Config{Authority: g, ClientID: "c"}
-	if _, err := cfg.Refresh(context.Background(), "rt"); !errors.Is(err, ErrProtocol) {
-		t.Fatalf("Refresh = %v, want ErrProtocol", err)
+	if _, err := cfg.Refresh(context.Background(), "rt"); !errors.Is(err, ReasonProtocol) {
+		t.Fatalf("Refresh = %v, want ReasonProtocol", err)
 	}
 }
 
@@ -486,7 +484,7 @@ func TestClassify(t *testing.T) {
 }
 
 func TestParseErrorRealBody(t *testing.T) {
-	// entra-id.md §3.1, secureworks/squarephish issue #3.
+	// https://learn.microsoft.com/entra/identity-platform/v2-oauth2-auth-code-flow, secureworks/squarephish issue #3.
 	body := []byte(`{"error":"authorization_pending","error_description":"AADSTS70016: OAuth 2.0 device flow error. Authorization is pending. Continue polling.\r\nTrace ID: 342171d0-0d5b-42f7-8510-f64a57752400\r\nCorrelation ID: 2d132a74-e79d-43f6-a068-1f02e2c3fd19\r\nTimestamp: 2023-01-05 20:36:23Z","error_codes":[70016],"timestamp":"2023-01-05 20:36:23Z","trace_id":"342171d0-0d5b-42f7-8510-f64a57752400","correlation_id":"2d132a74-e79d-43f6-a068-1f02e2c3fd19","error_uri":"https://login.microsoftonline.com/error?code=70016"}`)
 	got := parseError(grantDeviceCode, 400, body)
 	var re *oauth2.RetrieveError
@@ -651,60 +649,7 @@ func TestIdentity(t *testing.T) {
 		t.Errorf("no id token: %v", err)
 	}
 	bad := (&oauth2.Token{}).WithExtra(map[string]any{"id_token": "a.b"})
-	if _, err := IdentityFromToken(bad); !errors.Is(err, ErrProtocol) {
+	if _, err := IdentityFromToken(bad); !errors.Is(err, ReasonProtocol) {
 		t.Errorf("malformed id token: %v", err)
-	}
-}
-
-func TestQR(t *testing.T) {
-	p := &Prompt{VerificationURI: "https://microsoft.com/devicelogin"}
-	c, err := qr.Encode(p.VerificationURI, qr.M)
-	if err != nil {
-		t.Fatal(err)
-	}
-	text, err := p.QRText()
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Split(strings.TrimSuffix(text, "\n"), "\n")
-	n := c.Size + 2*quietZone
-	if len(lines) != (n+1)/2 {
-		t.Fatalf("%d lines, want %d", len(lines), (n+1)/2)
-	}
-	for row, line := range lines {
-		runes := []rune(line)
-		if len(runes) != n {
-			t.Fatalf("line %d has %d runes, want %d", row, len(runes), n)
-		}
-		for col, r := range runes {
-			x, y := col-quietZone, 2*row-quietZone
-			top, bottom := !c.Black(x, y), y+1 < c.Size+quietZone && !c.Black(x, y+1)
-			want := map[[2]bool]rune{{true, true}: '█', {true, false}: '▀', {false, true}: '▄', {false, false}: ' '}[[2]bool{top, bottom}]
-			if r != want {
-				t.Fatalf("module (%d,%d) = %q, want %q", col, row, r, want)
-			}
-		}
-	}
-	// The complete URI wins, and the PNG holds the same modules with a quiet zone.
-	p.VerificationURIComplete = "https://example.com/device?user_code=ABCD-EFGH"
-	c, _ = qr.Encode(p.VerificationURIComplete, qr.M)
-	b, err := p.QRPNG(3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := png.Decode(bytes.NewReader(b))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, want := img.Bounds().Dx(), (c.Size+2*quietZone)*3; got != want {
-		t.Fatalf("PNG width %d, want %d", got, want)
-	}
-	for y := -quietZone; y < c.Size+quietZone; y++ {
-		for x := -quietZone; x < c.Size+quietZone; x++ {
-			r, _, _, _ := img.At((x+quietZone)*3+1, (y+quietZone)*3+1).RGBA()
-			if black := r == 0; black != c.Black(x, y) {
-				t.Fatalf("PNG module (%d,%d) black=%v", x, y, black)
-			}
-		}
 	}
 }

@@ -117,8 +117,8 @@ func TestLoginURLAllowed(t *testing.T) {
 		}
 		_, err := cfg.Start(context.Background())
 		var ce *devicecode.ConfigError
-		if errors.As(err, &ce) || !errors.Is(err, devicecode.ErrNetwork) {
-			t.Errorf("Start with login URL %q = %v, want ErrNetwork from the refusing transport", u, err)
+		if errors.As(err, &ce) || !errors.Is(err, devicecode.ReasonNetwork) {
+			t.Errorf("Start with login URL %q = %v, want ReasonNetwork from the refusing transport", u, err)
 		}
 		if len(rt.sent()) == 0 {
 			t.Errorf("Start with login URL %q sent no request", u)

@@ -16,7 +16,7 @@ import (
 // maxBody caps every response body the package reads.
 const maxBody = 1 << 20
 
-// Defaults of RFC 8628 §3.2 (interval) and Entra (expires_in, entra-id.md §2).
+// Defaults of RFC 8628 §3.2 (interval) and Entra (expires_in, https://learn.microsoft.com/entra/identity-platform/v2-oauth2-device-code).
 const (
 	defaultInterval  = 5 * time.Second
 	defaultExpiresIn = 900 * time.Second
@@ -25,7 +25,7 @@ const (
 )
 
 // flexInt is a JSON number or a numeric string; Microsoft and others send both
-// for expires_in and interval (entra-id.md §5.5; MSAL Python accepts strings).
+// for expires_in and interval (MSAL Go's apps/internal/oauth/ops/accesstokens/tokens.go and MSAL Python accept strings).
 type flexInt int64
 
 func (n *flexInt) UnmarshalJSON(b []byte) error {
@@ -51,7 +51,7 @@ func (n *flexInt) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// flexInts is error_codes: an array of numbers (entra-id.md §3.1), tolerating strings.
+// flexInts is error_codes: an array of numbers (https://learn.microsoft.com/entra/identity-platform/v2-oauth2-auth-code-flow), tolerating strings.
 type flexInts []int
 
 func (a *flexInts) UnmarshalJSON(b []byte) error {
@@ -66,7 +66,7 @@ func (a *flexInts) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// deviceAuthJSON is the device authorization response (RFC 8628 §3.2, entra-id.md §2).
+// deviceAuthJSON is the device authorization response (RFC 8628 §3.2, https://learn.microsoft.com/entra/identity-platform/v2-oauth2-device-code).
 type deviceAuthJSON struct {
 	DeviceCode              string  `json:"device_code"`
 	UserCode                string  `json:"user_code"`
@@ -132,12 +132,12 @@ func (d *deviceAuthJSON) prompt(sent, received time.Time) *Prompt {
 		Issued:                  received,
 		Expires:                 sent.Add(exp),
 		Interval:                iv,
-		DeviceCode:              redact.Secret(d.DeviceCode),
+		DeviceCode:              DeviceCode(d.DeviceCode),
 	}
 }
 
 // errorJSON is an OAuth error response (RFC 6749 §5.2) with Microsoft's
-// additions (entra-id.md §3.1).
+// additions (https://learn.microsoft.com/entra/identity-platform/v2-oauth2-auth-code-flow).
 type errorJSON struct {
 	Error         string   `json:"error"`
 	Description   string   `json:"error_description"`
@@ -172,7 +172,7 @@ func parseError(g grant, status int, body []byte) *Error {
 	}
 	// The same answer in x/oauth2's form, for callers that already handle
 	// *oauth2.RetrieveError. Microsoft's error bodies carry no secrets
-	// (entra-id.md §3.1); other servers' may, which mask removes.
+	// (https://learn.microsoft.com/entra/identity-platform/v2-oauth2-auth-code-flow); other servers' may, which mask removes.
 	e.Err = &oauth2.RetrieveError{
 		Response:         &http.Response{StatusCode: status, Status: fmt.Sprintf("%d %s", status, http.StatusText(status))},
 		Body:             body,
@@ -251,7 +251,7 @@ func walkStrings(v any, f func(string) string) any {
 	return v
 }
 
-// tokenJSON is a successful token response (RFC 6749 §5.1, entra-id.md §4.1).
+// tokenJSON is a successful token response (RFC 6749 §5.1, https://learn.microsoft.com/entra/identity-platform/v2-oauth2-device-code).
 type tokenJSON struct {
 	AccessToken  string          `json:"access_token"`
 	TokenType    string          `json:"token_type"`

@@ -26,7 +26,7 @@ const requestTimeout = 30 * time.Second
 
 // transientError is a failure worth retrying: the network, a timeout, HTTP 5xx,
 // 408, 429 or temporarily_unavailable. err never holds an *Error, so that an
-// expiry carrying it matches no other sentinel.
+// expiry carrying it matches no other Reason.
 type transientError struct {
 	err        error
 	status     int           // HTTP status, 0 for a network failure
@@ -308,11 +308,11 @@ func tokenLifetime(raw json.RawMessage) (life time.Duration, clamped string) {
 
 // Refresh redeems refreshToken for a new token (RFC 6749 §6). If the server
 // sends no new refresh token the old one is kept in the result. Failures are
-// typed: ErrRefreshExpired (AADSTS700082), ErrReauthRequired (revoked,
-// password changed, other invalid_grant), ErrConditionalAccess,
-// ErrMFARequired, ErrClientSecretExpired, ...; transient failures are retried
-// a few times, then reported as ErrServer or ErrNetwork. A server certificate
-// that does not verify gives ErrCertificate at once.
+// typed: ReasonRefreshExpired (AADSTS700082), ReasonReauthRequired (revoked,
+// password changed, other invalid_grant), ReasonConditionalAccess,
+// ReasonMFARequired, ReasonClientSecretExpired, ...; transient failures are retried
+// a few times, then reported as ReasonServer or ReasonNetwork. A server certificate
+// that does not verify gives ReasonCertificate at once.
 func (c *Config) Refresh(ctx context.Context, refreshToken string) (*oauth2.Token, error) {
 	if err := c.check("token_url", c.Authority.TokenURL); err != nil {
 		return nil, err
@@ -378,7 +378,7 @@ func (c *Config) ClientCredentials(ctx context.Context) (*oauth2.Token, error) {
 	return tok, nil
 }
 
-// logToken logs only the token type and expiry of a token (STYLE §3.7).
+// logToken logs only the token type and expiry of a token (tokens never reach a log).
 func (c *Config) logToken(ctx context.Context, g grant, t *oauth2.Token) {
 	c.logger().LogAttrs(ctx, slog.LevelDebug, "devicecode: token issued",
 		slog.String("oauth.grant", g.String()),

@@ -18,7 +18,7 @@ const maxBackoff = 30 * time.Second
 const slowDownStep = 5 * time.Second
 
 // deviceCodeGrant is the RFC 8628 §3.4 grant type; Entra accepts it as well as
-// the short "device_code" (entra-id.md §2).
+// the short "device_code" (https://learn.microsoft.com/entra/identity-platform/v2-oauth2-device-code).
 const deviceCodeGrant = "urn:ietf:params:oauth:grant-type:device_code"
 
 // Wait polls the token endpoint until the user finishes signing in at the
@@ -29,10 +29,10 @@ const deviceCodeGrant = "urn:ietf:params:oauth:grant-type:device_code"
 // more (RFC 8628 §3.5). Transient failures (network errors, timeouts, HTTP 5xx,
 // 408, 429 honouring Retry-After) are retried with backoff and never end the
 // sign-in. At p.Expires, Wait returns an [*Error] with ReasonExpired
-// (errors.Is(err, ErrExpired)) whose Err is the last transient failure, if any.
+// (errors.Is(err, ReasonExpired)) whose Err is the last transient failure, if any.
 // The user's and the server's refusals end Wait with a typed [*Error]:
-// ErrDeclined, ErrBadCode, ErrDeviceFlowBlocked, ErrConditionalAccess,
-// ErrMFARequired, ErrConsentRequired, ErrPublicClientNotAllowed, ... If ctx ends
+// ReasonDeclined, ReasonBadCode, ReasonDeviceFlowBlocked, ReasonConditionalAccess,
+// ReasonMFARequired, ReasonConsentRequired, ReasonPublicClientNotAllowed, ... If ctx ends
 // first, Wait returns ctx.Err().
 func (c *Config) Wait(ctx context.Context, p *Prompt) (*oauth2.Token, error) {
 	if p == nil || p.DeviceCode == "" {

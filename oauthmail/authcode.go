@@ -53,7 +53,8 @@ type Browser struct {
 	LoginHint string
 	// Timeout bounds the wait for the browser; zero means devicecode's default.
 	Timeout time.Duration
-	// OpenBrowser opens the URL; nil means the system browser.
+	// OpenBrowser opens the URL, for example devicecode/browser.Open (the
+	// system browser); nil opens nothing and calls ShowURL.
 	OpenBrowser func(url string) error
 	// ShowURL is called with the URL when no browser could be opened.
 	ShowURL func(url string)

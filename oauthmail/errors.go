@@ -110,72 +110,65 @@ func ErrorCode(err error) Code {
 	return Internal
 }
 
-// deviceCode maps a devicecode reason to a code.
+// deviceCode maps a devicecode reason to a code through deviceCodes.
 func deviceCode(r devicecode.Reason) Code {
-	switch string(r) {
-	case "declined", "access_denied":
-		return Declined
-	case "expired", "bad_code":
-		return CodeExpired
-	case "conditional_access":
-		return ConditionalAccess
-	case "device_flow_blocked":
-		return DeviceFlowBlocked
-	case "mfa_required":
-		return MFARequired
-	case "consent_required":
-		return ConsentRequired
-	case "public_client_not_allowed", "invalid_client", "redirect_mismatch":
-		return InvalidClient
-	case "app_not_found":
-		return AppNotFound
-	case "tenant_not_found":
-		return TenantNotFound
-	case "invalid_scope", "no_address": // no_address: the scopes lacked profile and email
-		return InvalidScope
-	case "client_secret_expired":
-		return ClientSecretExpired
-	case "refresh_expired":
-		return SignInExpired
-	case "reauth_required":
-		return ReauthRequired
-	case "server", "protocol":
-		return ServerUnavailable
-	case "network":
-		return Network
-	case "certificate":
-		return CertificateInvalid
+	if c, ok := deviceCodes[r]; ok {
+		return c
 	}
 	return Internal
 }
 
-// smtpCode maps an smtpx reason to a code.
+// deviceCodes maps every [devicecode.Reason] to its Code. A reason missing
+// here is Internal; the package tests check that every reason is present.
+var deviceCodes = map[devicecode.Reason]Code{
+	devicecode.ReasonDeclined:               Declined,
+	devicecode.ReasonAccessDenied:           Declined,
+	devicecode.ReasonExpired:                CodeExpired,
+	devicecode.ReasonBadCode:                CodeExpired,
+	devicecode.ReasonConditionalAccess:      ConditionalAccess,
+	devicecode.ReasonDeviceFlowBlocked:      DeviceFlowBlocked,
+	devicecode.ReasonMFARequired:            MFARequired,
+	devicecode.ReasonConsentRequired:        ConsentRequired,
+	devicecode.ReasonPublicClientNotAllowed: InvalidClient,
+	devicecode.ReasonInvalidClient:          InvalidClient,
+	devicecode.ReasonRedirectMismatch:       InvalidClient,
+	devicecode.ReasonAppNotFound:            AppNotFound,
+	devicecode.ReasonTenantNotFound:         TenantNotFound,
+	devicecode.ReasonInvalidScope:           InvalidScope,
+	devicecode.ReasonNoAddress:              InvalidScope, // the scopes lacked profile and email
+	devicecode.ReasonClientSecretExpired:    ClientSecretExpired,
+	devicecode.ReasonRefreshExpired:         SignInExpired,
+	devicecode.ReasonReauthRequired:         ReauthRequired,
+	devicecode.ReasonServer:                 ServerUnavailable,
+	devicecode.ReasonProtocol:               ServerUnavailable,
+	devicecode.ReasonNetwork:                Network,
+	devicecode.ReasonCertificate:            CertificateInvalid,
+}
+
+// smtpCode maps an smtpx reason to a code through smtpCodes.
 func smtpCode(r smtpx.Reason) Code {
-	switch string(r) {
-	case "auth_failed", "not_authenticated", "token_expiring":
-		return AuthFailed
-	case "smtp_auth_disabled":
-		return SMTPAuthDisabled
-	case "send_as_denied":
-		return SendAsDenied
-	case "throttled":
-		return Throttled
-	case "too_large":
-		return MessageTooLarge
-	case "too_many_recipients":
-		return TooManyRecipients
-	case "tls":
-		return TLSFailure
-	case "certificate":
-		return CertificateInvalid
-	case "network":
-		return Network
-	case "temporary":
-		return ServerUnavailable
-	case "rejected":
-		return BadInput
+	if c, ok := smtpCodes[r]; ok {
+		return c
 	}
 	return Internal
+}
+
+// smtpCodes maps every [smtpx.Reason] to its Code. A reason missing here is
+// Internal; the package tests check that every reason is present.
+var smtpCodes = map[smtpx.Reason]Code{
+	smtpx.ReasonAuthFailed:        AuthFailed,
+	smtpx.ReasonNotAuthenticated:  AuthFailed,
+	smtpx.ReasonTokenExpiring:     AuthFailed,
+	smtpx.ReasonSMTPAuthDisabled:  SMTPAuthDisabled,
+	smtpx.ReasonSendAsDenied:      SendAsDenied,
+	smtpx.ReasonThrottled:         Throttled,
+	smtpx.ReasonTooLarge:          MessageTooLarge,
+	smtpx.ReasonTooManyRecipients: TooManyRecipients,
+	smtpx.ReasonTLS:               TLSFailure,
+	smtpx.ReasonCertificate:       CertificateInvalid,
+	smtpx.ReasonNetwork:           Network,
+	smtpx.ReasonTemporary:         ServerUnavailable,
+	smtpx.ReasonRejected:          BadInput,
 }
 
 type codeInfo struct {

@@ -246,7 +246,7 @@ func (m *Mailer) deviceConfig() *devicecode.Config {
 // abort), waits for the user, then saves the sign-in and returns who signed in.
 // From then on the account's UPN (or, without one, its email address) is the
 // default sender. An ID token that names no address fails with
-// devicecode.ErrNoAddress ([InvalidScope]) and nothing is saved.
+// devicecode.ReasonNoAddress ([InvalidScope]) and nothing is saved.
 func (m *Mailer) SignIn(ctx context.Context, show func(*devicecode.Prompt) error) (*devicecode.Identity, error) {
 	dc := m.deviceConfig()
 	p, err := dc.Start(ctx)

@@ -271,8 +271,8 @@ func TestIdleLapse(t *testing.T) {
 		t.Errorf("Status.Lapsed = false after 91 idle days (lapses at %v)", st.LapsesAt)
 	}
 	err := r.m.Send(ctx, msgTo("bob@contoso.com"))
-	if !errors.Is(err, devicecode.ErrRefreshExpired) {
-		t.Fatalf("Send after 91 idle days: %v, want devicecode.ErrRefreshExpired", err)
+	if !errors.Is(err, devicecode.ReasonRefreshExpired) {
+		t.Fatalf("Send after 91 idle days: %v, want devicecode.ReasonRefreshExpired", err)
 	}
 	wantCode(t, "idle", err, oauthmail.SignInExpired)
 	if n := oauthmail.PanelTable(nil).Panel(oauthmail.SignInExpired); n != 361 {

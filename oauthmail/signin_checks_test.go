@@ -30,7 +30,7 @@ func TestSignInUntrustedCAIsCertificateInvalid(t *testing.T) {
 	_, err := r.m.SignIn(context.Background(), r.approve("alice@contoso.com"))
 	wantCode(t, "SignIn without the emulator's CA", err, oauthmail.CertificateInvalid)
 	var ua x509.UnknownAuthorityError
-	if !errors.Is(err, devicecode.ErrCertificate) || !errors.As(err, &ua) {
+	if !errors.Is(err, devicecode.ReasonCertificate) || !errors.As(err, &ua) {
 		t.Errorf("SignIn = %v, want ErrCertificate wrapping x509.UnknownAuthorityError", err)
 	}
 	if c := oauthmail.ErrorCode(err); c.Retryable() {
@@ -47,7 +47,7 @@ func TestSignInWithoutAddressClaims(t *testing.T) {
 		c.Scopes = []string{"https://outlook.office.com/SMTP.Send", "offline_access", "openid"}
 	})
 	id, err := r.m.SignIn(ctx, r.approve("alice@contoso.com"))
-	if !errors.Is(err, devicecode.ErrNoAddress) {
+	if !errors.Is(err, devicecode.ReasonNoAddress) {
 		t.Fatalf("SignIn = %+v, %v; want ErrNoAddress", id, err)
 	}
 	wantCode(t, "SignIn without address claims", err, oauthmail.InvalidScope)

@@ -8,6 +8,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/devicemail/devicemail/devicecode"
+	"github.com/devicemail/devicemail/devicecode/browser"
 	"github.com/devicemail/devicemail/oauthmail"
 )
 
@@ -123,6 +124,7 @@ func (e *env) loginConfidential(ctx context.Context, c *common, cf *confidential
 		if cf.noBrowser {
 			b.OpenBrowser = func(string) error { return fmt.Errorf("--no-browser") }
 		} else {
+			b.OpenBrowser = browser.Open
 			fmt.Fprintln(e.stderr, "oauthmail: opening the sign-in page in your browser...")
 		}
 		if id, err = m.SignInBrowser(ctx, b); err != nil {

@@ -660,7 +660,7 @@ func hintFor(c oauthmail.Code, err error) string {
 	if errors.As(err, &sm) {
 		return fmt.Sprintf("hint: send as %s, or pass --send-as %s if the account has Send As rights on it", sm.Account, sm.From)
 	}
-	if errors.Is(err, devicecode.ErrNoAddress) {
+	if errors.Is(err, devicecode.ReasonNoAddress) {
 		return "hint: the sign-in did not say which mailbox signed in: leave out --scope to use the defaults, or add --scope openid --scope profile --scope email"
 	}
 	switch c {

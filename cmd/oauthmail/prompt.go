@@ -2,12 +2,10 @@ package main
 
 import (
 	"fmt"
-	"strings"
 	"time"
 
-	"rsc.io/qr"
-
 	"github.com/devicemail/devicemail/devicecode"
+	"github.com/devicemail/devicemail/devicecode/qrcode"
 )
 
 // showPrompt prints the code, the URL and (unless disabled) a QR code of the URL
@@ -18,7 +16,7 @@ func (e *env) showPrompt(p *devicecode.Prompt, withQR bool) {
 	w := e.stderr
 	fmt.Fprintf(w, "\nTo sign in, open %s on a computer or phone\nand enter the code:\n\n    %s\n\n", e.clean(p.VerificationURI), e.clean(p.UserCode))
 	if withQR {
-		if s, err := qrText(p.QRURI()); err == nil {
+		if s, err := qrcode.Text(p.QRURI()); err == nil {
 			fmt.Fprint(w, s)
 			fmt.Fprintln(w)
 		}
@@ -44,42 +42,4 @@ func fmtDuration(d time.Duration) string {
 	m := int(d / time.Minute)
 	s := int((d % time.Minute) / time.Second)
 	return fmt.Sprintf("%d:%02d", m, s)
-}
-
-// qrText renders s as a QR code with Unicode half blocks (two modules per
-// character cell), dark on light, with a quiet zone.
-func qrText(s string) (string, error) {
-	code, err := qr.Encode(s, qr.L)
-	if err != nil {
-		return "", err
-	}
-	const quiet = 2
-	n := code.Size
-	dark := func(x, y int) bool {
-		if x < 0 || y < 0 || x >= n || y >= n {
-			return false
-		}
-		return code.Black(x, y)
-	}
-	var b strings.Builder
-	for y := -quiet; y < n+quiet; y += 2 {
-		b.WriteString("    ")
-		for x := -quiet; x < n+quiet; x++ {
-			top, bot := dark(x, y), dark(x, y+1)
-			// Light modules are drawn, dark ones left blank, so the code
-			// reads on terminals with a dark background.
-			switch {
-			case !top && !bot:
-				b.WriteString("█")
-			case !top && bot:
-				b.WriteString("▀")
-			case top && !bot:
-				b.WriteString("▄")
-			default:
-				b.WriteString(" ")
-			}
-		}
-		b.WriteString("\n")
-	}
-	return b.String(), nil
 }

@@ -23,7 +23,7 @@ func TestFirmwareAgainstEmulator(t *testing.T) {
 }
 
 // Firmware must not link keyring code, and the device build must not link
-// the emulator or the testing package.
+// the emulator, the testing package, the QR drawing or the browser opener.
 func TestNoKeyringDependency(t *testing.T) {
 	goTool, err := exec.LookPath("go")
 	if err != nil {
@@ -50,7 +50,9 @@ func TestNoKeyringDependency(t *testing.T) {
 			t.Errorf("default build does not list %s; the device check proves nothing", emulator)
 		}
 		if tags == "device" {
-			for _, bad := range []string{emulator, "testing"} {
+			// Nor the QR drawing (PNG, zlib) or the browser opener (os/exec),
+			// which a panel that shows the code as text has no use for.
+			for _, bad := range []string{emulator, "testing", "image/png", "compress/zlib", "os/exec", "rsc.io/qr"} {
 				if linked[bad] {
 					t.Errorf("examples/firmware -tags device links %s", bad)
 				}

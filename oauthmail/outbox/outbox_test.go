@@ -452,7 +452,7 @@ func TestNewOutboxChecksConfig(t *testing.T) {
 	if _, err := outbox.New(outbox.Config{}); oauthmail.ErrorCode(err) != oauthmail.BadInput {
 		t.Errorf("NewOutbox(zero) = %v, want bad_input", err)
 	}
-	_ = devicecode.ErrProtocol
+	_ = devicecode.ReasonProtocol
 	_ = http.StatusOK
 }
 

@@ -342,7 +342,7 @@ func TestBrowserAuthCode(t *testing.T) {
 				t.Errorf("browser ended at %q, want the loopback redirect URI", cur)
 			}
 			if !tc.accept {
-				if !errors.Is(err, devicecode.ErrAccessDenied) {
+				if !errors.Is(err, devicecode.ReasonAccessDenied) {
 					t.Fatalf("SignIn = %v, want ErrAccessDenied", err)
 				}
 				if title != "Sign-in failed" {

@@ -218,7 +218,7 @@ func TestTokenEndpointBodies(t *testing.T) {
 			}
 		})
 		err := refreshAgainst(t, srv)
-		if !errors.Is(err, devicecode.ErrProtocol) {
+		if !errors.Is(err, devicecode.ReasonProtocol) {
 			t.Fatalf("Refresh() = %v, want ErrProtocol", err)
 		}
 		if got := n.Load(); got > 32<<20 {
@@ -240,7 +240,7 @@ func TestTokenEndpointBodies(t *testing.T) {
 			srv, _ := tokenServer(t, 200, func(w io.Writer) { io.WriteString(w, body) })
 			err := refreshAgainst(t, srv)
 			var de *devicecode.Error
-			if !errors.As(err, &de) || !errors.Is(err, devicecode.ErrProtocol) {
+			if !errors.As(err, &de) || !errors.Is(err, devicecode.ReasonProtocol) {
 				t.Fatalf("Refresh() = %v (%T), want a *devicecode.Error with ErrProtocol", err, err)
 			}
 			if c := oauthmail.ErrorCode(err); c != oauthmail.ServerUnavailable {
@@ -265,7 +265,7 @@ func TestMalformedIDTokens(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			tok := (&oauth2.Token{AccessToken: "x"}).WithExtra(map[string]any{"id_token": raw})
 			_, err := devicecode.IdentityFromToken(tok)
-			if !errors.Is(err, devicecode.ErrProtocol) {
+			if !errors.Is(err, devicecode.ReasonProtocol) {
 				t.Errorf("IdentityFromToken(%s) = %v, want ErrProtocol", name, err)
 			}
 		})

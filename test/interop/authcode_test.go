@@ -111,7 +111,7 @@ func TestAuthCodeFlow(t *testing.T) {
 func TestAuthCodeCancelled(t *testing.T) {
 	a := &devicecode.AuthCode{Config: *genericConfig(t, postClient, postSecret), Host: "127.0.0.1", Path: "/callback"}
 	_, err := authCodeSignIn(t, a, "")
-	if !errors.Is(err, devicecode.ErrAccessDenied) {
+	if !errors.Is(err, devicecode.ReasonAccessDenied) {
 		t.Fatalf("AuthCode after cancel: %v, want ErrAccessDenied", err)
 	}
 }

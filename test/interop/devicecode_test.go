@@ -117,7 +117,7 @@ func TestDeviceFlowDeclined(t *testing.T) {
 	}
 	denyDevice(t, peers.oidcURL, p.UserCode)
 	_, err = cfg.Wait(ctx, p)
-	if !errors.Is(err, devicecode.ErrDeclined) {
+	if !errors.Is(err, devicecode.ReasonDeclined) {
 		t.Fatalf("Wait after the user cancelled: %v, want ErrDeclined", err)
 	}
 	if got := oauthmail.ErrorCode(err); got != oauthmail.Declined {
@@ -187,7 +187,7 @@ func TestRefreshRotationAcrossRestarts(t *testing.T) {
 
 func assertReauth(t *testing.T, what string, err error) {
 	t.Helper()
-	if !errors.Is(err, devicecode.ErrReauthRequired) {
+	if !errors.Is(err, devicecode.ReasonReauthRequired) {
 		t.Fatalf("%s: %v, want ErrReauthRequired", what, err)
 	}
 	var de *devicecode.Error

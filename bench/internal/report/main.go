@@ -1,5 +1,5 @@
 // Command report turns the output of the bench benchmarks and the binary-size
-// builds of bench/run into the figures table: the median of the runs of
+// builds of bench/run into the table of bench/RESULTS.md: the median of the runs of
 // each figure, its ratio against the peer or floor, and whether the goal was
 // met. It prints the table and writes it, with the machine, Go version and
 // date, to the file named by -out.
@@ -101,6 +101,18 @@ type size struct {
 	firmware, floor  int64
 	keyringSyms      int
 	firmwareBuildErr bool
+	// pkgSyms counts the symbols of packages a firmware should link only if
+	// it asks for them ("image/png:0,compress/zlib:0,..."), in that order.
+	pkgSyms []pkgCount
+	// baseRef and baseFirmware are the firmware size at an earlier commit,
+	// built in the same run (bench/run with BASE=ref), 0 if none.
+	baseRef      string
+	baseFirmware int64
+}
+
+type pkgCount struct {
+	pkg string
+	n   int
 }
 
 func readSizes(path string) ([]size, error) {
@@ -114,7 +126,7 @@ func readSizes(path string) ([]size, error) {
 	var out []size
 	for l := range strings.Lines(string(b)) {
 		f := strings.Fields(l)
-		if len(f) != 4 {
+		if len(f) < 4 {
 			continue
 		}
 		var s size
@@ -125,6 +137,19 @@ func readSizes(path string) ([]size, error) {
 		}
 		s.floor, _ = strconv.ParseInt(f[2], 10, 64)
 		s.keyringSyms, _ = strconv.Atoi(f[3])
+		for _, x := range f[4:] {
+			if ref, n, ok := strings.Cut(strings.TrimPrefix(x, "base="), ":"); ok && strings.HasPrefix(x, "base=") {
+				s.baseRef = ref
+				s.baseFirmware, _ = strconv.ParseInt(n, 10, 64)
+				continue
+			}
+			for kv := range strings.SplitSeq(x, ",") {
+				if k, v, ok := strings.Cut(kv, ":"); ok {
+					n, _ := strconv.Atoi(v)
+					s.pkgSyms = append(s.pkgSyms, pkgCount{k, n})
+				}
+			}
+		}
 		out = append(out, s)
 	}
 	return out, nil
@@ -256,7 +281,22 @@ func rows(s samples, sizes []size) []row {
 		add(row{"4 firmware size", z.target + " firmware / floor",
 			fmt.Sprintf("%s / %s KiB", num(float64(z.firmware)/1024), num(float64(z.floor)/1024)),
 			num(ratio) + "× floor", "≤ 1.05× floor", verdict(ratio <= 1.05)})
+		if z.baseFirmware > 0 {
+			add(row{"4 firmware size", z.target + " firmware at " + z.baseRef + " / floor",
+				fmt.Sprintf("%s / %s KiB", num(float64(z.baseFirmware)/1024), num(float64(z.floor)/1024)),
+				num(float64(z.baseFirmware)/float64(z.floor)) + "× floor", "", ""})
+		}
 		add(row{"4 firmware size", z.target + " keyring/godbus symbols", strconv.Itoa(z.keyringSyms), "", "0", verdict(z.keyringSyms == 0)})
+		if len(z.pkgSyms) > 0 {
+			var names, counts []string
+			none := true
+			for _, p := range z.pkgSyms {
+				names = append(names, p.pkg)
+				counts = append(counts, strconv.Itoa(p.n))
+				none = none && p.n == 0
+			}
+			add(row{"4 firmware size", z.target + " " + strings.Join(names, ", ") + " symbols", strings.Join(counts, " / "), "", "0 each", verdict(none)})
+		}
 	}
 
 	// 5. Refresh under load.

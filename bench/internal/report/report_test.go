@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"strings"
 	"testing"
 )
@@ -78,5 +79,32 @@ BenchmarkOneMessage/floor-data-2 1 360000000 ns/op 9.000 data-floor-rt 8.000 flo
 	}
 	if v := got["ours round trips / wall"].verdict; v != "met" {
 		t.Errorf("ours verdict %q, want met", v)
+	}
+}
+
+// A sizes line may carry the symbol counts of packages the firmware should
+// not link and the firmware size at an earlier commit of the same run.
+func TestSizesExtras(t *testing.T) {
+	path := t.TempDir() + "/sizes.txt"
+	const lines = "linux/arm64 1040 1000 0 image/png:0,compress/zlib:0,os/exec:0,log/slog:101 base=166f763:1097\nlinux/arm 1000 1000 0\n"
+	if err := os.WriteFile(path, []byte(lines), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sizes, err := readSizes(path)
+	if err != nil || len(sizes) != 2 {
+		t.Fatalf("readSizes = %v, %v", sizes, err)
+	}
+	got := map[string]row{}
+	for _, r := range rows(samples{}, sizes) {
+		got[r.what] = r
+	}
+	if r := got["linux/arm64 image/png, compress/zlib, os/exec, log/slog symbols"]; r.value != "0 / 0 / 0 / 101" || r.verdict != "**missed**" {
+		t.Errorf("package symbols row = %+v", r)
+	}
+	if r := got["linux/arm64 firmware at 166f763 / floor"]; r.ratio != "1.10× floor" {
+		t.Errorf("base row = %+v", r)
+	}
+	if _, ok := got["linux/arm package symbols"]; ok {
+		t.Error("a line without extras has a package symbols row")
 	}
 }
