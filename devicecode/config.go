@@ -149,7 +149,7 @@ func (c *Config) scopes() []string {
 
 // check validates the settings every request needs.
 func (c *Config) check(endpointField, endpoint string) error {
-	ms := c.Authority.microsoftAuthority()
+	ms := c.Authority.Microsoft()
 	if ms {
 		if err := checkTenant(c.Authority.Tenant, true); err != nil {
 			return err

@@ -138,22 +138,6 @@ func firstLine(s string) string {
 	return strings.TrimSpace(s)
 }
 
-// ConfigError reports a setting that is missing or malformed, before anything is
-// sent. Field names the setting ("tenant", "client_id", ...).
-type ConfigError struct {
-	Field string // the setting, e.g. "tenant" or "client_id"
-	Value string // the value given (never a secret)
-	Msg   string // what is wrong with it
-}
-
-// Error returns "devicecode: <field> ...: <what is wrong>".
-func (e *ConfigError) Error() string {
-	if e.Value == "" {
-		return "devicecode: " + e.Field + ": " + e.Msg
-	}
-	return fmt.Sprintf("devicecode: %s %q: %s", e.Field, e.Value, e.Msg)
-}
-
 // grant names the kind of token request, because one error code means different
 // things in different flows (access_denied is "declined" for the device flow).
 type grant int

@@ -89,7 +89,7 @@ func ExampleExchangeOnline() {
 		log.Fatal(err)
 	default:
 		id, _ := devicecode.IdentityFromToken(tok)
-		fmt.Println("send as", id.UPN, "through", a.SMTPAddr)
+		fmt.Println("send as", id.UPN, "through", a.SMTP.Addr())
 	}
 }
 
@@ -123,7 +123,7 @@ func ExampleUSGovGCCHigh() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println(p.Message, "then send through", a.SMTPAddr)
+	fmt.Println(p.Message, "then send through", a.SMTP.Addr())
 }
 
 // China operated by 21Vianet.

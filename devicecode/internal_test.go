@@ -507,56 +507,6 @@ func TestParseErrorRealBody(t *testing.T) {
 	}
 }
 
-func TestPresets(t *testing.T) {
-	a, err := ExchangeOnline("contoso.onmicrosoft.com")
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := Authority{
-		Name: "Exchange Online", Tenant: "contoso.onmicrosoft.com", LoginURL: "https://login.microsoftonline.com",
-		DeviceAuthURL: "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/devicecode",
-		AuthURL:       "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/authorize",
-		TokenURL:      "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token",
-		Scopes:        []string{"https://outlook.office.com/SMTP.Send", "offline_access", "openid", "profile", "email"},
-		AppScopes:     []string{"https://outlook.office365.com/.default"},
-		SMTPAddr:      "smtp.office365.com:587",
-	}
-	if diff := cmp.Diff(want, a); diff != "" {
-		t.Errorf("ExchangeOnline (-want +got):\n%s", diff)
-	}
-	for _, tc := range []struct {
-		f     func(string) (Authority, error)
-		host  string
-		scope string
-		smtp  string
-	}{
-		{USGovGCCHigh, "login.microsoftonline.us", "https://outlook.office365.us/SMTP.Send", "smtp.office365.us:587"},
-		{USGovDoD, "login.microsoftonline.us", "https://outlook.office365.us/SMTP.Send", "outlook-dod.office365.us:587"},
-		{China21Vianet, "login.partner.microsoftonline.cn", "https://partner.outlook.cn/SMTP.Send", "smtp.partner.outlook.cn:587"},
-	} {
-		a, err := tc.f("organizations")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !strings.HasPrefix(a.TokenURL, "https://"+tc.host+"/organizations/") || a.Scopes[0] != tc.scope || a.SMTPAddr != tc.smtp {
-			t.Errorf("%s = %+v", a.Name, a)
-		}
-		if _, err := tc.f("consumers"); err == nil {
-			t.Errorf("%s accepted consumers", a.Name)
-		}
-	}
-	if o := OutlookCom(); o.Tenant != "consumers" || o.SMTPAddr != "smtp-mail.outlook.com:587" {
-		t.Errorf("OutlookCom = %+v", o)
-	}
-	if c, _ := ExchangeOnline("common"); c.Tenant != "common" {
-		t.Errorf("ExchangeOnline(common) = %+v", c)
-	}
-	e := a.WithLoginURL("https://127.0.0.1:8443")
-	if e.TokenURL != "https://127.0.0.1:8443/contoso.onmicrosoft.com/oauth2/v2.0/token" || a.TokenURL == e.TokenURL {
-		t.Errorf("WithLoginURL = %+v", e)
-	}
-}
-
 func TestValidation(t *testing.T) {
 	for _, tc := range []struct {
 		tenant string

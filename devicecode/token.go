@@ -351,7 +351,7 @@ func (c *Config) ClientCredentials(ctx context.Context) (*oauth2.Token, error) {
 	if c.ClientSecret == "" {
 		return nil, &ConfigError{Field: "client_secret", Msg: "missing (client credentials need a confidential client)"}
 	}
-	if c.Authority.microsoftAuthority() {
+	if c.Authority.Microsoft() {
 		switch t := c.Authority.Tenant; t {
 		case "common", "organizations", "consumers":
 			return nil, &ConfigError{Field: "tenant", Value: t, Msg: "app-only tokens need a specific tenant (AADSTS9001023)"}

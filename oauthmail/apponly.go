@@ -30,7 +30,7 @@ func (m *Mailer) SignInApp(ctx context.Context, mailbox string) error {
 		return fmt.Errorf("oauthmail: app-only sign-in: %w", err)
 	}
 	id := &devicecode.Identity{UPN: mailbox, Email: mailbox, TenantID: m.cfg.Authority.Tenant}
-	return m.saveSignIn(ctx, id, tok, m.cfg.Authority.TokenURL, m.appScopes())
+	return m.saveSignIn(ctx, id, tok, m.cfg.Authority.TokenURL, m.appScopes(), tokenstore.ClientSecretPost)
 }
 
 func (m *Mailer) appScopes() []string {

@@ -41,7 +41,7 @@ func (c Config) LogValue() slog.Value {
 // http://localhost:PORT and sends the client secret in the request body.
 type Browser struct {
 	// AuthURL and TokenURL replace the authority's endpoints when set: the
-	// two endpoint fields of a desktop tool's settings (seed 004).
+	// two endpoint fields of a desktop tool's settings.
 	AuthURL, TokenURL string
 	// Port is the loopback listener's port; 0 picks a free one.
 	Port int
@@ -81,7 +81,7 @@ func (m *Mailer) SignInBrowser(ctx context.Context, b *Browser) (*devicecode.Ide
 		Timeout:      b.Timeout,
 		OpenBrowser:  b.OpenBrowser,
 		ShowURL:      b.ShowURL,
-		Params:       authParams(m.cfg.Authority),
+		Params:       m.cfg.Authority.AuthParams,
 	}
 	tok, err := ac.SignIn(ctx)
 	if err != nil {
@@ -98,19 +98,22 @@ func (m *Mailer) SignInBrowser(ctx context.Context, b *Browser) (*devicecode.Ide
 	if b.TokenURL != "" {
 		tokenURL = b.TokenURL
 	}
-	if err := m.saveSignIn(ctx, id, tok, tokenURL, m.cfg.Scopes); err != nil {
+	auth := tokenstore.ClientSecretPost
+	if b.ClientAuth == devicecode.ClientSecretBasic {
+		auth = tokenstore.ClientSecretBasic
+	}
+	if err := m.saveSignIn(ctx, id, tok, tokenURL, m.cfg.Scopes, auth); err != nil {
 		return nil, err
 	}
 	return id, nil
 }
 
 // saveSignIn stores a new sign-in of the Mailer's account.
-func (m *Mailer) saveSignIn(ctx context.Context, id *devicecode.Identity, tok *oauth2.Token, tokenURL string, scopes []string) error {
+// clientAuth is how the client authenticates (a tokenstore.Client* constant).
+func (m *Mailer) saveSignIn(ctx context.Context, id *devicecode.Identity, tok *oauth2.Token, tokenURL string, scopes []string, clientAuth string) error {
 	rec := &tokenstore.Record{
 		Account: tokenstore.Account{UPN: id.UPN, Email: id.Email, Name: id.Name,
 			TenantID: id.TenantID, ObjectID: id.ObjectID},
-		Provider:     m.cfg.Authority.Name,
-		ClientID:     m.cfg.ClientID,
 		Authority:    tokenURL,
 		Scopes:       append([]string(nil), scopes...),
 		AccessToken:  tok.AccessToken,
@@ -119,6 +122,7 @@ func (m *Mailer) saveSignIn(ctx context.Context, id *devicecode.Identity, tok *o
 		Expiry:       tok.Expiry,
 		Obtained:     m.cfg.Clock.Now(),
 	}
+	m.describe(rec, clientAuth)
 	if err := m.cfg.Store.Save(ctx, m.key, rec); err != nil {
 		return fmt.Errorf("oauthmail: save sign-in: %w", err)
 	}

@@ -28,6 +28,7 @@ import (
 	"github.com/devicemail/devicemail/devicecode"
 	"github.com/devicemail/devicemail/oauthmail"
 	"github.com/devicemail/devicemail/oauthmail/oauthmailtest"
+	"github.com/devicemail/devicemail/provider"
 	"github.com/devicemail/devicemail/smtpx"
 )
 
@@ -290,7 +291,8 @@ func TestGenericProviderOAUTHBEARER(t *testing.T) {
 
 	ep := e.Endpoint(oauthmailtest.ContosoTenantID)
 	ep.DeviceAuthURL = ""
-	a, err := oauthmail.Generic("Example Mail", ep, ln.Addr().String(),
+	mail, _ := provider.SMTPEndpoint(ln.Addr().String())
+	a, err := provider.Generic("Example Mail", ep, mail,
 		"https://outlook.office.com/SMTP.Send", "offline_access", "openid", "profile", "email")
 	if err != nil {
 		t.Fatalf("Generic = %v", err)
@@ -330,15 +332,15 @@ func firstUser(a []sasl.OAuthBearerOptions) string {
 }
 
 func TestGoogleProvider(t *testing.T) {
-	g := oauthmail.Google()
-	if g.SMTPAddr != "smtp.gmail.com:587" || g.Scopes[0] != "https://mail.google.com/" || g.AuthURL == "" || g.TokenURL == "" {
+	g := provider.Google()
+	if g.SMTP.Addr() != "smtp.gmail.com:587" || g.Scopes[0] != "https://mail.google.com/" || g.AuthURL == "" || g.TokenURL == "" {
 		t.Errorf("Google() = %+v", g)
 	}
 	if _, err := oauthmail.New(oauthmail.Config{Authority: g, ClientID: "123.apps.googleusercontent.com"}); err != nil {
 		t.Errorf("New(Google) = %v", err)
 	}
 	var ce *devicecode.ConfigError
-	if _, err := oauthmail.Generic("x", oauth2.Endpoint{AuthURL: "http://auth.example/a", TokenURL: "https://auth.example/t"}, "smtp.example:587"); !errors.As(err, &ce) {
+	if _, err := provider.Generic("x", oauth2.Endpoint{AuthURL: "http://auth.example/a", TokenURL: "https://auth.example/t"}, provider.MailEndpoint{}); !errors.As(err, &ce) {
 		t.Errorf("Generic with a plain-http endpoint = %v, want a ConfigError", err)
 	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/devicemail/devicemail/devicecode"
 	"github.com/devicemail/devicemail/internal/clock"
+	"github.com/devicemail/devicemail/provider"
 	"github.com/devicemail/devicemail/smtpx"
 	"github.com/devicemail/devicemail/tokenstore"
 )
@@ -27,17 +28,27 @@ import (
 const DefaultRefreshMargin = 10 * time.Minute
 
 // Inactivity is how long Microsoft keeps an unused refresh token (MaxInactiveTime,
-// entra-id.md §4.2). [Status.LapsesAt] is the last token issue plus Inactivity.
+// https://learn.microsoft.com/en-us/entra/identity-platform/refresh-tokens). [Status.LapsesAt] is the last token issue plus Inactivity.
 const Inactivity = 90 * 24 * time.Hour
 
-// Config configures a [Mailer]. Only Authority and ClientID are required. The
-// Mailer keeps a copy; changing a Config after [New] has no effect.
+// Config configures a [Mailer]. To sign in, Authority and ClientID are
+// required; to resume a stored sign-in, Store and Account are enough (see
+// [New]). The Mailer keeps a copy; changing a Config after [New] has no
+// effect.
 type Config struct {
-	// Authority is the identity provider and cloud, from a devicecode preset
-	// (devicecode.ExchangeOnline, devicecode.OutlookCom, ...) or devicecode.Generic.
-	Authority devicecode.Authority
+	// Authority is the provider: where to sign in and, unless SMTPAddr says
+	// otherwise, where to send. Build it with package provider
+	// (provider.ExchangeOnline, provider.OutlookCom, provider.Google,
+	// provider.Generic, provider.Discover, ...).
+	Authority provider.Provider
 	// ClientID is the application (client) ID of the app registration.
 	ClientID string
+	// CAFile is stored with a sign-in as the PEM file of extra certificate
+	// authorities its endpoints are trusted with, for a program that resumes
+	// the sign-in later and builds TLSConfig and HTTPClient from it (as the
+	// oauthmail command does). The Mailer itself trusts what TLSConfig and
+	// HTTPClient trust.
+	CAFile string
 	// Scopes are requested at sign-in; nil means Authority.Scopes.
 	Scopes []string
 	// Store keeps sign-ins, one record per account; nil means a new
@@ -47,14 +58,14 @@ type Config struct {
 	// Account is the store key of the account this Mailer uses; "" means
 	// "default". [Mailer.Account] gives Mailers for other accounts.
 	Account string
-	// SMTPAddr is the submission server host:port; "" means Authority.SMTPAddr
+	// SMTPAddr is the submission server host:port; "" means Authority.SMTP
 	// (smtp.office365.com:587 for Exchange Online, smtp-mail.outlook.com:587 for
 	// Outlook.com). The connection always uses STARTTLS.
 	SMTPAddr string
 	// TLSConfig is used for STARTTLS; nil means the system roots. Set RootCAs to
 	// trust a private CA (the emulator's). InsecureSkipVerify shows up in Status.
 	TLSConfig *tls.Config
-	// From is the sender address; "" means the signed-in account's UPN (seed 000).
+	// From is the sender address; "" means the signed-in account's UPN.
 	From string
 	// SendAs lists further sender addresses the account has Send As rights on.
 	// A sender that is neither the UPN nor in SendAs is refused before sending
@@ -157,8 +168,23 @@ type flight struct {
 	err  error
 }
 
-// New checks cfg and returns a Mailer. It does no I/O.
+// New checks cfg and returns a Mailer.
+//
+// With neither Authority nor ClientID but with a Store, New resumes the
+// stored sign-in of Account: it reads the record (the only I/O New does) and
+// takes the provider, its endpoints, the client ID, the scopes, the SMTP
+// server and the client secret's expiry from it, where cfg leaves them
+// empty. An account that is not signed in gives [ErrNotSignedIn]. Otherwise
+// New does no I/O.
 func New(cfg Config) (*Mailer, error) {
+	if cfg.Account == "" {
+		cfg.Account = "default"
+	}
+	if cfg.ClientID == "" && cfg.Authority.TokenURL == "" && cfg.Store != nil {
+		if err := resume(context.Background(), &cfg); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.ClientID == "" {
 		return nil, badInput("config: client ID is empty")
 	}
@@ -169,11 +195,8 @@ func New(cfg Config) (*Mailer, error) {
 		cfg.Store = &tokenstore.Memory{}
 	}
 	cfg.Store = tagStore(cfg.Store) // a full or read-only store is StorageFailed
-	if cfg.Account == "" {
-		cfg.Account = "default"
-	}
 	if cfg.SMTPAddr == "" {
-		cfg.SMTPAddr = cfg.Authority.SMTPAddr
+		cfg.SMTPAddr = cfg.Authority.SMTP.Addr()
 	}
 	if err := checkSMTP(cfg.SMTPAddr, cfg.SMTPMechanism); err != nil {
 		return nil, err
@@ -273,8 +296,6 @@ func (m *Mailer) SignIn(ctx context.Context, show func(*devicecode.Prompt) error
 	rec := &tokenstore.Record{
 		Account: tokenstore.Account{UPN: id.UPN, Email: id.Email, Name: id.Name,
 			TenantID: id.TenantID, ObjectID: id.ObjectID},
-		Provider:     m.cfg.Authority.Name,
-		ClientID:     m.cfg.ClientID,
 		Authority:    m.cfg.Authority.TokenURL,
 		Scopes:       append([]string(nil), m.cfg.Scopes...),
 		AccessToken:  tok.AccessToken,
@@ -283,6 +304,7 @@ func (m *Mailer) SignIn(ctx context.Context, show func(*devicecode.Prompt) error
 		Expiry:       tok.Expiry,
 		Obtained:     now,
 	}
+	m.describe(rec, "")
 	if err := m.cfg.Store.Save(ctx, m.key, rec); err != nil {
 		return nil, fmt.Errorf("oauthmail: save sign-in: %w", err)
 	}
@@ -304,7 +326,7 @@ func (m *Mailer) SignOut(ctx context.Context) error {
 	return nil
 }
 
-// Status is what a device's status page shows about an account (seed 001).
+// Status is what a device's status page shows about an account.
 // It never holds a token.
 type Status struct {
 	Account           string    `json:"account"`             // store key
@@ -581,7 +603,7 @@ func (m *Mailer) sender(rec *tokenstore.Record) string {
 }
 
 // allowed reports whether the account may send as addr: its UPN or an
-// allow-listed address (seeds 000, 002, 003).
+// allow-listed address (Config.SendAs).
 func (m *Mailer) allowed(rec *tokenstore.Record, addr string) bool {
 	if strings.EqualFold(addr, rec.Account.UPN) {
 		return true

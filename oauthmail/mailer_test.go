@@ -226,7 +226,7 @@ func TestOutlookCom(t *testing.T) {
 	if err := r.m.Send(ctx, msgTo("alice@contoso.com")); err != nil {
 		t.Fatalf("Send: %v", err)
 	}
-	if got := devicecode.OutlookCom().SMTPAddr; got != "smtp-mail.outlook.com:587" {
+	if got := devicecode.OutlookCom().SMTP.Addr(); got != "smtp-mail.outlook.com:587" {
 		t.Errorf("Outlook.com SMTP = %s", got)
 	}
 }

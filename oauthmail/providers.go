@@ -1,124 +1,138 @@
 package oauthmail
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"net/url"
 	"strings"
 
-	"golang.org/x/oauth2"
-
-	"github.com/devicemail/devicemail/devicecode"
+	"github.com/devicemail/devicemail/provider"
 	"github.com/devicemail/devicemail/tokenstore"
 )
 
-// GoogleName is the Authority.Name of [Google].
-const GoogleName = "Google"
-
-// Google returns the authority of Gmail and Google Workspace: sign in with
-// [Mailer.SignInBrowser] (authorization code with a loopback redirect; Google
-// does not allow the mail scope in its device flow), scope
-// https://mail.google.com/ plus openid and email to name the account, and SMTP
-// at smtp.gmail.com:587 with XOAUTH2. The client is a Google "Desktop app"
-// OAuth client, whose secret Google documents as not confidential. The
-// endpoints are golang.org/x/oauth2/endpoints.Google.
-func Google() devicecode.Authority {
-	return devicecode.Authority{
-		Name:          GoogleName,
-		AuthURL:       "https://accounts.google.com/o/oauth2/auth",
-		TokenURL:      "https://oauth2.googleapis.com/token",
-		DeviceAuthURL: "https://oauth2.googleapis.com/device/code",
-		Scopes:        []string{"https://mail.google.com/", "openid", "email"},
-		SMTPAddr:      "smtp.gmail.com:587",
+// describe fills the fields of rec that say where the sign-in comes from and
+// what it is for: provider, endpoints, client authentication, mail endpoint,
+// the secret's expiry and the CA file.
+func (m *Mailer) describe(rec *tokenstore.Record, clientAuth string) {
+	a := m.cfg.Authority
+	rec.Provider, rec.ProviderID, rec.Tenant = a.Name, a.ID, a.Tenant
+	rec.ClientID = m.cfg.ClientID
+	rec.Endpoints = tokenstore.Endpoints{LoginURL: a.LoginURL, Issuer: a.Issuer,
+		DeviceAuthURL: a.DeviceAuthURL, AuthURL: a.AuthURL}
+	switch {
+	case m.cfg.ClientSecret == "":
+		rec.ClientAuth = tokenstore.ClientPublic
+	case clientAuth != "":
+		rec.ClientAuth = clientAuth
+	default:
+		rec.ClientAuth = tokenstore.ClientSecretPost
 	}
+	rec.SecretExpires = m.cfg.ClientSecretExpires
+	e, err := provider.SMTPEndpoint(m.cfg.SMTPAddr)
+	if m.cfg.SMTPAddr == a.SMTP.Addr() {
+		// The provider's own server, as it serves this account (a personal
+		// account signed in through "common" sends through Outlook.com's).
+		e, err = a.ForAccount(rec.Account.TenantID).SMTP, nil
+	}
+	if err == nil && !e.IsZero() {
+		rec.Mail = tokenstore.MailEndpoint{Transport: e.Transport, Host: e.Host, Port: e.Port, TLS: string(e.TLS)}
+	}
+	rec.CAFile = m.cfg.CAFile
 }
 
-// Generic returns the authority of any OAuth 2.0 provider with its SMTP
-// submission server smtpAddr (host:port, STARTTLS): ep needs TokenURL, and
-// AuthURL for [Mailer.SignInBrowser] or DeviceAuthURL for [Mailer.SignIn].
-// Set Config.SMTPMechanism to "OAUTHBEARER" when the server offers only that.
-// The URLs must be https (http only on loopback).
-func Generic(name string, ep oauth2.Endpoint, smtpAddr string, scopes ...string) (devicecode.Authority, error) {
-	if ep.DeviceAuthURL == "" {
-		// devicecode.Generic requires a device endpoint; check the others alone.
-		probe := ep
-		probe.DeviceAuthURL = ep.TokenURL
-		a, err := devicecode.Generic(name, probe, scopes...)
-		if err != nil {
-			return devicecode.Authority{}, err
+// providerOf returns the provider a stored sign-in describes. A record
+// written before records described their provider names only its provider's
+// name and token endpoint: a preset is recognised by its name, else by the
+// host of the token endpoint (login.microsoftonline.com,
+// oauth2.googleapis.com); anything else is a generic provider without a mail
+// endpoint.
+func providerOf(rec *tokenstore.Record) provider.Provider {
+	var p provider.Provider
+	if rec.ProviderID != "" {
+		if preset, ok := provider.Lookup(rec.ProviderID, rec.Tenant); ok {
+			p = preset
+		} else {
+			p = provider.Provider{ID: rec.ProviderID, Tenant: rec.Tenant}
 		}
-		a.DeviceAuthURL = ""
-		a.SMTPAddr = smtpAddr
-		return a, nil
+		p.Name = rec.Provider
+		p.LoginURL, p.Issuer = rec.Endpoints.LoginURL, rec.Endpoints.Issuer
+		p.DeviceAuthURL, p.AuthURL = rec.Endpoints.DeviceAuthURL, rec.Endpoints.AuthURL
+	} else {
+		p = legacyProvider(rec)
 	}
-	a, err := devicecode.Generic(name, ep, scopes...)
-	if err != nil {
-		return devicecode.Authority{}, err
+	p.TokenURL = rec.Authority
+	if len(rec.Scopes) > 0 {
+		p.Scopes = append([]string(nil), rec.Scopes...)
 	}
-	a.SMTPAddr = smtpAddr
-	return a, nil
+	if rec.Mail.Host != "" {
+		p.SMTP = provider.MailEndpoint{Transport: rec.Mail.Transport, Host: rec.Mail.Host,
+			Port: rec.Mail.Port, TLS: provider.TLSMode(rec.Mail.TLS)}
+	} else {
+		p = p.ForAccount(rec.Account.TenantID)
+	}
+	return p
 }
 
-// authParams are the provider-specific authorization parameters: Google
-// issues a refresh token only with access_type=offline, and again only with
-// prompt=consent (Google's OAuth 2.0 for web server applications guide).
-func authParams(a devicecode.Authority) map[string]string {
-	if u, err := url.Parse(a.AuthURL); err == nil && u.Host == "accounts.google.com" {
-		return map[string]string{"access_type": "offline", "prompt": "consent"}
-	}
-	return nil
-}
-
-// consumerTenantID is the tenant ID of personal Microsoft accounts
-// (Outlook.com), the tid claim of their tokens
-// (https://learn.microsoft.com/en-us/entra/identity-platform/id-token-claims-reference).
-const consumerTenantID = "9188040d-6c67-4c5b-b112-36a304b66dad"
-
-// SMTPServerFor returns the SMTP submission server (host:port, STARTTLS) of
-// a stored sign-in, from what the record says: its provider name when that is
-// one of the presets (devicecode's Microsoft clouds, [Google]), else the host
-// of its token endpoint (login.microsoftonline.com, oauth2.googleapis.com).
-// A personal Microsoft account (tenant 9188040d-6c67-4c5b-b112-36a304b66dad)
-// signed in through tenant "common" gets smtp-mail.outlook.com:587, the
-// server Microsoft documents for Outlook.com
-// ("POP, IMAP, and SMTP settings for Outlook.com",
-// https://support.microsoft.com/office/pop-imap-and-smtp-settings-8361e398-8af4-4e97-b147-6c6c4ac95353).
-// It returns "" when neither is known (a generic provider): the caller must
-// then name the server.
-func SMTPServerFor(rec *tokenstore.Record) string {
-	if rec == nil {
-		return ""
-	}
-	outlook := devicecode.OutlookCom().SMTPAddr
-	consumer := strings.EqualFold(rec.Account.TenantID, consumerTenantID)
-	presets := []devicecode.Authority{Google(), devicecode.OutlookCom(), devicecode.Common()}
-	for _, f := range []func(string) (devicecode.Authority, error){
-		devicecode.ExchangeOnline, devicecode.USGovGCCHigh, devicecode.USGovDoD, devicecode.China21Vianet,
-	} {
-		if a, err := f("organizations"); err == nil {
-			presets = append(presets, a)
+// legacyProvider recognises the provider of a record that names only its
+// provider's name and token endpoint. It keeps LoginURL and the tenant empty:
+// the record does not say them.
+func legacyProvider(rec *tokenstore.Record) provider.Provider {
+	for _, id := range []string{provider.IDGoogle, provider.IDOutlook, provider.IDCommon,
+		provider.IDExchange, provider.IDGCCHigh, provider.IDDoD, provider.ID21Vianet} {
+		if p, ok := provider.Lookup(id, "organizations"); ok && p.Name == rec.Provider {
+			return bare(p, rec.Provider)
 		}
-	}
-	for _, a := range presets {
-		if a.Name != rec.Provider {
-			continue
-		}
-		if consumer && a.Name == devicecode.Common().Name {
-			return outlook
-		}
-		return a.SMTPAddr
 	}
 	u, err := url.Parse(rec.Authority)
-	if err != nil {
-		return ""
-	}
-	switch strings.ToLower(u.Hostname()) {
-	case "oauth2.googleapis.com", "accounts.google.com":
-		return Google().SMTPAddr
-	case "login.microsoftonline.com":
-		if consumer || strings.HasPrefix(strings.TrimPrefix(u.Path, "/"), "consumers/") {
-			return outlook
+	if err == nil {
+		switch strings.ToLower(u.Hostname()) {
+		case "oauth2.googleapis.com", "accounts.google.com":
+			return bare(provider.Google(), rec.Provider)
+		case "login.microsoftonline.com":
+			if strings.HasPrefix(strings.TrimPrefix(u.Path, "/"), "consumers/") {
+				return bare(provider.OutlookCom(), rec.Provider)
+			}
+			p, _ := provider.ExchangeOnline("organizations")
+			p = bare(p, rec.Provider)
+			p.ID = provider.IDCommon // a personal account among them sends through Outlook.com
+			return p
 		}
-		a, _ := devicecode.ExchangeOnline("organizations")
-		return a.SMTPAddr
 	}
-	return ""
+	return provider.Provider{ID: provider.IDGeneric, Name: rec.Provider}
+}
+
+// bare keeps what a preset says about mail, scopes and authorization
+// parameters, without the endpoints a legacy record may have had elsewhere.
+func bare(p provider.Provider, name string) provider.Provider {
+	return provider.Provider{ID: p.ID, Name: name, Scopes: p.Scopes, AppScopes: p.AppScopes,
+		AuthParams: p.AuthParams, SMTP: p.SMTP}
+}
+
+// resume fills the settings cfg leaves empty from the stored sign-in of
+// cfg.Account: the provider and its endpoints, the client ID, the scopes, the
+// SMTP server and the client secret's expiry.
+func resume(ctx context.Context, cfg *Config) error {
+	rec, err := cfg.Store.Load(ctx, cfg.Account)
+	if err != nil {
+		if errors.Is(err, tokenstore.ErrNotFound) {
+			return fmt.Errorf("oauthmail: account %q: %w", cfg.Account, ErrNotSignedIn)
+		}
+		return fmt.Errorf("oauthmail: resume sign-in: %w", err)
+	}
+	cfg.Authority = providerOf(rec)
+	cfg.ClientID = rec.ClientID
+	if len(cfg.Scopes) == 0 {
+		cfg.Scopes = rec.Scopes
+	}
+	if cfg.ClientSecretExpires.IsZero() {
+		cfg.ClientSecretExpires = rec.SecretExpires
+	}
+	if cfg.CAFile == "" {
+		cfg.CAFile = rec.CAFile
+	}
+	if cfg.ClientID == "" {
+		return badInput("config: the stored sign-in of account " + fmt.Sprintf("%q", cfg.Account) + " names no client ID: sign in again")
+	}
+	return nil
 }

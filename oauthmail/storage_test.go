@@ -11,6 +11,7 @@ import (
 
 	"github.com/devicemail/devicemail/oauthmail"
 	"github.com/devicemail/devicemail/oauthmail/oauthmailtest"
+	"github.com/devicemail/devicemail/provider"
 	"github.com/devicemail/devicemail/smtpx"
 	"github.com/devicemail/devicemail/tokenstore"
 )
@@ -96,7 +97,7 @@ func TestHeaderNameRefusedBeforeConnecting(t *testing.T) {
 
 // New refuses an SMTP address without a port and an unknown mechanism.
 func TestNewRefusesBadSMTPSettings(t *testing.T) {
-	a, err := oauthmail.Google(), error(nil)
+	a, err := provider.Google(), error(nil)
 	for _, tc := range []struct {
 		name string
 		cfg  oauthmail.Config

@@ -68,8 +68,12 @@ const (
 	minSecret    = 16
 )
 
-// envelope is the on-disk format of an Encrypted file. Version follows the
-// plaintext format's version; the plaintext inside is a version-1 record.
+// envelopeVersion is the version of the envelope, independent of the record
+// format of the plaintext inside (see MarshalRecord).
+const envelopeVersion = 1
+
+// envelope is the on-disk format of an Encrypted file; the plaintext inside
+// is a record in the format of MarshalRecord, of any version it reads.
 type envelope struct {
 	Version    int    `json:"version"`
 	Cipher     string `json:"cipher"`
@@ -114,7 +118,7 @@ func (s *Encrypted) Load(ctx context.Context, key string) (*Record, error) {
 	if err != nil {
 		return nil, withPath(err, path)
 	}
-	r, err := decodeRecord(key, plain)
+	r, err := UnmarshalRecord(key, plain)
 	if err != nil {
 		return nil, withPath(err, path)
 	}
@@ -133,7 +137,7 @@ func (s *Encrypted) open(key string, data []byte) ([]byte, error) {
 	if err := json.Unmarshal(data, &env); err != nil {
 		return nil, corrupt("envelope fields have the wrong types", nil)
 	}
-	if env.Version != formatVersion {
+	if env.Version != envelopeVersion {
 		return nil, corrupt(fmt.Sprintf("unsupported envelope version %d", env.Version), nil)
 	}
 	if env.Cipher != encCipher || env.KDF != encKDF {
@@ -176,11 +180,11 @@ func (s *Encrypted) Save(ctx context.Context, key string, r *Record) error {
 			return fmt.Errorf("tokenstore: save %q: refusing to replace %s: %w", key, path, ErrWrongKey)
 		}
 	}
-	plain, err := encodeRecord(key, r)
+	plain, err := MarshalRecord(key, r)
 	if err != nil {
 		return err
 	}
-	env := envelope{Version: formatVersion, Cipher: encCipher, KDF: encKDF,
+	env := envelope{Version: envelopeVersion, Cipher: encCipher, KDF: encKDF,
 		Salt: make([]byte, 32), Nonce: make([]byte, 12)}
 	rand.Read(env.Salt)
 	rand.Read(env.Nonce)

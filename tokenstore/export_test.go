@@ -13,11 +13,11 @@ func SetWrite(s Store, fn func(f *os.File, b []byte) (int, error)) {
 	}
 }
 
-// DecodeRecord exposes the file decoder to the fuzz test.
-var DecodeRecord = decodeRecord
+// DecodeRecord is the record decoder, under the name the fuzz test uses.
+var DecodeRecord = UnmarshalRecord
 
-// EncodeRecord exposes the file encoder to the fuzz test.
-var EncodeRecord = encodeRecord
+// EncodeRecord is the record encoder, under the name the fuzz test uses.
+var EncodeRecord = MarshalRecord
 
 // MaxFileSize is the size cap of a file.
 const MaxFileSize = maxFileSize

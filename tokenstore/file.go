@@ -81,7 +81,7 @@ func (s *File) Load(ctx context.Context, key string) (*Record, error) {
 	if err != nil {
 		return nil, err
 	}
-	r, err := decodeRecord(key, data)
+	r, err := UnmarshalRecord(key, data)
 	if err != nil {
 		return nil, withPath(err, path)
 	}
@@ -95,7 +95,7 @@ func (s *File) Save(ctx context.Context, key string, r *Record) error {
 	if r == nil {
 		return errNilRecord(key)
 	}
-	data, err := encodeRecord(key, r)
+	data, err := MarshalRecord(key, r)
 	if err != nil {
 		return err
 	}

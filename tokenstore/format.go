@@ -7,23 +7,34 @@ import (
 	"time"
 )
 
-// On-disk format of File (and the plaintext inside Encrypted).
+// The JSON format of a stored Record, shared by every store of this module
+// (File, Encrypted's plaintext, keyringstore) and offered to other Store
+// implementations through [MarshalRecord] and [UnmarshalRecord].
 //
-// Version 1 (current) is a JSON object with "version": 1, the account key it was
-// saved under, and the record's fields in snake_case.
+// Version 2 (current) describes the sign-in: "version": 2, the account key it
+// was saved under, and the objects "account", "provider" (kind, name, tenant,
+// endpoints), "client" (ID, how it authenticates, the secret's expiry, never
+// the secret), "mail" (the mail endpoint), "token" and the times.
+//
+// Version 1 held the account, provider name, client ID, token endpoint
+// ("authority"), scopes, token and times; the file stores nested the account
+// under "account", the keyring store kept its fields at the top level. Both
+// are read.
 //
 // Version 0 is the legacy format: a bare JSON-encoded golang.org/x/oauth2 Token
 // (access_token, token_type, refresh_token, expiry) with no "version" field, as
-// written by programs that stored oauth2 tokens before devicemail. Load migrates it
-// in memory (Obtained and the account fields are left zero); the next Save writes
-// version 1. To add version 2: bump formatVersion, add a decodeV1→v2 step in
-// decodeRecord, and keep the older decoders so that old files still load.
-const formatVersion = 1
+// written by programs that stored oauth2 tokens before devicemail.
+//
+// Older versions are migrated in memory (fields they lack are left zero); the
+// next Save writes the current version. To add a version: bump formatVersion,
+// add its decoder, and keep the older decoders so that old records still load;
+// TestFormatReadsEveryVersion reads a fixture of every version.
+const formatVersion = 2
 
 // maxFileSize caps what Load reads and Save writes; records are a few KB.
 const maxFileSize = 1 << 20
 
-type accountV1 struct {
+type accountJSON struct {
 	UPN      string `json:"upn,omitempty"`
 	Email    string `json:"email,omitempty"`
 	Name     string `json:"name,omitempty"`
@@ -31,10 +42,59 @@ type accountV1 struct {
 	ObjectID string `json:"object_id,omitempty"`
 }
 
-type fileV1 struct {
-	Version      int       `json:"version"`
-	Key          string    `json:"key"`
-	Account      accountV1 `json:"account"`
+type providerV2 struct {
+	ID            string `json:"id,omitempty"`
+	Name          string `json:"name,omitempty"`
+	Tenant        string `json:"tenant,omitempty"`
+	LoginURL      string `json:"login_url,omitempty"`
+	Issuer        string `json:"issuer,omitempty"`
+	DeviceAuthURL string `json:"device_auth_url,omitempty"`
+	AuthURL       string `json:"auth_url,omitempty"`
+	TokenURL      string `json:"token_url,omitempty"`
+}
+
+type clientV2 struct {
+	ID            string    `json:"id,omitempty"`
+	Auth          string    `json:"auth,omitempty"`
+	SecretExpires time.Time `json:"secret_expires,omitzero"`
+}
+
+type mailV2 struct {
+	Transport string `json:"transport,omitempty"`
+	Host      string `json:"host,omitempty"`
+	Port      int    `json:"port,omitempty"`
+	TLS       string `json:"tls,omitempty"`
+	CAFile    string `json:"ca_file,omitempty"`
+}
+
+type tokenV2 struct {
+	AccessToken  string    `json:"access_token,omitempty"`
+	RefreshToken string    `json:"refresh_token,omitempty"`
+	TokenType    string    `json:"token_type,omitempty"`
+	Expiry       time.Time `json:"expiry,omitzero"`
+}
+
+type recordV2 struct {
+	Version   int         `json:"version"`
+	Key       string      `json:"key"`
+	Account   accountJSON `json:"account"`
+	Provider  providerV2  `json:"provider"`
+	Client    clientV2    `json:"client"`
+	Scopes    []string    `json:"scopes,omitempty"`
+	Mail      mailV2      `json:"mail,omitzero"`
+	Token     tokenV2     `json:"token"`
+	Obtained  time.Time   `json:"obtained,omitzero"`
+	Refreshed time.Time   `json:"refreshed,omitzero"`
+	Used      time.Time   `json:"used,omitzero"`
+}
+
+// recordV1 reads both layouts of version 1: the file stores' (account nested)
+// and the keyring store's (account fields at the top level).
+type recordV1 struct {
+	Version int          `json:"version"`
+	Key     string       `json:"key"`
+	Account *accountJSON `json:"account"`
+	accountJSON
 	Provider     string    `json:"provider,omitempty"`
 	ClientID     string    `json:"client_id,omitempty"`
 	Authority    string    `json:"authority,omitempty"`
@@ -48,26 +108,41 @@ type fileV1 struct {
 	Used         time.Time `json:"used,omitzero"`
 }
 
-// fileV0 is the legacy format: an oauth2.Token as encoding/json writes it.
-type fileV0 struct {
+// recordV0 is the legacy format: an oauth2.Token as encoding/json writes it.
+type recordV0 struct {
 	AccessToken  string    `json:"access_token"`
 	TokenType    string    `json:"token_type,omitempty"`
 	RefreshToken string    `json:"refresh_token,omitempty"`
 	Expiry       time.Time `json:"expiry,omitzero"`
 }
 
-// encodeRecord returns the version-1 encoding of r saved under key.
-func encodeRecord(key string, r *Record) ([]byte, error) {
-	f := fileV1{
+func toAccount(a accountJSON) Account {
+	return Account(a)
+}
+
+// MarshalRecord returns the encoding of r saved under key in the current
+// version of the record format, ending in a newline. Its tokens are in the
+// result: keep it where the store keeps secrets.
+func MarshalRecord(key string, r *Record) ([]byte, error) {
+	f := recordV2{
 		Version: formatVersion,
 		Key:     key,
-		Account: accountV1{
+		Account: accountJSON{
 			UPN: r.Account.UPN, Email: r.Account.Email, Name: r.Account.Name,
 			TenantID: r.Account.TenantID, ObjectID: r.Account.ObjectID,
 		},
-		Provider: r.Provider, ClientID: r.ClientID, Authority: r.Authority, Scopes: r.Scopes,
-		AccessToken: r.AccessToken, RefreshToken: r.RefreshToken, TokenType: r.TokenType,
-		Expiry: r.Expiry, Obtained: r.Obtained, Refreshed: r.Refreshed, Used: r.Used,
+		Provider: providerV2{
+			ID: r.ProviderID, Name: r.Provider, Tenant: r.Tenant,
+			LoginURL: r.Endpoints.LoginURL, Issuer: r.Endpoints.Issuer,
+			DeviceAuthURL: r.Endpoints.DeviceAuthURL, AuthURL: r.Endpoints.AuthURL, TokenURL: r.Authority,
+		},
+		Client: clientV2{ID: r.ClientID, Auth: r.ClientAuth, SecretExpires: r.SecretExpires},
+		Scopes: r.Scopes,
+		Mail: mailV2{Transport: r.Mail.Transport, Host: r.Mail.Host, Port: r.Mail.Port, TLS: r.Mail.TLS,
+			CAFile: r.CAFile},
+		Token: tokenV2{AccessToken: r.AccessToken, RefreshToken: r.RefreshToken, TokenType: r.TokenType,
+			Expiry: r.Expiry},
+		Obtained: r.Obtained, Refreshed: r.Refreshed, Used: r.Used,
 	}
 	b, err := json.Marshal(&f)
 	if err != nil {
@@ -80,9 +155,10 @@ func encodeRecord(key string, r *Record) ([]byte, error) {
 	return append(b, '\n'), nil
 }
 
-// decodeRecord parses a file saved under key, migrating older versions. Every
-// failure is a *CorruptError (with Key set and Path empty).
-func decodeRecord(key string, data []byte) (*Record, error) {
+// UnmarshalRecord parses a record saved under key, in any version of the
+// record format, migrating older versions. Every failure is a *CorruptError
+// (with Key set and Path empty) whose text quotes none of data.
+func UnmarshalRecord(key string, data []byte) (*Record, error) {
 	corrupt := func(reason string) error { return &CorruptError{Key: key, Reason: reason} }
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, corrupt("empty file")
@@ -110,24 +186,59 @@ func decodeRecord(key string, data []byte) (*Record, error) {
 	switch v {
 	case 1:
 		return decodeV1(key, data)
+	case 2:
+		return decodeV2(key, data)
 	default:
 		return nil, corrupt(fmt.Sprintf("unsupported version %d (this build reads 0 to %d)", v, formatVersion))
 	}
 }
 
+func wrongKey(key, got string) error {
+	return &CorruptError{Key: key, Reason: fmt.Sprintf("record belongs to account key %q", got)}
+}
+
+func decodeV2(key string, data []byte) (*Record, error) {
+	var f recordV2
+	if err := json.Unmarshal(data, &f); err != nil {
+		return nil, &CorruptError{Key: key, Reason: "version 2 fields have the wrong types"}
+	}
+	if f.Key != key {
+		return nil, wrongKey(key, f.Key)
+	}
+	return &Record{
+		Account:    toAccount(f.Account),
+		Provider:   f.Provider.Name,
+		ProviderID: f.Provider.ID,
+		Tenant:     f.Provider.Tenant,
+		ClientID:   f.Client.ID,
+		ClientAuth: f.Client.Auth,
+		Authority:  f.Provider.TokenURL,
+		Endpoints: Endpoints{LoginURL: f.Provider.LoginURL, Issuer: f.Provider.Issuer,
+			DeviceAuthURL: f.Provider.DeviceAuthURL, AuthURL: f.Provider.AuthURL},
+		Scopes:        f.Scopes,
+		SecretExpires: f.Client.SecretExpires,
+		Mail:          MailEndpoint{Transport: f.Mail.Transport, Host: f.Mail.Host, Port: f.Mail.Port, TLS: f.Mail.TLS},
+		CAFile:        f.Mail.CAFile,
+		AccessToken:   f.Token.AccessToken, RefreshToken: f.Token.RefreshToken, TokenType: f.Token.TokenType,
+		Expiry:   f.Token.Expiry,
+		Obtained: f.Obtained, Refreshed: f.Refreshed, Used: f.Used,
+	}, nil
+}
+
 func decodeV1(key string, data []byte) (*Record, error) {
-	var f fileV1
+	var f recordV1
 	if err := json.Unmarshal(data, &f); err != nil {
 		return nil, &CorruptError{Key: key, Reason: "version 1 fields have the wrong types"}
 	}
 	if f.Key != key {
-		return nil, &CorruptError{Key: key, Reason: fmt.Sprintf("file belongs to account key %q", f.Key)}
+		return nil, wrongKey(key, f.Key)
+	}
+	acct := f.accountJSON // the keyring layout
+	if f.Account != nil {
+		acct = *f.Account // the file layout
 	}
 	return &Record{
-		Account: Account{
-			UPN: f.Account.UPN, Email: f.Account.Email, Name: f.Account.Name,
-			TenantID: f.Account.TenantID, ObjectID: f.Account.ObjectID,
-		},
+		Account:  toAccount(acct),
 		Provider: f.Provider, ClientID: f.ClientID, Authority: f.Authority, Scopes: f.Scopes,
 		AccessToken: f.AccessToken, RefreshToken: f.RefreshToken, TokenType: f.TokenType,
 		Expiry: f.Expiry, Obtained: f.Obtained, Refreshed: f.Refreshed, Used: f.Used,
@@ -135,7 +246,7 @@ func decodeV1(key string, data []byte) (*Record, error) {
 }
 
 func decodeV0(key string, data []byte) (*Record, error) {
-	var f fileV0
+	var f recordV0
 	if err := json.Unmarshal(data, &f); err != nil {
 		return nil, &CorruptError{Key: key, Reason: "version 0 fields have the wrong types"}
 	}

@@ -20,8 +20,10 @@ type Account struct {
 }
 
 // Record is what a [Store] keeps for one account: the OAuth 2.0 token, who it
-// belongs to, where it came from and when it was obtained, refreshed and used, so
-// that a caller can tell how close a sign-in is to lapsing.
+// belongs to, which provider, endpoints and client issued it, the mail
+// endpoint it is for, and when it was obtained, refreshed and used, so that a
+// sign-in can be resumed from the record alone and a caller can tell how close
+// it is to lapsing.
 //
 // Printing a Record with fmt (any verb, %+v and %#v included) or logging it with
 // log/slog never shows AccessToken or RefreshToken: it shows "REDACTED" when a token
@@ -29,10 +31,25 @@ type Account struct {
 type Record struct {
 	Account Account
 
-	Provider  string   // e.g. "microsoft"; free-form, chosen by the caller
-	ClientID  string   // the application (client) ID the token was issued to
-	Authority string   // the authority or token endpoint URL
-	Scopes    []string // the scopes that were granted
+	Provider   string    // the provider's name, e.g. "Exchange Online"
+	ProviderID string    // the provider's kind (package provider's IDs: "exchange", "google", "generic", ...)
+	Tenant     string    // the Microsoft tenant segment signed in through; "" elsewhere
+	ClientID   string    // the application (client) ID the token was issued to
+	ClientAuth string    // how the client authenticates: one of the ClientAuth constants
+	Authority  string    // the token endpoint URL
+	Endpoints  Endpoints // the other endpoints of the sign-in
+	Scopes     []string  // the scopes that were granted
+
+	// SecretExpires is the expiry of the client secret the sign-in renews
+	// with (never the secret itself); zero means unknown or none.
+	SecretExpires time.Time
+	// Mail is the mail endpoint the sign-in sends through; zero means the
+	// caller names it.
+	Mail MailEndpoint
+	// CAFile is the path of a PEM file of extra certificate authorities the
+	// sign-in's endpoints are trusted with (a private CA, an emulator); "" means
+	// the system roots.
+	CAFile string
 
 	AccessToken  string    // secret
 	RefreshToken string    // secret
@@ -42,6 +59,32 @@ type Record struct {
 	Obtained  time.Time // when the user signed in (the first token)
 	Refreshed time.Time // when the token was last refreshed; zero if never
 	Used      time.Time // when the token was last used to send mail; zero if never
+}
+
+// How a client authenticates at the token endpoint, the values of
+// [Record.ClientAuth] (RFC 6749 §2.3.1; "" means unknown, as in records
+// written before the field existed).
+const (
+	ClientPublic      = "public"              // no client secret (device code, public client)
+	ClientSecretPost  = "client_secret_post"  // the secret in the request body
+	ClientSecretBasic = "client_secret_basic" // the secret in HTTP Basic authentication
+)
+
+// Endpoints are the endpoints of a sign-in besides its token endpoint
+// ([Record.Authority]).
+type Endpoints struct {
+	LoginURL      string // Microsoft login base URL the endpoints were built from
+	Issuer        string // OpenID Connect issuer, for a discovered provider
+	DeviceAuthURL string // RFC 8628 device authorization endpoint
+	AuthURL       string // authorization endpoint
+}
+
+// MailEndpoint is where the sign-in's mail is submitted.
+type MailEndpoint struct {
+	Transport string // "smtp"
+	Host      string
+	Port      int
+	TLS       string // "starttls" or "implicit"
 }
 
 // Clone returns a deep copy of r (nil for nil).
@@ -127,6 +170,7 @@ func (r Record) LogValue() slog.Value {
 	attrs := []slog.Attr{
 		slog.String("account", r.Account.UPN),
 		slog.String("tenant", r.Account.TenantID),
+		slog.String("provider", r.ProviderID),
 		slog.String("client_id", r.ClientID),
 		slog.Any("scopes", r.Scopes),
 		slog.Bool("access_token", r.AccessToken != ""),

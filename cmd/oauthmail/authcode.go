@@ -5,15 +5,14 @@ import (
 	"fmt"
 	"strings"
 
-	"golang.org/x/oauth2"
-
 	"github.com/devicemail/devicemail/devicecode"
 	"github.com/devicemail/devicemail/devicecode/browser"
 	"github.com/devicemail/devicemail/oauthmail"
+	"github.com/devicemail/devicemail/provider"
 )
 
 // confidential holds the login flags of the authorization-code and client
-// credentials flows (issue 7).
+// credentials flows.
 type confidential struct {
 	flow          string
 	secretFile    string
@@ -43,35 +42,8 @@ func readSecret(path string) (string, error) {
 	return s, nil
 }
 
-// confidentialAuthority builds the authority of an authcode or
-// client-credentials login. Custom endpoints (--authorize-url and
-// --token-url, seed 004) keep the provider's scopes and SMTP server.
-func confidentialAuthority(provider, tenant, loginURL, authURL, tokURL string, scopes []string) (devicecode.Authority, error) {
-	switch provider {
-	case "google":
-		a := oauthmail.Google()
-		if len(scopes) > 0 {
-			a.Scopes = scopes
-		}
-		return a, nil
-	case "generic":
-		if tokURL == "" {
-			return devicecode.Authority{}, usagef("login: --token-url is required for --provider generic")
-		}
-		return oauthmail.Generic("generic", oauth2.Endpoint{AuthURL: authURL, TokenURL: tokURL}, "", scopes...)
-	case "exchange", "":
-		if tenant == "" {
-			if authURL == "" || tokURL == "" {
-				return devicecode.Authority{}, usagef("login: give --tenant, or both --authorize-url and --token-url")
-			}
-			tenant = "organizations" // the endpoints below name the tenant
-		}
-	}
-	return authority(provider, tenant, loginURL, "", "", scopes)
-}
-
 // loginConfidential runs `login --flow authcode|client-credentials`.
-func (e *env) loginConfidential(ctx context.Context, c *common, cf *confidential, a devicecode.Authority, clientID, tokURL string) error {
+func (e *env) loginConfidential(ctx context.Context, c *common, cf *confidential, a provider.Provider, clientID, tokURL string) error {
 	secret, err := readSecret(cf.secretFile)
 	e.secrets.Add(secret)
 	if err != nil {
@@ -85,13 +57,17 @@ func (e *env) loginConfidential(ctx context.Context, c *common, cf *confidential
 	if err != nil {
 		return err
 	}
-	tc, hc, err := tlsSetup(c.caFile)
+	caFile, err := absCAFile(c.caFile)
+	if err != nil {
+		return err
+	}
+	tc, hc, err := tlsSetup(caFile)
 	if err != nil {
 		return err
 	}
 	m, err := oauthmail.New(oauthmail.Config{
 		Authority: a, ClientID: clientID, ClientSecret: secret, ClientSecretExpires: expires,
-		Store: st, Account: c.account, TLSConfig: tc, HTTPClient: hc,
+		Store: st, Account: c.account, CAFile: caFile, TLSConfig: tc, HTTPClient: hc,
 	})
 	if err != nil {
 		return err
@@ -147,7 +123,8 @@ func (e *env) loginConfidential(ctx context.Context, c *common, cf *confidential
 	return nil
 }
 
-// sendTest runs `send --test`: seed 004's "send test mail" button.
+// sendTest runs `send --test`, the "send test mail" button of a desktop
+// tool's settings.
 func (e *env) sendTest(ctx context.Context, c *common, cfg oauthmail.Config, secretFile string) error {
 	secret, err := readSecret(secretFile)
 	if err != nil {
@@ -158,8 +135,8 @@ func (e *env) sendTest(ctx context.Context, c *common, cfg oauthmail.Config, sec
 	if err != nil {
 		return err
 	}
-	if smtpServer(rec, cfg.SMTPAddr) == "" {
-		return errNoSMTP(rec)
+	if err := requireSMTP(ctx, m, rec); err != nil {
+		return err
 	}
 	addr, err := m.SendTest(ctx)
 	if err != nil {

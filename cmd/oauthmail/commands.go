@@ -19,6 +19,7 @@ import (
 
 	"github.com/devicemail/devicemail/devicecode"
 	"github.com/devicemail/devicemail/oauthmail"
+	"github.com/devicemail/devicemail/provider"
 	"github.com/devicemail/devicemail/smtpx"
 	"github.com/devicemail/devicemail/tokenstore"
 )
@@ -73,6 +74,19 @@ func parse(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
+// absCAFile returns the absolute path of --ca-file ("" stays ""), the form
+// login stores so that later commands find it from any directory.
+func absCAFile(caFile string) (string, error) {
+	if caFile == "" {
+		return "", nil
+	}
+	abs, err := filepath.Abs(caFile)
+	if err != nil {
+		return "", usagef("--ca-file: %v", err)
+	}
+	return abs, nil
+}
+
 // tlsSetup returns the TLS configuration and HTTP client for --ca-file ("" =
 // system roots).
 func tlsSetup(caFile string) (*tls.Config, *http.Client, error) {
@@ -96,42 +110,79 @@ func tlsSetup(caFile string) (*tls.Config, *http.Client, error) {
 	return tc, hc, nil
 }
 
-// authority builds the provider preset from the login flags. For generic,
-// devURL and tokURL are the RFC 8628 device authorization and token endpoints.
-func authority(provider, tenant, loginURL, devURL, tokURL string, scopes []string) (devicecode.Authority, error) {
+// loginProvider holds the login flags that say which provider to sign in
+// with and where its mail goes.
+type loginProvider struct {
+	name, tenant, loginURL          string
+	devURL, authURL, tokURL, issuer string
+	smtp                            string
+	scopes                          []string
+}
+
+// build returns the provider the flags describe for flow (device, authcode
+// or client-credentials): a preset, or a generic provider from explicit
+// endpoints or from OpenID Connect discovery of --issuer (which uses hc).
+func (lp *loginProvider) build(ctx context.Context, flow string, hc *http.Client) (provider.Provider, error) {
 	var (
-		a   devicecode.Authority
+		p   provider.Provider
 		err error
 	)
-	switch provider {
+	mail, err := provider.SMTPEndpoint(lp.smtp)
+	if err != nil {
+		return p, usagef("login: --smtp %q is not host:port (for example smtp.office365.com:587)", lp.smtp)
+	}
+	device := flow == "device"
+	switch lp.name {
 	case "exchange", "":
-		if tenant == "" {
-			return a, usagef("login: --tenant is required for --provider exchange (tenant ID GUID or domain)")
+		tenant := lp.tenant
+		switch {
+		case tenant != "":
+		case device:
+			return p, usagef("login: --tenant is required for --provider exchange (tenant ID GUID or domain)")
+		case lp.authURL == "" || lp.tokURL == "":
+			return p, usagef("login: give --tenant, or both --authorize-url and --token-url")
+		default:
+			tenant = "organizations" // the custom endpoints name the tenant
 		}
-		a, err = devicecode.ExchangeOnline(tenant)
+		p, err = provider.ExchangeOnline(tenant)
 	case "outlook":
-		a = devicecode.OutlookCom()
+		p = provider.OutlookCom()
 	case "google":
-		return a, usagef("login: --provider google needs --flow authcode and --client-secret-file (Google's device flow does not grant the mail scope)")
-	case "generic":
-		if devURL == "" || tokURL == "" {
-			return a, usagef("login: --device-auth-url and --token-url are required for --provider generic")
+		if device {
+			return p, usagef("login: --provider google needs --flow authcode and --client-secret-file (Google's device flow does not grant the mail scope)")
 		}
-		a, err = devicecode.Generic("generic", oauth2.Endpoint{DeviceAuthURL: devURL, TokenURL: tokURL}, scopes...)
-		loginURL = ""
+		p = provider.Google()
+	case "generic":
+		switch {
+		case lp.issuer != "":
+			p, err = provider.Discover(ctx, hc, lp.issuer, mail)
+		case device && (lp.devURL == "" || lp.tokURL == ""):
+			return p, usagef("login: --device-auth-url and --token-url (or --issuer) are required for --provider generic")
+		case lp.tokURL == "":
+			return p, usagef("login: --token-url (or --issuer) is required for --provider generic")
+		default:
+			ep := oauth2.Endpoint{TokenURL: lp.tokURL, AuthURL: lp.authURL}
+			if device {
+				ep.DeviceAuthURL = lp.devURL
+			}
+			p, err = provider.Generic("generic", ep, mail)
+		}
 	default:
-		return a, usagef("login: unknown --provider %q (exchange, outlook, google or generic)", provider)
+		return p, usagef("login: unknown --provider %q (exchange, outlook, google or generic)", lp.name)
 	}
 	if err != nil {
-		return a, err
+		return p, err
 	}
-	if loginURL != "" {
-		a = a.WithLoginURL(loginURL)
+	if lp.loginURL != "" {
+		p = p.WithLoginURL(lp.loginURL)
 	}
-	if len(scopes) > 0 {
-		a.Scopes = scopes
+	if len(lp.scopes) > 0 {
+		p.Scopes = lp.scopes
 	}
-	return a, nil
+	if !mail.IsZero() {
+		p.SMTP = mail
+	}
+	return p, nil
 }
 
 // storeFor opens the store named by spec; it says on stderr which default it chose.
@@ -207,36 +258,40 @@ func defaultStore() (tokenstore.Store, string) {
 	return &tokenstore.File{Dir: dir}, "file store " + dir + " (no keyring available)"
 }
 
-// nativeClientRedirect is the redirect URI seeds 000 and 003 register for
-// device apps; the admin-consent page returns to it.
+// nativeClientRedirect is the redirect URI Microsoft documents for public
+// client (device) apps; the admin-consent page returns to it
+// (https://learn.microsoft.com/en-us/entra/identity-platform/reply-url).
 const nativeClientRedirect = "https://login.microsoftonline.com/common/oauth2/nativeclient"
-
-// smtpServer is the SMTP server (host:port) that status reports and send
-// uses for a stored sign-in: the --smtp flag when given, else what the record
-// says (oauthmail.SMTPServerFor: its provider preset or token endpoint host),
-// else "" (a generic provider: --smtp is needed). Both commands go through
-// mailerFor, so they cannot disagree.
-func smtpServer(rec *tokenstore.Record, flagValue string) string {
-	if flagValue != "" {
-		return flagValue
-	}
-	return oauthmail.SMTPServerFor(rec)
-}
 
 // errNoSMTP is the usage error of a send whose sign-in names no SMTP server.
 func errNoSMTP(rec *tokenstore.Record) error {
-	return usagef("send: no SMTP server is known for provider %q (signed in at %s): pass --smtp HOST:PORT", rec.Provider, rec.Authority)
+	return usagef("send: no SMTP server is known for provider %q (signed in at %s): pass --smtp HOST:PORT, or log in again with --smtp", rec.Provider, rec.Authority)
 }
 
-// mailerFor builds a Mailer for an account that has signed in: the provider,
-// client and token endpoint come from the stored record, the SMTP server from
-// smtpServer. From cfg it takes SMTPAddr (the --smtp flag), From, SendAs and
-// the client secret and its expiry.
+// requireSMTP refuses a send whose sign-in names no SMTP server when no
+// --smtp names one either.
+func requireSMTP(ctx context.Context, m *oauthmail.Mailer, rec *tokenstore.Record) error {
+	st, err := m.Status(ctx)
+	if err != nil {
+		return err
+	}
+	if st.Server == "" {
+		return errNoSMTP(rec)
+	}
+	return nil
+}
+
+// mailerFor builds a Mailer for an account that has signed in. oauthmail.New
+// resumes the stored sign-in: its provider, endpoints, client, SMTP server
+// and the client secret's expiry come from the record, as does the CA file
+// given at login. From cfg it takes overrides (the --smtp flag), From,
+// SendAs and the client secret; --ca-file replaces the stored CA file.
 func (e *env) mailerFor(ctx context.Context, c *common, cfg oauthmail.Config) (*oauthmail.Mailer, *tokenstore.Record, error) {
 	st, err := e.storeFor(c)
 	if err != nil {
 		return nil, nil, err
 	}
+	// A bad --ca-file is reported before anything else.
 	tc, hc, err := tlsSetup(c.caFile)
 	if err != nil {
 		return nil, nil, err
@@ -250,9 +305,12 @@ func (e *env) mailerFor(ctx context.Context, c *common, cfg oauthmail.Config) (*
 		return nil, nil, storageErr("load sign-in", err)
 	}
 	e.secrets.Add(rec.AccessToken, rec.RefreshToken)
-	a := devicecode.Authority{Name: rec.Provider, TokenURL: rec.Authority, Scopes: rec.Scopes}
-	cfg.SMTPAddr = smtpServer(rec, cfg.SMTPAddr)
-	cfg.Authority, cfg.ClientID, cfg.Store, cfg.Account = a, rec.ClientID, st, c.account
+	if c.caFile == "" && rec.CAFile != "" {
+		if tc, hc, err = tlsSetup(rec.CAFile); err != nil {
+			return nil, nil, fmt.Errorf("%w (the CA file was named at login: pass --ca-file, or log in again)", err)
+		}
+	}
+	cfg.Store, cfg.Account = st, c.account
 	cfg.TLSConfig, cfg.HTTPClient = tc, hc
 	m, err := oauthmail.New(cfg)
 	return m, rec, err
@@ -270,6 +328,8 @@ func (e *env) login(ctx context.Context, args []string) error {
 	noQR := fs.Bool("no-qr", false, "do not draw the QR code")
 	devURL := fs.String("device-auth-url", "", "device authorization endpoint (--provider generic)")
 	tokURL := fs.String("token-url", "", "token endpoint (--provider generic)")
+	issuer := fs.String("issuer", "", "OpenID Connect issuer URL whose discovery document names the endpoints (--provider generic)")
+	smtpAddr := fs.String("smtp", "", "SMTP server host:port of this sign-in (default: the provider's); stored, so send, status and queue need it no more")
 	fs.Var(&scopes, "scope", "scope to request (repeatable; default: the provider's)")
 	var cf confidential
 	fs.StringVar(&cf.flow, "flow", "device", "device (device code), authcode (browser, client secret) or client-credentials (app-only)")
@@ -288,30 +348,33 @@ func (e *env) login(ctx context.Context, args []string) error {
 		return usagef("login: --client-id is required")
 	}
 	switch cf.flow {
-	case "device":
-	case "authcode", "client-credentials":
-		a, err := confidentialAuthority(*provider, *tenant, *loginURL, cf.authURL, *tokURL, scopes)
-		if err != nil {
-			return err
-		}
-		return e.loginConfidential(ctx, &c, &cf, a, *clientID, *tokURL)
+	case "device", "authcode", "client-credentials":
 	default:
 		return usagef("login: unknown --flow %q (device, authcode or client-credentials)", cf.flow)
 	}
-	a, err := authority(*provider, *tenant, *loginURL, *devURL, *tokURL, scopes)
+	caFile, err := absCAFile(c.caFile)
 	if err != nil {
 		return err
+	}
+	tc, hc, err := tlsSetup(caFile)
+	if err != nil {
+		return err
+	}
+	lp := loginProvider{name: *provider, tenant: *tenant, loginURL: *loginURL, devURL: *devURL,
+		authURL: cf.authURL, tokURL: *tokURL, issuer: *issuer, smtp: *smtpAddr, scopes: scopes}
+	a, err := lp.build(ctx, cf.flow, hc)
+	if err != nil {
+		return err
+	}
+	if cf.flow != "device" {
+		return e.loginConfidential(ctx, &c, &cf, a, *clientID, *tokURL)
 	}
 	st, err := e.storeFor(&c)
 	if err != nil {
 		return err
 	}
-	tc, hc, err := tlsSetup(c.caFile)
-	if err != nil {
-		return err
-	}
 	m, err := oauthmail.New(oauthmail.Config{
-		Authority: a, ClientID: *clientID, Store: st, Account: c.account,
+		Authority: a, ClientID: *clientID, Store: st, Account: c.account, CAFile: caFile,
 		TLSConfig: tc, HTTPClient: hc, Progress: e.countdown(),
 	})
 	if err != nil {
@@ -324,7 +387,8 @@ func (e *env) login(ctx context.Context, args []string) error {
 	if err != nil {
 		fmt.Fprintln(e.stderr)
 		if oauthmail.ErrorCode(err) == oauthmail.ConsentRequired {
-			// seed 003: a global administrator consents once per tenant.
+			// An administrator consents once for the whole tenant
+			// (https://learn.microsoft.com/en-us/entra/identity-platform/v2-admin-consent).
 			if u, uerr := a.AdminConsentURL(*clientID, nativeClientRedirect, ""); uerr == nil {
 				fmt.Fprintf(e.stderr, "oauthmail: a global administrator of the tenant grants consent by opening:\n  %s\n", u)
 			}
@@ -347,8 +411,8 @@ func (e *env) status(ctx context.Context, args []string) error {
 	fs := newFlags(e, "status")
 	var c common
 	c.register(fs, true) // --ca-file accepted as by send, though status uses no network
-	smtpAddr := fs.String("smtp", "", "SMTP server host:port to report instead of the provider's")
-	secretExpires := fs.String("client-secret-expires", "", "the client secret's expiry date YYYY-MM-DD (authcode, client-credentials): warn before it")
+	smtpAddr := fs.String("smtp", "", "SMTP server host:port to report instead of the one stored at login")
+	secretExpires := fs.String("client-secret-expires", "", "the client secret's expiry date YYYY-MM-DD, instead of the one stored at login: warn before it")
 	warnDays := fs.Int("secret-warn-days", 0, "days before --client-secret-expires to warn (default 30; negative: never)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -453,7 +517,7 @@ func (f *sendFlags) register(fs *flag.FlagSet) {
 	f.subject = fs.String("subject", "", "subject")
 	f.body = fs.String("body", "", "text body")
 	f.bodyFile = fs.String("body-file", "", "file holding the text body (- for stdin)")
-	f.smtp = fs.String("smtp", "", "SMTP server host:port (default: the provider's)")
+	f.smtp = fs.String("smtp", "", "SMTP server host:port (default: the one stored at login)")
 	f.secretFile = fs.String("client-secret-file", "", "client secret of an authcode or client-credentials sign-in (for renewing its token)")
 	f.mechanism = fs.String("mechanism", "", "SASL mechanism: XOAUTH2 or OAUTHBEARER (default: as the server advertises)")
 }
@@ -535,8 +599,8 @@ func (e *env) send(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if smtpServer(rec, cfg.SMTPAddr) == "" {
-		return errNoSMTP(rec)
+	if err := requireSMTP(ctx, m, rec); err != nil {
+		return err
 	}
 	if err := m.Send(ctx, msg); err != nil {
 		return secretHint(err, cfg.ClientSecret)

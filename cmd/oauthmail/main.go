@@ -20,8 +20,10 @@
 // user's configuration directory), --key-file F (the key of encrypted-file,
 // else the environment variable OAUTHMAIL_STORE_KEY) and --json.
 //
-// The SMTP server of status and send comes from the stored sign-in (see
-// oauthmail.SMTPServerFor) unless --smtp names one. The client secret of an
+// login stores the provider, its endpoints, the SMTP server (--smtp, else the
+// provider's) and the CA file (--ca-file) with the sign-in; status, send,
+// token and queue resume it and take --smtp or --ca-file only to override
+// them. The client secret of an
 // authcode or client-credentials sign-in is never stored: pass
 // --client-secret-file to every command that may renew the token.
 //

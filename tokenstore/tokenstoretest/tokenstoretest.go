@@ -79,17 +79,28 @@ func Sample(seed string) *tokenstore.Record {
 			UPN: "alice@contoso.com", Email: "alice@contoso.com", Name: "Alice Ångström",
 			TenantID: "72f988bf-86f1-41af-91ab-2d7cd011db47", ObjectID: "9c7f4b1e-5a1d-4c47-8e1e-0a3b9f1d2c3e",
 		},
-		Provider:     "microsoft",
-		ClientID:     "0d3f5e2a-1b2c-4d5e-8f90-123456789abc",
-		Authority:    "https://login.microsoftonline.com/contoso.onmicrosoft.com",
-		Scopes:       []string{"https://outlook.office.com/SMTP.Send", "offline_access", "openid"},
-		AccessToken:  "canary-access-" + seed,
-		RefreshToken: "canary-refresh-" + seed,
-		TokenType:    "Bearer",
-		Expiry:       now.Add(time.Hour).In(loc),
-		Obtained:     now.Add(-48 * time.Hour),
-		Refreshed:    now.Add(-time.Minute).In(loc),
-		Used:         now,
+		Provider:   "Exchange Online",
+		ProviderID: "exchange",
+		Tenant:     "contoso.onmicrosoft.com",
+		ClientID:   "0d3f5e2a-1b2c-4d5e-8f90-123456789abc",
+		ClientAuth: tokenstore.ClientSecretPost,
+		Authority:  "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token",
+		Endpoints: tokenstore.Endpoints{
+			LoginURL:      "https://login.microsoftonline.com",
+			DeviceAuthURL: "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/devicecode",
+			AuthURL:       "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/authorize",
+		},
+		Scopes:        []string{"https://outlook.office.com/SMTP.Send", "offline_access", "openid"},
+		SecretExpires: time.Date(2027, 6, 30, 0, 0, 0, 0, time.UTC),
+		Mail:          tokenstore.MailEndpoint{Transport: "smtp", Host: "smtp.office365.com", Port: 587, TLS: "starttls"},
+		CAFile:        "/etc/oauthmail/ca.pem",
+		AccessToken:   "canary-access-" + seed,
+		RefreshToken:  "canary-refresh-" + seed,
+		TokenType:     "Bearer",
+		Expiry:        now.Add(time.Hour).In(loc),
+		Obtained:      now.Add(-48 * time.Hour),
+		Refreshed:     now.Add(-time.Minute).In(loc),
+		Used:          now,
 	}
 }
 
@@ -117,6 +128,13 @@ func Equal(want, got *tokenstore.Record) string {
 	diff("Provider", want.Provider == got.Provider, want.Provider, got.Provider)
 	diff("ClientID", want.ClientID == got.ClientID, want.ClientID, got.ClientID)
 	diff("Authority", want.Authority == got.Authority, want.Authority, got.Authority)
+	diff("ProviderID", want.ProviderID == got.ProviderID, want.ProviderID, got.ProviderID)
+	diff("Tenant", want.Tenant == got.Tenant, want.Tenant, got.Tenant)
+	diff("ClientAuth", want.ClientAuth == got.ClientAuth, want.ClientAuth, got.ClientAuth)
+	diff("Endpoints", want.Endpoints == got.Endpoints, want.Endpoints, got.Endpoints)
+	diff("SecretExpires", want.SecretExpires.Equal(got.SecretExpires), want.SecretExpires, got.SecretExpires)
+	diff("Mail", want.Mail == got.Mail, want.Mail, got.Mail)
+	diff("CAFile", want.CAFile == got.CAFile, want.CAFile, got.CAFile)
 	diff("Scopes", slices.Equal(want.Scopes, got.Scopes), want.Scopes, got.Scopes)
 	secret("AccessToken", want.AccessToken, got.AccessToken)
 	secret("RefreshToken", want.RefreshToken, got.RefreshToken)
