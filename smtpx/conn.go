@@ -13,7 +13,7 @@ import (
 	"github.com/devicemail/devicemail/internal/redact"
 )
 
-// ctxConn bridges a context into a net.Conn (STYLE 3.4): go-smtp sets and
+// ctxConn bridges a context into a net.Conn: go-smtp sets and
 // clears per-command deadlines itself and takes no context, so every
 // deadline it sets is capped by the bound context's deadline, and a
 // cancelled context forces an expired deadline that go-smtp cannot clear.
@@ -192,17 +192,17 @@ func isReply(s string) bool {
 }
 
 // maxReplyLine is where smtpx cuts reply lines. Exchange Online sends
-// SendAsDenied as one line of well over 1.5 kB (exchange-online-smtp.md
-// §2b), and go-smtp's client fails on lines over 2000 bytes with "too long
-// a line"; the start of the line carries the codes and the reason.
+// SendAsDenied (554 5.2.252) as one line of well over 1.5 kB, past RFC 5321
+// §4.5.3.1.5's 512 octets, and go-smtp's client fails on lines over 2000
+// bytes with "too long a line"; the start of the line carries the codes and
+// the reason.
 const maxReplyLine = 1024
 
 // Hard limits on what one reply may cost the client, so that a hostile
 // server or a middlebox before STARTTLS cannot make it read without end:
 // a line longer than maxReplyLineHard bytes, or a reply of more than
 // maxReplyLines continuation lines ("250-..."), ends the connection.
-// Exchange's longest line is about 1.6 kB and its EHLO has ten lines
-// (exchange-online-smtp.md §2b, §2c).
+// Exchange's longest line is about 1.6 kB and its EHLO reply has ten lines.
 const (
 	maxReplyLineHard = 16 << 10
 	maxReplyLines    = 256

@@ -46,10 +46,23 @@ const (
 	// what Exchange Online offers). A server that does not offer STARTTLS,
 	// or fails it, is an error, never a downgrade.
 	StartTLS TLSMode = iota
-	// ImplicitTLS starts TLS at once (port 465). Exchange Online has no
-	// such endpoint (exchange-online-smtp.md §1).
+	// ImplicitTLS starts TLS at once (port 465, RFC 8314 §3.3). Exchange
+	// Online offers no such endpoint: "If your device recommends or defaults
+	// to port 465, it doesn't support SMTP AUTH client submission"
+	// (https://learn.microsoft.com/exchange/mail-flow-best-practices/how-to-set-up-a-multifunction-device-or-application-to-send-email-using-microsoft-365-or-office-365).
 	ImplicitTLS
 )
+
+// String returns "STARTTLS" or "implicit TLS".
+func (m TLSMode) String() string {
+	switch m {
+	case StartTLS:
+		return "STARTTLS"
+	case ImplicitTLS:
+		return "implicit TLS"
+	}
+	return fmt.Sprintf("TLSMode(%d)", int(m))
+}
 
 // Dialer opens network connections; *net.Dialer satisfies it.
 type Dialer interface {
@@ -71,7 +84,9 @@ type Sender struct {
 	// is refused. Set RootCAs to trust a private CA (e.g. the emulator's).
 	TLSConfig *tls.Config
 	// Username is the SASL user (XOAUTH2 "user="); "" means Account. For a
-	// shared mailbox it is the mailbox's address (exchange-online-smtp.md §3).
+	// shared mailbox it is the mailbox's address, as "Authenticate an IMAP,
+	// POP or SMTP connection using OAuth" describes
+	// (https://learn.microsoft.com/exchange/client-developer/legacy-protocols/how-to-authenticate-an-imap-pop-smtp-application-by-using-oauth).
 	Username string
 	// Account is the signed-in account's address (the token's UPN). The
 	// From address of every message must equal it (case-insensitive) or
@@ -175,6 +190,9 @@ func (s *Sender) Dial(ctx context.Context) (*Session, error) {
 	if s.TLSConfig != nil && s.TLSConfig.InsecureSkipVerify {
 		return nil, errors.New("smtpx: TLSConfig.InsecureSkipVerify is not supported")
 	}
+	if s.TLS != StartTLS && s.TLS != ImplicitTLS {
+		return nil, fmt.Errorf("smtpx: unknown TLS mode %d (StartTLS or ImplicitTLS)", int(s.TLS))
+	}
 	switch strings.ToUpper(s.Mechanism) {
 	case "", MechanismXOAUTH2, "OAUTHBEARER":
 	default:
@@ -185,6 +203,38 @@ func (s *Sender) Dial(ctx context.Context) (*Session, error) {
 		return nil, sess.clean(err)
 	}
 	return sess, nil
+}
+
+// Clone returns a copy of s's settings, for use as a template: the
+// copy's fields may be changed without affecting s, and it shares no state
+// with s (what s learnt about a server's BDAT support is not carried over).
+// Slices are copied; TLSConfig is cloned; Dialer, TokenSource, Logger,
+// Debug and Now are shared.
+func (s *Sender) Clone() *Sender {
+	c := &Sender{
+		Addr:                       s.Addr,
+		TLS:                        s.TLS,
+		TLSConfig:                  s.TLSConfig.Clone(),
+		Username:                   s.Username,
+		Account:                    s.Account,
+		SendAs:                     append([]string(nil), s.SendAs...),
+		TokenSource:                s.TokenSource,
+		Mechanism:                  s.Mechanism,
+		Dialer:                     s.Dialer,
+		ConnectTimeout:             s.ConnectTimeout,
+		Logger:                     s.Logger,
+		Debug:                      s.Debug,
+		InsecureAllowPlaintextAuth: s.InsecureAllowPlaintextAuth,
+		Now:                        s.Now,
+		LocalName:                  s.LocalName,
+		DisableChunking:            s.DisableChunking,
+		MaxRecipients:              s.MaxRecipients,
+		MaxSize:                    s.MaxSize,
+	}
+	if s.SendAs == nil {
+		c.SendAs = nil
+	}
+	return c
 }
 
 func (s *Sender) logger() *slog.Logger {
@@ -319,7 +369,7 @@ func (ss *Session) connect(ctx context.Context) error {
 	unbind = cc.bind(ctx)
 	defer unbind()
 
-	// The guard against plaintext AUTH (STYLE 3.7): go-sasl's Start gets no
+	// The guard against plaintext AUTH (RFC 4954 §4): go-sasl's Start gets no
 	// server information, so it is checked here.
 	if !isTLS && !(s.InsecureAllowPlaintextAuth && isLoopback(raw.RemoteAddr())) {
 		c.Close()
