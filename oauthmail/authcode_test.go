@@ -86,7 +86,7 @@ func TestSeed004AuthCodeTestMail(t *testing.T) {
 	setDesktopSecret(r.e, expires)
 	ep := r.e.Endpoint(oauthmailtest.ContosoTenantID)
 	ctx := context.Background()
-	id, err := r.m.SignInBrowser(ctx, &oauthmail.Browser{
+	id, err := r.m.SignInBrowser(ctx, &devicecode.AuthCode{
 		AuthURL: ep.AuthURL, TokenURL: ep.TokenURL,
 		OpenBrowser: browse(t, r.e, "alice@contoso.com"),
 	})
@@ -143,7 +143,7 @@ func TestSignInBrowserErrors(t *testing.T) {
 	r := newRig(t, nil, oauthmailtest.ContosoTenantID, oauthmailtest.DesktopAppClientID, func(c *oauthmail.Config) {
 		c.ClientSecret = "canary-wrong"
 	})
-	_, err := r.m.SignInBrowser(context.Background(), &oauthmail.Browser{
+	_, err := r.m.SignInBrowser(context.Background(), &devicecode.AuthCode{
 		ClientAuth: devicecode.ClientSecretBasic, OpenBrowser: browse(t, r.e, "alice@contoso.com")})
 	if got := oauthmail.ErrorCode(err); got != oauthmail.InvalidClient {
 		t.Errorf("ErrorCode(wrong secret) = %q (%v), want invalid_client", got, err)
@@ -157,7 +157,7 @@ func TestSignInBrowserErrors(t *testing.T) {
 		c.ClientSecret = oauthmailtest.DesktopAppSecret
 	})
 	setDesktopSecret(r2.e, t0.Add(-time.Hour))
-	_, err = r2.m.SignInBrowser(context.Background(), &oauthmail.Browser{OpenBrowser: browse(t, r2.e, "alice@contoso.com")})
+	_, err = r2.m.SignInBrowser(context.Background(), &devicecode.AuthCode{OpenBrowser: browse(t, r2.e, "alice@contoso.com")})
 	if got := oauthmail.ErrorCode(err); got != oauthmail.ClientSecretExpired {
 		t.Errorf("ErrorCode(expired secret) = %q (%v), want client_secret_expired", got, err)
 	}
@@ -297,14 +297,13 @@ func TestGenericProviderOAUTHBEARER(t *testing.T) {
 	m, err := oauthmail.New(oauthmail.Config{
 		Authority: a, ClientID: oauthmailtest.DesktopAppClientID, ClientSecret: oauthmailtest.DesktopAppSecret,
 		HTTPClient: e.Client(), Clock: e.Clock(),
-		TLSConfig:     &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"},
-		SMTPMechanism: "OAUTHBEARER",
+		Sender: &smtpx.Sender{TLSConfig: &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}, Mechanism: "OAUTHBEARER"},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if _, err := m.SignInBrowser(ctx, &oauthmail.Browser{OpenBrowser: browse(t, e, "alice@contoso.com")}); err != nil {
+	if _, err := m.SignInBrowser(ctx, &devicecode.AuthCode{OpenBrowser: browse(t, e, "alice@contoso.com")}); err != nil {
 		t.Fatalf("SignInBrowser = %v", err)
 	}
 	if _, err := m.SendTest(ctx); err != nil {

@@ -122,7 +122,7 @@ func (e *endless) Read(p []byte) (int, error) {
 func TestEnqueueStopsEndlessAttachment(t *testing.T) {
 	const limit = 1 << 20
 	var dir string
-	_, o := outboxRig(t, func(c *oauthmail.Config) { c.MaxMessageSize = limit },
+	_, o := outboxRig(t, func(c *oauthmail.Config) { c.Sender.MaxSize = limit },
 		func(oc *oauthmail.OutboxConfig) { dir = oc.Dir })
 	src := &endless{}
 	m := msgTo("bob@contoso.com")
@@ -217,8 +217,8 @@ func TestOutboxTooManyRecipientsIsPermanent(t *testing.T) {
 
 	ctx := t.Context()
 	r, o := outboxRig(t, func(c *oauthmail.Config) {
-		c.SMTPAddr = ln.Addr().String()
-		c.TLSConfig = &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}
+		c.Sender.Addr = ln.Addr().String()
+		c.Sender.TLSConfig = &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}
 	}, nil)
 	if _, err := o.Enqueue(ctx, msgTo("bob@contoso.com", "carol@contoso.com")); err != nil {
 		t.Fatal(err)
@@ -249,10 +249,10 @@ func TestOutboxTooManyRecipientsIsPermanent(t *testing.T) {
 // Online's defaults.
 func TestNewChecksLimits(t *testing.T) {
 	r := newRig(t, nil, "", "client", nil)
-	for _, cfg := range []oauthmail.Config{{MaxRecipients: -1}, {MaxMessageSize: -1}} {
-		cfg.Authority, cfg.ClientID = r.cfg.Authority, "client"
+	for _, s := range []*smtpx.Sender{{MaxRecipients: -1}, {MaxSize: -1}} {
+		cfg := oauthmail.Config{Authority: r.cfg.Authority, ClientID: "client", Sender: s}
 		if _, err := oauthmail.New(cfg); oauthmail.ErrorCode(err) != oauthmail.BadInput {
-			t.Errorf("New(MaxRecipients %d, MaxMessageSize %d) = %v, want bad_input", cfg.MaxRecipients, cfg.MaxMessageSize, err)
+			t.Errorf("New(MaxRecipients %d, MaxSize %d) = %v, want bad_input", s.MaxRecipients, s.MaxSize, err)
 		}
 	}
 }

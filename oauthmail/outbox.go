@@ -320,7 +320,7 @@ func newEntryID(now time.Time) string {
 // defaults for an Outbox without a Mailer.
 func (o *Outbox) limits() (int, int64) {
 	if m := o.cfg.Mailer; m != nil {
-		return m.cfg.MaxRecipients, m.cfg.MaxMessageSize
+		return m.cfg.Sender.MaxRecipients, m.cfg.Sender.MaxSize
 	}
 	return smtpx.ExchangeRecipientLimit, smtpx.ExchangeMaxSendSize
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/devicemail/devicemail/devicecode"
 	"github.com/devicemail/devicemail/oauthmail"
+	"github.com/devicemail/devicemail/smtpx"
 )
 
 // confidential holds the login flags of the authorization-code and client
@@ -90,7 +91,7 @@ func (e *env) loginConfidential(ctx context.Context, c *common, cf *confidential
 	}
 	m, err := oauthmail.New(oauthmail.Config{
 		Authority: a, ClientID: clientID, ClientSecret: secret, ClientSecretExpires: expires,
-		Store: st, Account: c.account, TLSConfig: tc, HTTPClient: hc,
+		Store: st, Account: c.account, Sender: &smtpx.Sender{TLSConfig: tc}, HTTPClient: hc,
 	})
 	if err != nil {
 		return err
@@ -109,7 +110,7 @@ func (e *env) loginConfidential(ctx context.Context, c *common, cf *confidential
 		}
 		id = &devicecode.Identity{UPN: cf.mailbox}
 	case "authcode":
-		b := &oauthmail.Browser{Port: cf.redirectPort, ShowURL: func(u string) {
+		b := &devicecode.AuthCode{Port: cf.redirectPort, ShowURL: func(u string) {
 			fmt.Fprintf(e.stderr, "Open this page in a browser to sign in:\n%s\n", u)
 		}}
 		b.AuthURL, b.TokenURL = cf.authURL, tokURL // custom endpoints; "" keeps the authority's
@@ -145,7 +146,7 @@ func (e *env) loginConfidential(ctx context.Context, c *common, cf *confidential
 	return nil
 }
 
-// sendTest runs `send --test`: seed 004's "send test mail" button.
+// sendTest runs `send --test`: a desktop tool's "send test mail" button.
 func (e *env) sendTest(ctx context.Context, c *common, cfg oauthmail.Config, secretFile string) error {
 	secret, err := readSecret(secretFile)
 	if err != nil {
@@ -156,7 +157,7 @@ func (e *env) sendTest(ctx context.Context, c *common, cfg oauthmail.Config, sec
 	if err != nil {
 		return err
 	}
-	if smtpServer(rec, cfg.SMTPAddr) == "" {
+	if smtpServer(rec, cfg.Sender.Addr) == "" {
 		return errNoSMTP(rec)
 	}
 	addr, err := m.SendTest(ctx)

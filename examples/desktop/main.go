@@ -1,6 +1,6 @@
 // Command desktop is what a desktop scan-to-mail tool does with oauthmail:
 // sign-ins kept in the operating system's keyring, several accounts side by
-// side (each user signs in with their own mailbox, seed 001's "To My Mail"),
+// side (each user signs in with their own mailbox, a "scan to my mail" button),
 // a status line per account, and mail sent as the chosen account.
 //
 // By default it runs against an in-process emulator and approves the sign-ins
@@ -71,7 +71,8 @@ func run(ctx context.Context, args []string, out io.Writer) int {
 		em = oauthmailtest.New(&oauthmailtest.Options{Clock: oauthmailtest.NewClock(time.Now().UTC().Truncate(time.Second))})
 		defer em.Close()
 		cfg.Authority = a.WithLoginURL(em.URL())
-		cfg.SMTPAddr, cfg.TLSConfig, cfg.HTTPClient, cfg.Clock = em.SMTPAddr(), em.TLSConfig(), em.Client(), em.Clock()
+		cfg.Sender = &smtpx.Sender{Addr: em.SMTPAddr(), TLSConfig: em.TLSConfig()}
+		cfg.HTTPClient, cfg.Clock = em.Client(), em.Clock()
 	}
 	m, err := oauthmail.New(cfg)
 	if err != nil {

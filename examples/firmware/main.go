@@ -53,7 +53,7 @@ type panel struct{ w io.Writer }
 
 func (p panel) show(format string, a ...any) { fmt.Fprintf(p.w, "[panel] "+format+"\n", a...) }
 
-// fail shows the error's panel number and operator message, as seed 001's
+// fail shows the error's panel number and operator message, as a printer's
 // job log does (360 not linked, 361 link expired, 370 re-sign-in).
 func (p panel) fail(err error) {
 	code := oauthmail.ErrorCode(err)
