@@ -340,3 +340,50 @@ func TestGoogleProvider(t *testing.T) {
 		t.Errorf("Generic with a plain-http endpoint = %v, want a ConfigError", err)
 	}
 }
+
+// SignInBrowser takes the browser step's settings as a devicecode.AuthCode:
+// its fields (here LoginHint and a further parameter) reach the
+// authorization request, the caller's AuthCode is left as it was, and an
+// AuthCode whose embedded Config is set (the Mailer supplies it) is refused
+// before any request.
+func TestSignInBrowserTakesAuthCode(t *testing.T) {
+	r := newRig(t, nil, oauthmailtest.ContosoTenantID, oauthmailtest.DesktopAppClientID, func(c *oauthmail.Config) {
+		c.ClientSecret = oauthmailtest.DesktopAppSecret
+	})
+	setDesktopSecret(r.e, t0.Add(365*24*time.Hour))
+	ctx := t.Context()
+
+	_, err := r.m.SignInBrowser(ctx, &devicecode.AuthCode{Config: devicecode.Config{ClientID: "another-app"}})
+	wantCode(t, "SignInBrowser with its own Config", err, oauthmail.BadInput)
+	if n := len(r.e.Requests()); n != 0 {
+		t.Errorf("a refused AuthCode made %d requests", n)
+	}
+
+	var authURL string
+	open := browse(t, r.e, "alice@contoso.com")
+	ac := &devicecode.AuthCode{LoginHint: "alice@contoso.com", Params: map[string]string{"domain_hint": "contoso.com"},
+		OpenBrowser: func(u string) error { authURL = u; return open(u) }}
+	id, err := r.m.SignInBrowser(ctx, ac)
+	if err != nil {
+		t.Fatalf("SignInBrowser = %v", err)
+	}
+	if id.UPN != "alice@contoso.com" {
+		t.Errorf("UPN = %q", id.UPN)
+	}
+	q := mustURL(t, authURL).Query()
+	if q.Get("login_hint") != "alice@contoso.com" || q.Get("domain_hint") != "contoso.com" || q.Get("client_id") != oauthmailtest.DesktopAppClientID {
+		t.Errorf("authorization request %v lacks the AuthCode's settings or the Mailer's client", q)
+	}
+	if ac.ClientID != "" || ac.Authority.TokenURL != "" || len(ac.Params) != 1 {
+		t.Errorf("SignInBrowser changed the caller's AuthCode: %+v", ac)
+	}
+}
+
+func mustURL(t *testing.T, s string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}

@@ -215,8 +215,8 @@ const (
 // attachments and the directory entries are on disk. An empty Message-ID is
 // generated and an empty Date set now, so that a resent copy is identical.
 // msg is first checked as Send checks it before connecting (addresses,
-// header fields, attachment names and types, the Mailer's MaxRecipients and
-// MaxMessageSize), so that a message that can never be sent is refused here
+// header fields, attachment names and types, the Mailer's Sender.MaxRecipients and
+// Sender.MaxSize), so that a message that can never be sent is refused here
 // rather than queued. Attachments are copied only up to the size limit: a
 // larger (or endless) one stops the copy with [MessageTooLarge] and leaves
 // nothing in the spool.
@@ -316,7 +316,7 @@ func newEntryID(now time.Time) string {
 	return fmt.Sprintf("%016x-%s", now.UnixNano(), hex.EncodeToString(b[:]))
 }
 
-// limits are the Mailer's MaxRecipients and MaxMessageSize, or their
+// limits are the Mailer's Sender.MaxRecipients and Sender.MaxSize, or their
 // defaults for an Outbox without a Mailer.
 func (o *Outbox) limits() (int, int64) {
 	if m := o.cfg.Mailer; m != nil {

@@ -34,7 +34,7 @@ func Google() devicecode.Authority {
 // Generic returns the authority of any OAuth 2.0 provider with its SMTP
 // submission server smtpAddr (host:port, STARTTLS): ep needs TokenURL, and
 // AuthURL for [Mailer.SignInBrowser] or DeviceAuthURL for [Mailer.SignIn].
-// Set Config.SMTPMechanism to "OAUTHBEARER" when the server offers only that.
+// Set Config.Sender.Mechanism to "OAUTHBEARER" when the server offers only that.
 // The URLs must be https (http only on loopback).
 func Generic(name string, ep oauth2.Endpoint, smtpAddr string, scopes ...string) (devicecode.Authority, error) {
 	if ep.DeviceAuthURL == "" {
