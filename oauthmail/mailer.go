@@ -67,8 +67,9 @@ type Config struct {
 	// zero MaxRecipients means smtpx.ExchangeRecipientLimit (500) and a zero
 	// MaxSize smtpx.ExchangeMaxSendSize (35 MB, attachments counted
 	// base64-encoded), Exchange Online's defaults for a mailbox: set them to
-	// the mailbox's RecipientLimits and MaxSendSize if an administrator
-	// changed them, or to another provider's limits. A message over them is
+	// the mailbox's RecipientLimits (at most 1000) and MaxSendSize (at most
+	// 150 MB) if an administrator changed them, or to another provider's
+	// limits. A message over them is
 	// refused before connecting (and by [Outbox.Enqueue]) with
 	// [TooManyRecipients] or [MessageTooLarge].
 	Sender *smtpx.Sender
