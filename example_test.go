@@ -23,7 +23,7 @@ func Example() {
 	a, _ := devicecode.ExchangeOnline(oauthmailtest.ContosoTenantID)
 	m, _ := oauthmail.New(oauthmail.Config{
 		Authority: a.WithLoginURL(e.URL()), ClientID: oauthmailtest.DeviceAppClientID,
-		Store: &tokenstore.Memory{}, SMTPAddr: e.SMTPAddr(), TLSConfig: e.TLSConfig(), HTTPClient: e.Client(),
+		Store: &tokenstore.Memory{}, Sender: &smtpx.Sender{Addr: e.SMTPAddr(), TLSConfig: e.TLSConfig()}, HTTPClient: e.Client(),
 		Clock: e.Clock(), // emulated time: the polling interval passes at once
 	})
 	if _, err := m.SignIn(ctx, func(p *devicecode.Prompt) error {

@@ -207,8 +207,7 @@ func signedInMailer(b testing.TB, e *oauthmailtest.Emulator, clock devicecode.Cl
 	m, err := oauthmail.New(oauthmail.Config{
 		Authority:  a.WithLoginURL(e.URL()),
 		ClientID:   oauthmailtest.DeviceAppClientID,
-		SMTPAddr:   e.SMTPAddr(),
-		TLSConfig:  e.TLSConfig(),
+		Sender:     &smtpx.Sender{Addr: e.SMTPAddr(), TLSConfig: e.TLSConfig()},
 		HTTPClient: e.Client(),
 		Clock:      clock,
 	})
@@ -319,8 +318,7 @@ func BenchmarkAllocs(b *testing.B) {
 		m, err := oauthmail.New(oauthmail.Config{
 			Authority:  a.WithLoginURL(re.URL),
 			ClientID:   oauthmailtest.DeviceAppClientID,
-			SMTPAddr:   re.SMTPAddr,
-			TLSConfig:  tlsConf,
+			Sender:     &smtpx.Sender{Addr: re.SMTPAddr, TLSConfig: tlsConf},
 			HTTPClient: &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConf}},
 		})
 		must(b, err)

@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"time"
+	"reflect"
 
 	"golang.org/x/oauth2"
 
@@ -30,59 +30,55 @@ func (c Config) LogValue() slog.Value {
 		slog.String("provider", c.Authority.Name),
 		slog.String("client_id", c.ClientID),
 		slog.String("account", c.Account),
-		slog.String("smtp", c.SMTPAddr),
+		slog.String("smtp", c.smtpAddr()),
 		slog.Bool("confidential", c.ClientSecret != ""),
 	)
 }
 
-// Browser configures [Mailer.SignInBrowser], the authorization-code sign-in
-// in the system browser (devicecode.AuthCode). The zero value opens the
-// system browser, listens on a free loopback port with redirect URI
-// http://localhost:PORT and sends the client secret in the request body.
-type Browser struct {
-	// AuthURL and TokenURL replace the authority's endpoints when set: the
-	// two endpoint fields of a desktop tool's settings.
-	AuthURL, TokenURL string
-	// Port is the loopback listener's port; 0 picks a free one.
-	Port int
-	// ClientAuth sends the secret in the body (zero value) or by HTTP Basic.
-	ClientAuth devicecode.ClientAuth
-	// ResponseMode is "" (query) or devicecode.ResponseModeFormPost.
-	ResponseMode string
-	// LoginHint pre-fills the account on the sign-in page.
-	LoginHint string
-	// Timeout bounds the wait for the browser; zero means devicecode's default.
-	Timeout time.Duration
-	// OpenBrowser opens the URL, for example devicecode/browser.Open (the
-	// system browser); nil opens nothing and calls ShowURL.
-	OpenBrowser func(url string) error
-	// ShowURL is called with the URL when no browser could be opened.
-	ShowURL func(url string)
+// smtpAddr is the submission server the Config names, before defaults.
+func (c Config) smtpAddr() string {
+	if c.Sender != nil && c.Sender.Addr != "" {
+		return c.Sender.Addr
+	}
+	return c.SMTPAddr
 }
 
 // SignInBrowser signs the Mailer's account in with the authorization-code
-// flow and PKCE in a browser (see devicecode.AuthCode), with Config.ClientSecret
-// for a Web-platform app registration, saves the sign-in and returns who
-// signed in. Failures have the same codes as SignIn; an expired secret gives
+// flow and PKCE in a browser, saves the sign-in and returns who signed in.
+// ac sets up the browser step: endpoints that replace the authority's
+// (AuthURL, TokenURL, the two endpoint fields of a desktop tool's settings),
+// the loopback redirect (Host, Port, Path), ClientAuth, ResponseMode,
+// LoginHint, Prompt, Params, Timeout, OpenBrowser and ShowURL; nil means the
+// zero AuthCode (the system browser, a free port on localhost, the secret in
+// the request body). Its embedded devicecode.Config is the Mailer's
+// (authority, client ID, Config.ClientSecret for a Web-platform app
+// registration, scopes, HTTP client, logger, clock): leave it zero, or
+// SignInBrowser fails with [BadInput]. ac is not modified.
+//
+// Failures have the same codes as SignIn; an expired secret gives
 // [ClientSecretExpired], a wrong one [InvalidClient].
-func (m *Mailer) SignInBrowser(ctx context.Context, b *Browser) (*devicecode.Identity, error) {
-	if b == nil {
-		b = &Browser{}
+func (m *Mailer) SignInBrowser(ctx context.Context, ac *devicecode.AuthCode) (*devicecode.Identity, error) {
+	a := devicecode.AuthCode{}
+	if ac != nil {
+		if !reflect.ValueOf(ac.Config).IsZero() {
+			return nil, badInput("sign-in: the AuthCode's Config comes from the Mailer's Config; leave it zero")
+		}
+		a = *ac
 	}
-	dc := m.deviceConfig()
-	ac := &devicecode.AuthCode{
-		Config:       *dc,
-		AuthURL:      b.AuthURL,
-		TokenURL:     b.TokenURL,
-		ClientAuth:   b.ClientAuth,
-		Port:         b.Port,
-		ResponseMode: b.ResponseMode,
-		LoginHint:    b.LoginHint,
-		Timeout:      b.Timeout,
-		OpenBrowser:  b.OpenBrowser,
-		ShowURL:      b.ShowURL,
-		Params:       m.cfg.Authority.AuthParams,
+	a.Config = *m.deviceConfig()
+	params := m.cfg.Authority.AuthParams
+	if len(a.Params) > 0 {
+		merged := make(map[string]string, len(params)+len(a.Params))
+		for k, v := range params {
+			merged[k] = v
+		}
+		for k, v := range a.Params {
+			merged[k] = v
+		}
+		params = merged
 	}
+	a.Params = params
+	ac = &a
 	tok, err := ac.SignIn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("oauthmail: sign-in: %w", err)
@@ -95,11 +91,11 @@ func (m *Mailer) SignInBrowser(ctx context.Context, b *Browser) (*devicecode.Ide
 		id.UPN = id.Email
 	}
 	tokenURL := m.cfg.Authority.TokenURL
-	if b.TokenURL != "" {
-		tokenURL = b.TokenURL
+	if ac.TokenURL != "" {
+		tokenURL = ac.TokenURL
 	}
 	auth := tokenstore.ClientSecretPost
-	if b.ClientAuth == devicecode.ClientSecretBasic {
+	if ac.ClientAuth == devicecode.ClientSecretBasic {
 		auth = tokenstore.ClientSecretBasic
 	}
 	if err := m.saveSignIn(ctx, id, tok, tokenURL, m.cfg.Scopes, auth); err != nil {

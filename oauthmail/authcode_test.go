@@ -87,7 +87,7 @@ func TestAuthCodeTestMail(t *testing.T) {
 	setDesktopSecret(r.e, expires)
 	ep := r.e.Endpoint(oauthmailtest.ContosoTenantID)
 	ctx := context.Background()
-	id, err := r.m.SignInBrowser(ctx, &oauthmail.Browser{
+	id, err := r.m.SignInBrowser(ctx, &devicecode.AuthCode{
 		AuthURL: ep.AuthURL, TokenURL: ep.TokenURL,
 		OpenBrowser: browse(t, r.e, "alice@contoso.com"),
 	})
@@ -145,7 +145,7 @@ func TestSignInBrowserErrors(t *testing.T) {
 	r := newRig(t, nil, oauthmailtest.ContosoTenantID, oauthmailtest.DesktopAppClientID, func(c *oauthmail.Config) {
 		c.ClientSecret = "canary-wrong"
 	})
-	_, err := r.m.SignInBrowser(context.Background(), &oauthmail.Browser{
+	_, err := r.m.SignInBrowser(context.Background(), &devicecode.AuthCode{
 		ClientAuth: devicecode.ClientSecretBasic, OpenBrowser: browse(t, r.e, "alice@contoso.com")})
 	if got := oauthmail.ErrorCode(err); got != oauthmail.InvalidClient {
 		t.Errorf("ErrorCode(wrong secret) = %q (%v), want invalid_client", got, err)
@@ -159,7 +159,7 @@ func TestSignInBrowserErrors(t *testing.T) {
 		c.ClientSecret = oauthmailtest.DesktopAppSecret
 	})
 	setDesktopSecret(r2.e, t0.Add(-time.Hour))
-	_, err = r2.m.SignInBrowser(context.Background(), &oauthmail.Browser{OpenBrowser: browse(t, r2.e, "alice@contoso.com")})
+	_, err = r2.m.SignInBrowser(context.Background(), &devicecode.AuthCode{OpenBrowser: browse(t, r2.e, "alice@contoso.com")})
 	if got := oauthmail.ErrorCode(err); got != oauthmail.ClientSecretExpired {
 		t.Errorf("ErrorCode(expired secret) = %q (%v), want client_secret_expired", got, err)
 	}
@@ -300,14 +300,13 @@ func TestGenericProviderOAUTHBEARER(t *testing.T) {
 	m, err := oauthmail.New(oauthmail.Config{
 		Authority: a, ClientID: oauthmailtest.DesktopAppClientID, ClientSecret: oauthmailtest.DesktopAppSecret,
 		HTTPClient: e.Client(), Clock: e.Clock(),
-		TLSConfig:     &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"},
-		SMTPMechanism: "OAUTHBEARER",
+		Sender: &smtpx.Sender{TLSConfig: &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}, Mechanism: "OAUTHBEARER"},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if _, err := m.SignInBrowser(ctx, &oauthmail.Browser{OpenBrowser: browse(t, e, "alice@contoso.com")}); err != nil {
+	if _, err := m.SignInBrowser(ctx, &devicecode.AuthCode{OpenBrowser: browse(t, e, "alice@contoso.com")}); err != nil {
 		t.Fatalf("SignInBrowser = %v", err)
 	}
 	if _, err := m.SendTest(ctx); err != nil {
@@ -343,4 +342,51 @@ func TestGoogleProvider(t *testing.T) {
 	if _, err := provider.Generic("x", oauth2.Endpoint{AuthURL: "http://auth.example/a", TokenURL: "https://auth.example/t"}, provider.MailEndpoint{}); !errors.As(err, &ce) {
 		t.Errorf("Generic with a plain-http endpoint = %v, want a ConfigError", err)
 	}
+}
+
+// SignInBrowser takes the browser step's settings as a devicecode.AuthCode:
+// its fields (here LoginHint and a further parameter) reach the
+// authorization request, the caller's AuthCode is left as it was, and an
+// AuthCode whose embedded Config is set (the Mailer supplies it) is refused
+// before any request.
+func TestSignInBrowserTakesAuthCode(t *testing.T) {
+	r := newRig(t, nil, oauthmailtest.ContosoTenantID, oauthmailtest.DesktopAppClientID, func(c *oauthmail.Config) {
+		c.ClientSecret = oauthmailtest.DesktopAppSecret
+	})
+	setDesktopSecret(r.e, t0.Add(365*24*time.Hour))
+	ctx := t.Context()
+
+	_, err := r.m.SignInBrowser(ctx, &devicecode.AuthCode{Config: devicecode.Config{ClientID: "another-app"}})
+	wantCode(t, "SignInBrowser with its own Config", err, oauthmail.BadInput)
+	if n := len(r.e.Requests()); n != 0 {
+		t.Errorf("a refused AuthCode made %d requests", n)
+	}
+
+	var authURL string
+	open := browse(t, r.e, "alice@contoso.com")
+	ac := &devicecode.AuthCode{LoginHint: "alice@contoso.com", Params: map[string]string{"domain_hint": "contoso.com"},
+		OpenBrowser: func(u string) error { authURL = u; return open(u) }}
+	id, err := r.m.SignInBrowser(ctx, ac)
+	if err != nil {
+		t.Fatalf("SignInBrowser = %v", err)
+	}
+	if id.UPN != "alice@contoso.com" {
+		t.Errorf("UPN = %q", id.UPN)
+	}
+	q := mustURL(t, authURL).Query()
+	if q.Get("login_hint") != "alice@contoso.com" || q.Get("domain_hint") != "contoso.com" || q.Get("client_id") != oauthmailtest.DesktopAppClientID {
+		t.Errorf("authorization request %v lacks the AuthCode's settings or the Mailer's client", q)
+	}
+	if ac.ClientID != "" || ac.Authority.TokenURL != "" || len(ac.Params) != 1 {
+		t.Errorf("SignInBrowser changed the caller's AuthCode: %+v", ac)
+	}
+}
+
+func mustURL(t *testing.T, s string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
 }

@@ -105,16 +105,18 @@
 // Tokens, refresh tokens, device codes and client secrets never appear in a
 // log record, an error string, a [Status] or the output of fmt on a [Config].
 // The SMTP transcript (Config.Debug) has its AUTH lines masked by smtpx. The
-// token is only sent over TLS (STARTTLS) with the certificate verified unless
-// Config.TLSConfig says otherwise, which [Status.VerifyCertificate] reports.
+// token is only sent over TLS (STARTTLS, or implicit TLS when Config.Sender
+// asks for it) with the certificate verified, which
+// [Status.VerifyCertificate] reports.
 // Choose the store to match the device: [tokenstore.Encrypted] for firmware,
 // the keyring (tokenstore/keyringstore) for a desktop.
 //
 // # Testing
 //
 // Package [oauthmailtest] emulates Entra ID and Exchange Online on loopback.
-// Point a preset at it with Authority.WithLoginURL(e.URL()), set SMTPAddr to
-// e.SMTPAddr(), TLSConfig to e.TLSConfig() and HTTPClient to e.Client(); approve
+// Point a preset at it with Authority.WithLoginURL(e.URL()), set Sender to
+// &smtpx.Sender{Addr: e.SMTPAddr(), TLSConfig: e.TLSConfig()} and HTTPClient
+// to e.Client(); approve
 // the device code with e.Approve. Its manual clock (Config.Clock) lets a test
 // pass 90 days at once.
 package oauthmail

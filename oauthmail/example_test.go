@@ -17,7 +17,8 @@ import (
 
 // A device signs in once with a device code, then sends as the signed-in
 // account. Here the emulator stands in for Microsoft; for a real tenant drop
-// WithLoginURL, SMTPAddr, TLSConfig and HTTPClient.
+// WithLoginURL, the Sender template (the emulator's address and CA) and
+// HTTPClient.
 func Example() {
 	// A manual clock: polling for the device code waits in emulated time.
 	e := oauthmailtest.New(&oauthmailtest.Options{Clock: oauthmailtest.NewClock(time.Date(2026, 4, 1, 9, 0, 0, 0, time.UTC))})
@@ -31,8 +32,7 @@ func Example() {
 		Authority:  a.WithLoginURL(e.URL()),
 		ClientID:   oauthmailtest.DeviceAppClientID,
 		Store:      &tokenstore.Memory{},
-		SMTPAddr:   e.SMTPAddr(),
-		TLSConfig:  e.TLSConfig(),
+		Sender:     &smtpx.Sender{Addr: e.SMTPAddr(), TLSConfig: e.TLSConfig()},
 		HTTPClient: e.Client(),
 		Clock:      e.Clock(),
 	})

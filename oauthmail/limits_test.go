@@ -4,16 +4,17 @@ import (
 	"testing"
 
 	"github.com/devicemail/devicemail/oauthmail"
+	"github.com/devicemail/devicemail/smtpx"
 )
 
 // A negative limit is a mistake, refused by New; zero means Exchange
 // Online's defaults.
 func TestNewChecksLimits(t *testing.T) {
 	r := newRig(t, nil, "", "client", nil)
-	for _, cfg := range []oauthmail.Config{{MaxRecipients: -1}, {MaxMessageSize: -1}} {
-		cfg.Authority, cfg.ClientID = r.cfg.Authority, "client"
+	for _, s := range []*smtpx.Sender{{MaxRecipients: -1}, {MaxSize: -1}} {
+		cfg := oauthmail.Config{Authority: r.cfg.Authority, ClientID: "client", Sender: s}
 		if _, err := oauthmail.New(cfg); oauthmail.ErrorCode(err) != oauthmail.BadInput {
-			t.Errorf("New(MaxRecipients %d, MaxMessageSize %d) = %v, want bad_input", cfg.MaxRecipients, cfg.MaxMessageSize, err)
+			t.Errorf("New(MaxRecipients %d, MaxSize %d) = %v, want bad_input", s.MaxRecipients, s.MaxSize, err)
 		}
 	}
 }

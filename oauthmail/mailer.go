@@ -27,8 +27,10 @@ import (
 // endpoints (5.5.127), so a token is never used in its last minutes.
 const DefaultRefreshMargin = 10 * time.Minute
 
-// Inactivity is how long Microsoft keeps an unused refresh token (MaxInactiveTime,
-// https://learn.microsoft.com/en-us/entra/identity-platform/refresh-tokens). [Status.LapsesAt] is the last token issue plus Inactivity.
+// Inactivity is how long Microsoft keeps an unused refresh token
+// (MaxInactiveTime, 90 days:
+// https://learn.microsoft.com/entra/identity-platform/refresh-tokens).
+// [Status.LapsesAt] is the last token issue plus Inactivity.
 const Inactivity = 90 * 24 * time.Hour
 
 // Config configures a [Mailer]. To sign in, Authority and ClientID are
@@ -58,13 +60,31 @@ type Config struct {
 	// Account is the store key of the account this Mailer uses; "" means
 	// "default". [Mailer.Account] gives Mailers for other accounts.
 	Account string
-	// SMTPAddr is the submission server host:port; "" means Authority.SMTP
-	// (smtp.office365.com:587 for Exchange Online, smtp-mail.outlook.com:587 for
-	// Outlook.com). The connection always uses STARTTLS.
-	SMTPAddr string
-	// TLSConfig is used for STARTTLS; nil means the system roots. Set RootCAs to
-	// trust a private CA (the emulator's). InsecureSkipVerify shows up in Status.
-	TLSConfig *tls.Config
+	// Sender is the template of the SMTP submission client, passed through
+	// to smtpx: the server's Addr, the TLS mode (STARTTLS, or implicit TLS
+	// on port 465) and TLSConfig, the SASL Mechanism, a Dialer (to go
+	// through a proxy, for example), ConnectTimeout, LocalName (the EHLO
+	// name), DisableChunking, and the limits MaxRecipients and MaxSize. The
+	// Mailer keeps a copy ([smtpx.Sender.Clone]) and sends with copies of
+	// it in which it fills in Username, Account and TokenSource from the
+	// sign-in and SendAs from Config.SendAs; a template that sets any of
+	// these four is refused.
+	//
+	// nil means a zero smtpx.Sender. Zero fields mean: Addr
+	// Authority.SMTP (smtp.office365.com:587 for Exchange Online);
+	// STARTTLS; the system roots (set TLSConfig.RootCAs to trust a private
+	// CA, such as the emulator's); the mechanism the server offers; a
+	// net.Dialer; smtpx.DefaultConnectTimeout; EHLO "localhost"; Logger,
+	// Debug and Now from Config's Logger, Debug and Clock. Unlike in smtpx, a
+	// zero MaxRecipients means smtpx.ExchangeRecipientLimit (500) and a zero
+	// MaxSize smtpx.ExchangeMaxSendSize (35 MB, attachments counted
+	// base64-encoded), Exchange Online's defaults for a mailbox: set them to
+	// the mailbox's RecipientLimits (at most 1000) and MaxSendSize (at most
+	// 150 MB) if an administrator changed them, or to another provider's
+	// limits. A message over them is
+	// refused before connecting (and by [Outbox.Enqueue]) with
+	// [TooManyRecipients] or [MessageTooLarge].
+	Sender *smtpx.Sender
 	// From is the sender address; "" means the signed-in account's UPN.
 	From string
 	// SendAs lists further sender addresses the account has Send As rights on.
@@ -97,29 +117,30 @@ type Config struct {
 	// SecretWarnDays is how many days before ClientSecretExpires Status warns;
 	// zero means devicecode.DefaultSecretWarnDays (30), negative never warns.
 	SecretWarnDays int
-	// SMTPMechanism is the SASL mechanism for SMTP AUTH: "" or "XOAUTH2"
-	// (Exchange Online, Gmail), or "OAUTHBEARER" (RFC 7628) for servers that
-	// offer only that.
+
+	// SMTPAddr is used as Sender.Addr when that is empty.
+	//
+	// Deprecated: set Sender.Addr.
+	SMTPAddr string
+	// TLSConfig is used as Sender.TLSConfig when that is nil.
+	//
+	// Deprecated: set Sender.TLSConfig.
+	TLSConfig *tls.Config
+	// SMTPMechanism is used as Sender.Mechanism when that is empty.
+	//
+	// Deprecated: set Sender.Mechanism.
 	SMTPMechanism string
-	// SMTPDisableChunking makes the sender use DATA with base64-encoded
-	// attachments even when the server offers BDAT with BINARYMIME (see
-	// smtpx.Sender.DisableChunking), for a server that advertises them but
-	// mishandles them.
+	// SMTPDisableChunking, when true, sets Sender.DisableChunking.
+	//
+	// Deprecated: set Sender.DisableChunking.
 	SMTPDisableChunking bool
-	// MaxRecipients is the most recipients (To, Cc and Bcc together) one
-	// message may have; a message with more is refused before connecting
-	// (and by the outbox's Enqueue) with [TooManyRecipients]. Zero means
-	// smtpx.ExchangeRecipientLimit, 500, Exchange Online's default for a
-	// mailbox; set it to the mailbox's RecipientLimits if an administrator
-	// changed it (at most 1000), or to another provider's limit.
+	// MaxRecipients is used as Sender.MaxRecipients when that is zero.
+	//
+	// Deprecated: set Sender.MaxRecipients.
 	MaxRecipients int
-	// MaxMessageSize is the largest message in bytes, attachments counted
-	// base64-encoded as Exchange counts them; a larger one is refused before
-	// connecting (and by the outbox's Enqueue, which never copies more) with
-	// [MessageTooLarge]. Zero means smtpx.ExchangeMaxSendSize, 35 MB, Exchange
-	// Online's default MaxSendSize for a mailbox; set it to the mailbox's
-	// MaxSendSize if an administrator changed it (at most 150 MB), or to
-	// another provider's limit.
+	// MaxMessageSize is used as Sender.MaxSize when that is zero.
+	//
+	// Deprecated: set Sender.MaxSize.
 	MaxMessageSize int64
 }
 
@@ -195,23 +216,8 @@ func New(cfg Config) (*Mailer, error) {
 		cfg.Store = &tokenstore.Memory{}
 	}
 	cfg.Store = tagStore(cfg.Store) // a full or read-only store is StorageFailed
-	if cfg.SMTPAddr == "" {
-		cfg.SMTPAddr = cfg.Authority.SMTP.Addr()
-	}
-	if err := checkSMTP(cfg.SMTPAddr, cfg.SMTPMechanism); err != nil {
-		return nil, err
-	}
 	if cfg.RefreshMargin <= 0 {
 		cfg.RefreshMargin = DefaultRefreshMargin
-	}
-	if cfg.MaxRecipients < 0 || cfg.MaxMessageSize < 0 {
-		return nil, badInput("config: MaxRecipients and MaxMessageSize must not be negative (zero means Exchange Online's defaults)")
-	}
-	if cfg.MaxRecipients == 0 {
-		cfg.MaxRecipients = smtpx.ExchangeRecipientLimit
-	}
-	if cfg.MaxMessageSize == 0 {
-		cfg.MaxMessageSize = smtpx.ExchangeMaxSendSize
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -219,6 +225,11 @@ func New(cfg Config) (*Mailer, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = clock.Real{}
 	}
+	tmpl, err := senderTemplate(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Sender = tmpl
 	if len(cfg.Scopes) == 0 {
 		cfg.Scopes = cfg.Authority.Scopes
 	}
@@ -229,6 +240,72 @@ func New(cfg Config) (*Mailer, error) {
 		cache:   map[string]*tokenstore.Record{},
 		locks:   map[string]*sync.Mutex{},
 	}}, nil
+}
+
+// senderTemplate returns the Mailer's own copy of cfg.Sender with the
+// deprecated SMTP fields and the defaults filled in, or a BadInput error for
+// a setting that could only fail later, on the network.
+func senderTemplate(cfg *Config) (*smtpx.Sender, error) {
+	s := &smtpx.Sender{}
+	if cfg.Sender != nil {
+		s = cfg.Sender.Clone()
+	}
+	if s.Username != "" || s.Account != "" || s.TokenSource != nil || len(s.SendAs) > 0 {
+		return nil, badInput("config: Sender.Username, Account, TokenSource and SendAs come from the sign-in and Config.SendAs; leave them empty in the template")
+	}
+	if s.Addr == "" {
+		s.Addr = cfg.SMTPAddr
+	}
+	if s.Addr == "" && !cfg.Authority.SMTP.IsZero() {
+		s.Addr = cfg.Authority.SMTP.Addr()
+		if cfg.Authority.SMTP.TLS == provider.ImplicitTLS {
+			s.TLS = smtpx.ImplicitTLS
+		}
+	}
+	if s.TLSConfig == nil {
+		s.TLSConfig = cfg.TLSConfig.Clone()
+	}
+	if s.Mechanism == "" {
+		s.Mechanism = cfg.SMTPMechanism
+	}
+	s.DisableChunking = s.DisableChunking || cfg.SMTPDisableChunking
+	if s.MaxRecipients == 0 {
+		s.MaxRecipients = cfg.MaxRecipients
+	}
+	if s.MaxSize == 0 {
+		s.MaxSize = cfg.MaxMessageSize
+	}
+	if err := checkSMTP(s.Addr, s.Mechanism); err != nil {
+		return nil, err
+	}
+	if s.TLS != smtpx.StartTLS && s.TLS != smtpx.ImplicitTLS {
+		return nil, badInput("config: unknown Sender.TLS mode " + strconv.Itoa(int(s.TLS)) + " (smtpx.StartTLS or smtpx.ImplicitTLS)")
+	}
+	if strings.ContainsAny(s.LocalName, " \t\r\n") {
+		return nil, badInput("config: Sender.LocalName " + strconv.Quote(s.LocalName) + " is not a host name (it is sent in EHLO)")
+	}
+	if s.ConnectTimeout < 0 {
+		return nil, badInput("config: Sender.ConnectTimeout must not be negative (zero means smtpx.DefaultConnectTimeout)")
+	}
+	if s.MaxRecipients < 0 || s.MaxSize < 0 {
+		return nil, badInput("config: Sender.MaxRecipients and Sender.MaxSize must not be negative (zero means Exchange Online's defaults)")
+	}
+	if s.MaxRecipients == 0 {
+		s.MaxRecipients = smtpx.ExchangeRecipientLimit
+	}
+	if s.MaxSize == 0 {
+		s.MaxSize = smtpx.ExchangeMaxSendSize
+	}
+	if s.Logger == nil {
+		s.Logger = cfg.Logger
+	}
+	if s.Debug == nil {
+		s.Debug = cfg.Debug
+	}
+	if s.Now == nil {
+		s.Now = cfg.Clock.Now
+	}
+	return s, nil
 }
 
 // Account returns a Mailer for another account of the same store. It shares
@@ -340,7 +417,7 @@ type Status struct {
 	Sender            string    `json:"sender,omitempty"`    // From address that Send uses
 	Server            string    `json:"server"`              // SMTP host
 	Port              int       `json:"port"`                // SMTP port
-	TLS               string    `json:"tls"`                 // "STARTTLS"
+	TLS               string    `json:"tls"`                 // "STARTTLS" or "implicit TLS"
 	VerifyCertificate bool      `json:"verify_certificate"`  // server certificate is checked
 	SignedInAt        time.Time `json:"signed_in_at,omitzero"`
 	TokenExpiry       time.Time `json:"token_expiry,omitzero"` // access token expiry
@@ -359,7 +436,8 @@ type Status struct {
 // Status reports the account's sign-in from the store, without network use. An
 // account that is not signed in gives SignedIn false and no error.
 func (m *Mailer) Status(ctx context.Context) (*Status, error) {
-	host, portStr, _ := net.SplitHostPort(m.cfg.SMTPAddr)
+	tmpl := m.cfg.Sender
+	host, portStr, _ := net.SplitHostPort(tmpl.Addr)
 	port, _ := strconv.Atoi(portStr)
 	st := &Status{
 		Account:           m.key,
@@ -367,8 +445,8 @@ func (m *Mailer) Status(ctx context.Context) (*Status, error) {
 		ClientID:          m.cfg.ClientID,
 		Server:            host,
 		Port:              port,
-		TLS:               "STARTTLS",
-		VerifyCertificate: m.cfg.TLSConfig == nil || !m.cfg.TLSConfig.InsecureSkipVerify,
+		TLS:               tmpl.TLS.String(),
+		VerifyCertificate: tmpl.TLSConfig == nil || !tmpl.TLSConfig.InsecureSkipVerify,
 		Sender:            m.cfg.From,
 	}
 	m.secretStatus(st)
@@ -603,7 +681,7 @@ func (m *Mailer) sender(rec *tokenstore.Record) string {
 }
 
 // allowed reports whether the account may send as addr: its UPN or an
-// allow-listed address (Config.SendAs).
+// allow-listed address.
 func (m *Mailer) allowed(rec *tokenstore.Record, addr string) bool {
 	if strings.EqualFold(addr, rec.Account.UPN) {
 		return true
@@ -627,7 +705,7 @@ func (m *Mailer) Send(ctx context.Context, msg *smtpx.Message) error {
 	}
 	// The message is checked before the token is refreshed: bad input
 	// needs no network to be refused.
-	if err := checkMessage(msg, m.cfg.From, m.cfg.MaxRecipients, m.cfg.MaxMessageSize); err != nil {
+	if err := checkMessage(msg, m.cfg.From, m.cfg.Sender.MaxRecipients, m.cfg.Sender.MaxSize); err != nil {
 		return fmt.Errorf("oauthmail: send: %w", err)
 	}
 	s, mm, err := m.prepare(ctx, msg)
@@ -657,29 +735,25 @@ func (m *Mailer) prepare(ctx context.Context, msg *smtpx.Message) (*smtpx.Sender
 	if !m.allowed(rec, from) {
 		return nil, nil, fmt.Errorf("oauthmail: send: %w", &smtpx.SenderMismatchError{From: from, Account: rec.Account.UPN})
 	}
-	if m.cfg.SMTPAddr == "" {
+	if m.cfg.Sender.Addr == "" {
 		return nil, nil, badInput("send: no SMTP server configured")
 	}
 	mm := *msg
 	mm.From.Email = from
 	mm.Attachments = tagAttachments(msg.Attachments) // an unreadable file is BadInput
-	s := &smtpx.Sender{
-		Addr:        m.cfg.SMTPAddr,
-		TLSConfig:   m.cfg.TLSConfig,
-		Username:    rec.Account.UPN,
-		Account:     rec.Account.UPN,
-		SendAs:      m.cfg.SendAs,
-		TokenSource: tokenSource{m},
-		Logger:      m.cfg.Logger,
-		Debug:       m.cfg.Debug,
-		Now:         m.cfg.Clock.Now,
-		Mechanism:   m.cfg.SMTPMechanism,
+	return m.smtpSender(rec), &mm, nil
+}
 
-		DisableChunking: m.cfg.SMTPDisableChunking,
-		MaxRecipients:   m.cfg.MaxRecipients,
-		MaxSize:         m.cfg.MaxMessageSize,
-	}
-	return s, &mm, nil
+// smtpSender returns the smtpx sender for the account of rec: a copy of the
+// Config.Sender template with Username, Account, SendAs and TokenSource
+// filled in from the sign-in and the Config.
+func (m *Mailer) smtpSender(rec *tokenstore.Record) *smtpx.Sender {
+	s := m.cfg.Sender.Clone()
+	s.Username = rec.Account.UPN
+	s.Account = rec.Account.UPN
+	s.SendAs = m.cfg.SendAs
+	s.TokenSource = tokenSource{m}
+	return s
 }
 
 // noteUsed records the time of the last send, at most once a minute.

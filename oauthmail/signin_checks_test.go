@@ -18,6 +18,7 @@ import (
 	"github.com/devicemail/devicemail/devicecode"
 	"github.com/devicemail/devicemail/oauthmail"
 	"github.com/devicemail/devicemail/oauthmail/oauthmailtest"
+	"github.com/devicemail/devicemail/smtpx"
 	"github.com/devicemail/devicemail/tokenstore"
 )
 
@@ -156,8 +157,7 @@ func TestAbsurdExpiresInKeepsRotatedRefreshToken(t *testing.T) {
 				Authority:  a.WithLoginURL(h.srv.URL), // plain http on loopback
 				ClientID:   oauthmailtest.DeviceAppClientID,
 				Store:      store,
-				SMTPAddr:   e.SMTPAddr(),
-				TLSConfig:  e.TLSConfig(),
+				Sender:     &smtpx.Sender{Addr: e.SMTPAddr(), TLSConfig: e.TLSConfig()},
 				HTTPClient: h.srv.Client(),
 				Clock:      e.Clock(),
 				Logger:     slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn})),

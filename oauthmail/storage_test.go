@@ -95,8 +95,10 @@ func TestHeaderNameRefusedBeforeConnecting(t *testing.T) {
 	}
 }
 
-// New refuses an SMTP address without a port and an unknown mechanism.
-func TestNewRefusesBadSMTPSettings(t *testing.T) {
+// The deprecated SMTP fields still feed the Sender template for one
+// release: New checks them as it checks the template's own fields, and a
+// template field that is set wins over them.
+func TestNewDeprecatedSMTPFields(t *testing.T) {
 	a, err := provider.Google(), error(nil)
 	for _, tc := range []struct {
 		name string
@@ -106,6 +108,7 @@ func TestNewRefusesBadSMTPSettings(t *testing.T) {
 		{"port 0", oauthmail.Config{SMTPAddr: "smtp.office365.com:0"}},
 		{"port name", oauthmail.Config{SMTPAddr: "smtp.office365.com:submission"}},
 		{"unknown mechanism", oauthmail.Config{SMTPMechanism: "PLAIN"}},
+		{"negative limit", oauthmail.Config{MaxRecipients: -1}},
 	} {
 		tc.cfg.Authority, tc.cfg.ClientID = a, "client"
 		_, err = oauthmail.New(tc.cfg)
@@ -115,5 +118,25 @@ func TestNewRefusesBadSMTPSettings(t *testing.T) {
 		if _, err := oauthmail.New(oauthmail.Config{Authority: a, ClientID: "client", SMTPMechanism: mech}); err != nil {
 			t.Errorf("New with mechanism %q: %v", mech, err)
 		}
+	}
+	m, err := oauthmail.New(oauthmail.Config{Authority: a, ClientID: "client",
+		SMTPAddr: "old.example:587",
+		Sender:   &smtpx.Sender{Addr: "new.example:465", TLS: smtpx.ImplicitTLS}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := m.Status(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Server != "new.example" || st.Port != 465 || st.TLS != "implicit TLS" {
+		t.Errorf("Status = %s:%d %s, want the template's new.example:465 implicit TLS", st.Server, st.Port, st.TLS)
+	}
+	m, err = oauthmail.New(oauthmail.Config{Authority: a, ClientID: "client", SMTPAddr: "old.example:2525"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := m.Status(t.Context()); st.Server != "old.example" || st.Port != 2525 || st.TLS != "STARTTLS" {
+		t.Errorf("Status = %s:%d %s, want the deprecated field's old.example:2525 STARTTLS", st.Server, st.Port, st.TLS)
 	}
 }

@@ -53,6 +53,17 @@ const (
 	ImplicitTLS
 )
 
+// String returns "STARTTLS" or "implicit TLS".
+func (m TLSMode) String() string {
+	switch m {
+	case StartTLS:
+		return "STARTTLS"
+	case ImplicitTLS:
+		return "implicit TLS"
+	}
+	return fmt.Sprintf("TLSMode(%d)", int(m))
+}
+
 // Dialer opens network connections; *net.Dialer satisfies it.
 type Dialer interface {
 	DialContext(ctx context.Context, network, addr string) (net.Conn, error)
@@ -178,6 +189,9 @@ func (s *Sender) Dial(ctx context.Context) (*Session, error) {
 	if s.TLSConfig != nil && s.TLSConfig.InsecureSkipVerify {
 		return nil, errors.New("smtpx: TLSConfig.InsecureSkipVerify is not supported")
 	}
+	if s.TLS != StartTLS && s.TLS != ImplicitTLS {
+		return nil, fmt.Errorf("smtpx: unknown TLS mode %d (StartTLS or ImplicitTLS)", int(s.TLS))
+	}
 	switch strings.ToUpper(s.Mechanism) {
 	case "", MechanismXOAUTH2, "OAUTHBEARER":
 	default:
@@ -188,6 +202,38 @@ func (s *Sender) Dial(ctx context.Context) (*Session, error) {
 		return nil, sess.clean(err)
 	}
 	return sess, nil
+}
+
+// Clone returns a copy of s's settings, for use as a template: the
+// copy's fields may be changed without affecting s, and it shares no state
+// with s (what s learnt about a server's BDAT support is not carried over).
+// Slices are copied; TLSConfig is cloned; Dialer, TokenSource, Logger,
+// Debug and Now are shared.
+func (s *Sender) Clone() *Sender {
+	c := &Sender{
+		Addr:                       s.Addr,
+		TLS:                        s.TLS,
+		TLSConfig:                  s.TLSConfig.Clone(),
+		Username:                   s.Username,
+		Account:                    s.Account,
+		SendAs:                     append([]string(nil), s.SendAs...),
+		TokenSource:                s.TokenSource,
+		Mechanism:                  s.Mechanism,
+		Dialer:                     s.Dialer,
+		ConnectTimeout:             s.ConnectTimeout,
+		Logger:                     s.Logger,
+		Debug:                      s.Debug,
+		InsecureAllowPlaintextAuth: s.InsecureAllowPlaintextAuth,
+		Now:                        s.Now,
+		LocalName:                  s.LocalName,
+		DisableChunking:            s.DisableChunking,
+		MaxRecipients:              s.MaxRecipients,
+		MaxSize:                    s.MaxSize,
+	}
+	if s.SendAs == nil {
+		c.SendAs = nil
+	}
+	return c
 }
 
 func (s *Sender) logger() *slog.Logger {

@@ -9,6 +9,7 @@ import (
 	"github.com/devicemail/devicemail/devicecode/browser"
 	"github.com/devicemail/devicemail/oauthmail"
 	"github.com/devicemail/devicemail/provider"
+	"github.com/devicemail/devicemail/smtpx"
 )
 
 // confidential holds the login flags of the authorization-code and client
@@ -67,7 +68,7 @@ func (e *env) loginConfidential(ctx context.Context, c *common, cf *confidential
 	}
 	m, err := oauthmail.New(oauthmail.Config{
 		Authority: a, ClientID: clientID, ClientSecret: secret, ClientSecretExpires: expires,
-		Store: st, Account: c.account, CAFile: caFile, TLSConfig: tc, HTTPClient: hc,
+		Store: st, Account: c.account, CAFile: caFile, Sender: &smtpx.Sender{TLSConfig: tc}, HTTPClient: hc,
 	})
 	if err != nil {
 		return err
@@ -86,7 +87,7 @@ func (e *env) loginConfidential(ctx context.Context, c *common, cf *confidential
 		}
 		id = &devicecode.Identity{UPN: cf.mailbox}
 	case "authcode":
-		b := &oauthmail.Browser{Port: cf.redirectPort, ShowURL: func(u string) {
+		b := &devicecode.AuthCode{Port: cf.redirectPort, ShowURL: func(u string) {
 			fmt.Fprintf(e.stderr, "Open this page in a browser to sign in:\n%s\n", u)
 		}}
 		b.AuthURL, b.TokenURL = cf.authURL, tokURL // custom endpoints; "" keeps the authority's

@@ -284,8 +284,9 @@ func requireSMTP(ctx context.Context, m *oauthmail.Mailer, rec *tokenstore.Recor
 // mailerFor builds a Mailer for an account that has signed in. oauthmail.New
 // resumes the stored sign-in: its provider, endpoints, client, SMTP server
 // and the client secret's expiry come from the record, as does the CA file
-// given at login. From cfg it takes overrides (the --smtp flag), From,
-// SendAs and the client secret; --ca-file replaces the stored CA file.
+// given at login. From cfg it takes overrides (the Sender template of the
+// --smtp flags), From, SendAs and the client secret; --ca-file replaces the
+// stored CA file.
 func (e *env) mailerFor(ctx context.Context, c *common, cfg oauthmail.Config) (*oauthmail.Mailer, *tokenstore.Record, error) {
 	st, err := e.storeFor(c)
 	if err != nil {
@@ -311,7 +312,12 @@ func (e *env) mailerFor(ctx context.Context, c *common, cfg oauthmail.Config) (*
 		}
 	}
 	cfg.Store, cfg.Account = st, c.account
-	cfg.TLSConfig, cfg.HTTPClient = tc, hc
+	s := &smtpx.Sender{}
+	if cfg.Sender != nil {
+		s = cfg.Sender.Clone()
+	}
+	s.TLSConfig = tc
+	cfg.Sender, cfg.HTTPClient = s, hc
 	m, err := oauthmail.New(cfg)
 	return m, rec, err
 }
@@ -375,7 +381,7 @@ func (e *env) login(ctx context.Context, args []string) error {
 	}
 	m, err := oauthmail.New(oauthmail.Config{
 		Authority: a, ClientID: *clientID, Store: st, Account: c.account, CAFile: caFile,
-		TLSConfig: tc, HTTPClient: hc, Progress: e.countdown(),
+		Sender: &smtpx.Sender{TLSConfig: tc}, HTTPClient: hc, Progress: e.countdown(),
 	})
 	if err != nil {
 		return err
@@ -411,8 +417,9 @@ func (e *env) status(ctx context.Context, args []string) error {
 	fs := newFlags(e, "status")
 	var c common
 	c.register(fs, true) // --ca-file accepted as by send, though status uses no network
-	smtpAddr := fs.String("smtp", "", "SMTP server host:port to report instead of the one stored at login")
-	secretExpires := fs.String("client-secret-expires", "", "the client secret's expiry date YYYY-MM-DD, instead of the one stored at login: warn before it")
+	var sf smtpFlags
+	sf.register(fs, "SMTP server host:port to report instead of the one stored at login")
+	secretExpires := fs.String("client-secret-expires", "", "the client secret's expiry date YYYY-MM-DD instead of the one stored at login: warn before it")
 	warnDays := fs.Int("secret-warn-days", 0, "days before --client-secret-expires to warn (default 30; negative: never)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -422,7 +429,11 @@ func (e *env) status(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	m, _, err := e.mailerFor(ctx, &c, oauthmail.Config{SMTPAddr: *smtpAddr, ClientSecretExpires: expires, SecretWarnDays: *warnDays})
+	s, err := sf.sender("")
+	if err != nil {
+		return err
+	}
+	m, _, err := e.mailerFor(ctx, &c, oauthmail.Config{Sender: s, ClientSecretExpires: expires, SecretWarnDays: *warnDays})
 	if oauthmail.ErrorCode(err) == oauthmail.NotSignedIn {
 		st := &oauthmail.Status{Account: c.account}
 		if e.json {
@@ -501,9 +512,10 @@ func printStatus(w io.Writer, st *oauthmail.Status) {
 
 // sendFlags are the flags "send" and "send --queue" share.
 type sendFlags struct {
-	c                                                          common
-	to, cc, bcc, attach, sendAs                                multi
-	from, subject, body, bodyFile, smtp, secretFile, mechanism *string
+	c                                                    common
+	smtp                                                 smtpFlags
+	to, cc, bcc, attach, sendAs                          multi
+	from, subject, body, bodyFile, secretFile, mechanism *string
 }
 
 func (f *sendFlags) register(fs *flag.FlagSet) {
@@ -517,18 +529,32 @@ func (f *sendFlags) register(fs *flag.FlagSet) {
 	f.subject = fs.String("subject", "", "subject")
 	f.body = fs.String("body", "", "text body")
 	f.bodyFile = fs.String("body-file", "", "file holding the text body (- for stdin)")
-	f.smtp = fs.String("smtp", "", "SMTP server host:port (default: the one stored at login)")
+	f.smtp.register(fs, "SMTP server host:port (default: the one stored at login)")
 	f.secretFile = fs.String("client-secret-file", "", "client secret of an authcode or client-credentials sign-in (for renewing its token)")
 	f.mechanism = fs.String("mechanism", "", "SASL mechanism: XOAUTH2 or OAUTHBEARER (default: as the server advertises)")
 }
 
 // config is the mailer configuration the flags give, client secret included.
 func (f *sendFlags) config() (oauthmail.Config, error) {
+	s, err := f.smtp.sender(*f.mechanism)
+	if err != nil {
+		return oauthmail.Config{}, err
+	}
 	secret, err := readSecret(*f.secretFile)
 	if err != nil {
 		return oauthmail.Config{}, err
 	}
-	return oauthmail.Config{SMTPAddr: *f.smtp, SendAs: f.sendAs, ClientSecret: secret, SMTPMechanism: *f.mechanism}, nil
+	return oauthmail.Config{Sender: s, SendAs: f.sendAs, ClientSecret: secret}, nil
+}
+
+// testConfig is the mailer configuration of send --test: the flags' SMTP
+// settings, sender and send-as addresses; sendTest reads the secret.
+func (f *sendFlags) testConfig() (oauthmail.Config, error) {
+	s, err := f.smtp.sender(*f.mechanism)
+	if err != nil {
+		return oauthmail.Config{}, err
+	}
+	return oauthmail.Config{Sender: s, From: *f.from, SendAs: f.sendAs}, nil
 }
 
 // message checks the flags and builds the message they describe.
@@ -585,7 +611,11 @@ func (e *env) send(ctx context.Context, args []string) error {
 		return usagef("send: --spool and --no-deliver need --queue")
 	}
 	if *testMail {
-		return e.sendTest(ctx, c, oauthmail.Config{SMTPAddr: *f.smtp, From: *f.from, SendAs: f.sendAs, SMTPMechanism: *f.mechanism}, *f.secretFile)
+		cfg, err := f.testConfig()
+		if err != nil {
+			return err
+		}
+		return e.sendTest(ctx, c, cfg, *f.secretFile)
 	}
 	cfg, err := f.config()
 	if err != nil {

@@ -44,8 +44,7 @@ func (e *env) demo(ctx context.Context, args []string) error {
 		ClientID:   oauthmailtest.DeviceAppClientID,
 		Store:      &tokenstore.Memory{},
 		Account:    "demo",
-		SMTPAddr:   em.SMTPAddr(),
-		TLSConfig:  em.TLSConfig(),
+		Sender:     &smtpx.Sender{Addr: em.SMTPAddr(), TLSConfig: em.TLSConfig()},
 		HTTPClient: em.Client(),
 		Clock:      em.Clock(),
 	}

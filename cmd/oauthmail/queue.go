@@ -142,7 +142,8 @@ func (e *env) queue(ctx context.Context, args []string) error {
 	var c common
 	c.register(fs, true)
 	spool := fs.String("spool", "", "outbox directory (default: the user config directory's oauthmail/outbox/ACCOUNT)")
-	smtpAddr := fs.String("smtp", "", "SMTP server host:port (default: the provider's)")
+	var sf smtpFlags
+	sf.register(fs, "SMTP server host:port (default: the provider's)")
 	all := fs.Bool("all", false, "retry: every dead message")
 	if err := fs.Parse(rest); err != nil {
 		if err == flag.ErrHelp {
@@ -159,7 +160,11 @@ func (e *env) queue(ctx context.Context, args []string) error {
 	var m *oauthmail.Mailer
 	if sub == "run" || sub == "flush" {
 		var err error
-		if m, _, err = e.mailerFor(ctx, &c, oauthmail.Config{SMTPAddr: *smtpAddr}); err != nil {
+		s, err := sf.sender("")
+		if err != nil {
+			return err
+		}
+		if m, _, err = e.mailerFor(ctx, &c, oauthmail.Config{Sender: s}); err != nil {
 			return err
 		}
 	}

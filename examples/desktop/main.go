@@ -71,7 +71,8 @@ func run(ctx context.Context, args []string, out io.Writer) int {
 		em = oauthmailtest.New(&oauthmailtest.Options{Clock: oauthmailtest.NewClock(time.Now().UTC().Truncate(time.Second))})
 		defer em.Close()
 		cfg.Authority = a.WithLoginURL(em.URL())
-		cfg.SMTPAddr, cfg.TLSConfig, cfg.HTTPClient, cfg.Clock = em.SMTPAddr(), em.TLSConfig(), em.Client(), em.Clock()
+		cfg.Sender = &smtpx.Sender{Addr: em.SMTPAddr(), TLSConfig: em.TLSConfig()}
+		cfg.HTTPClient, cfg.Clock = em.Client(), em.Clock()
 	}
 	m, err := oauthmail.New(cfg)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"github.com/devicemail/devicemail/devicecode"
 	"github.com/devicemail/devicemail/oauthmail"
 	"github.com/devicemail/devicemail/oauthmail/oauthmailtest"
+	"github.com/devicemail/devicemail/smtpx"
 )
 
 // This file is the default (demo) build: without -real the example runs
@@ -32,6 +33,7 @@ func (m emu) close()                        { m.e.Close() }
 func startEmulator(cfg *oauthmail.Config, a devicecode.Authority) (emulator, error) {
 	e := oauthmailtest.New(&oauthmailtest.Options{Clock: oauthmailtest.NewClock(time.Date(2026, 4, 1, 8, 0, 0, 0, time.UTC))})
 	cfg.Authority = a.WithLoginURL(e.URL())
-	cfg.SMTPAddr, cfg.TLSConfig, cfg.HTTPClient, cfg.Clock = e.SMTPAddr(), e.TLSConfig(), e.Client(), e.Clock()
+	cfg.Sender = &smtpx.Sender{Addr: e.SMTPAddr(), TLSConfig: e.TLSConfig()}
+	cfg.HTTPClient, cfg.Clock = e.Client(), e.Clock()
 	return emu{e}, nil
 }

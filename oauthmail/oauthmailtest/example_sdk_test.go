@@ -23,7 +23,7 @@ func Example_signInAndSend() {
 	a, _ := devicecode.ExchangeOnline(oauthmailtest.ContosoTenantID)
 	m, err := oauthmail.New(oauthmail.Config{
 		Authority: a.WithLoginURL(e.URL()), ClientID: oauthmailtest.DeviceAppClientID,
-		Store: &tokenstore.Memory{}, SMTPAddr: e.SMTPAddr(), TLSConfig: e.TLSConfig(),
+		Store: &tokenstore.Memory{}, Sender: &smtpx.Sender{Addr: e.SMTPAddr(), TLSConfig: e.TLSConfig()},
 		HTTPClient: e.Client(), Clock: e.Clock(),
 	})
 	if err != nil {

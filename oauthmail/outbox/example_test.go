@@ -26,7 +26,7 @@ func ExampleOutbox() {
 	a, _ := devicecode.ExchangeOnline(oauthmailtest.ContosoTenantID)
 	m, err := oauthmail.New(oauthmail.Config{
 		Authority: a.WithLoginURL(e.URL()), ClientID: oauthmailtest.DeviceAppClientID,
-		Store: &tokenstore.Memory{}, SMTPAddr: e.SMTPAddr(), TLSConfig: e.TLSConfig(),
+		Store: &tokenstore.Memory{}, Sender: &smtpx.Sender{Addr: e.SMTPAddr(), TLSConfig: e.TLSConfig()},
 		HTTPClient: e.Client(), Clock: e.Clock(),
 	})
 	if err != nil {

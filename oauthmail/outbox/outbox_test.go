@@ -69,7 +69,7 @@ func TestOutboxFaultMatrix(t *testing.T) {
 		http    *oauthmailtest.HTTPFault
 		smtp    *oauthmailtest.SMTPFault
 		code    oauthmail.Code
-		data    bool // SMTPDisableChunking: DATA instead of BDAT
+		data    bool // Sender.DisableChunking: DATA instead of BDAT
 	}
 	tok := func(f oauthmailtest.HTTPFault) *oauthmailtest.HTTPFault { f.Path = "/token"; return &f }
 	cases := []fault{
@@ -105,7 +105,7 @@ func TestOutboxFaultMatrix(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := t.Context()
 			r, o := outboxRig(t, func(c *oauthmail.Config) {
-				c.SMTPDisableChunking = tc.data
+				c.Sender.DisableChunking = tc.data
 				if tc.http != nil && tc.http.Delay > 0 {
 					// The fault holds each request 4 s; the client gives up
 					// after 1.5 s (three tries), yet has ample time once

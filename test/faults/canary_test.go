@@ -35,7 +35,7 @@ func TestCanariesEverywhere(t *testing.T) {
 	}
 	store := &tokenstore.Memory{}
 	cfg := oauthmail.Config{Authority: a.WithLoginURL(e.URL()), ClientID: oauthmailtest.DeviceAppClientID, Store: store,
-		SMTPAddr: e.SMTPAddr(), TLSConfig: e.TLSConfig(), HTTPClient: e.Client(), Clock: clock, Logger: logger, Debug: &transcript}
+		Sender: &smtpx.Sender{Addr: e.SMTPAddr(), TLSConfig: e.TLSConfig()}, HTTPClient: e.Client(), Clock: clock, Logger: logger, Debug: &transcript}
 	m, err := oauthmail.New(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -73,8 +73,7 @@ func crashMailer(emuURL, smtpAddr string, caPEM []byte, storeDir string) (*oauth
 		Authority:  a.WithLoginURL(emuURL),
 		ClientID:   oauthmailtest.DeviceAppClientID,
 		Store:      &tokenstore.File{Dir: storeDir},
-		SMTPAddr:   smtpAddr,
-		TLSConfig:  tc,
+		Sender:     &smtpx.Sender{Addr: smtpAddr, TLSConfig: tc},
 		HTTPClient: &http.Client{Transport: &http.Transport{TLSClientConfig: tc}, Timeout: 10 * time.Second},
 	})
 }
