@@ -123,12 +123,14 @@ func newEntryID(now time.Time) string {
 	return fmt.Sprintf("%016x-%s", now.UnixNano(), hex.EncodeToString(b[:]))
 }
 
-// limits are the Mailer's MaxRecipients and MaxMessageSize, or their
+// limits are the Mailer's sender limits (Config.Sender.MaxRecipients and
+// MaxSize, defaults filled in by oauthmail.New), or Exchange Online's
 // defaults for an Outbox without a Mailer.
 func (o *Outbox) limits() (int, int64) {
 	if m := o.cfg.Mailer; m != nil {
-		c := m.Config()
-		return c.MaxRecipients, c.MaxMessageSize
+		if s := m.Config().Sender; s != nil {
+			return s.MaxRecipients, s.MaxSize
+		}
 	}
 	return smtpx.ExchangeRecipientLimit, smtpx.ExchangeMaxSendSize
 }

@@ -123,7 +123,7 @@ func (e *endless) Read(p []byte) (int, error) {
 func TestEnqueueStopsEndlessAttachment(t *testing.T) {
 	const limit = 1 << 20
 	var dir string
-	_, o := outboxRig(t, func(c *oauthmail.Config) { c.MaxMessageSize = limit },
+	_, o := outboxRig(t, func(c *oauthmail.Config) { c.Sender.MaxSize = limit },
 		func(oc *outbox.Config) { dir = oc.Dir })
 	src := &endless{}
 	m := msgTo("bob@contoso.com")
@@ -218,8 +218,7 @@ func TestOutboxTooManyRecipientsIsPermanent(t *testing.T) {
 
 	ctx := t.Context()
 	r, o := outboxRig(t, func(c *oauthmail.Config) {
-		c.SMTPAddr = ln.Addr().String()
-		c.TLSConfig = &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}
+		c.Sender = &smtpx.Sender{Addr: ln.Addr().String(), TLSConfig: &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}}
 	}, nil)
 	if _, err := o.Enqueue(ctx, msgTo("bob@contoso.com", "carol@contoso.com")); err != nil {
 		t.Fatal(err)
