@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/devicemail/devicemail/provider"
+	"github.com/devicemail/devicemail/smtpx"
 	"github.com/devicemail/devicemail/tokenstore"
 )
 
@@ -29,8 +30,12 @@ func (m *Mailer) describe(rec *tokenstore.Record, clientAuth string) {
 		rec.ClientAuth = tokenstore.ClientSecretPost
 	}
 	rec.SecretExpires = m.cfg.ClientSecretExpires
-	e, err := provider.SMTPEndpoint(m.cfg.SMTPAddr)
-	if m.cfg.SMTPAddr == a.SMTP.Addr() {
+	addr := m.cfg.Sender.Addr // the filled-in template: what sends use
+	e, err := provider.SMTPEndpoint(addr)
+	if err == nil && m.cfg.Sender.TLS == smtpx.ImplicitTLS {
+		e.TLS = provider.ImplicitTLS
+	}
+	if addr == a.SMTP.Addr() {
 		// The provider's own server, as it serves this account (a personal
 		// account signed in through "common" sends through Outlook.com's).
 		e, err = a.ForAccount(rec.Account.TenantID).SMTP, nil

@@ -57,7 +57,7 @@ func TestDialSendsBatchOnOneConnection(t *testing.T) {
 	r := newRig(t, nil, oauthmailtest.ContosoTenantID, oauthmailtest.DeviceAppClientID, nil)
 	proxy, conns := countingProxy(t, r.e.SMTPAddr())
 	cfg := r.cfg
-	cfg.SMTPAddr = proxy
+	cfg.Sender = &smtpx.Sender{Addr: proxy, TLSConfig: r.e.TLSConfig()}
 	m, err := oauthmail.New(cfg)
 	if err != nil {
 		t.Fatal(err)
