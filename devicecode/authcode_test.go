@@ -239,7 +239,7 @@ func TestAuthCodeConsent(t *testing.T) {
 	}
 }
 
-// Seed 004: the tool's settings hold the two endpoint URLs, not a tenant.
+// A desktop tool's settings hold the two endpoint URLs, not a tenant.
 func TestAuthCodeCustomEndpoints(t *testing.T) {
 	v := newAuthEnv(t)
 	ep := v.e.Endpoint(oauthmailtest.ContosoTenantID)
