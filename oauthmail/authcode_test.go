@@ -2,17 +2,9 @@ package oauthmail_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
-	"net"
 	"net/http/cookiejar"
 	"net/url"
 	"regexp"
@@ -27,6 +19,7 @@ import (
 
 	"github.com/devicemail/devicemail/devicecode"
 	"github.com/devicemail/devicemail/oauthmail"
+	"github.com/devicemail/devicemail/oauthmail/internal/rigtest"
 	"github.com/devicemail/devicemail/oauthmail/oauthmailtest"
 	"github.com/devicemail/devicemail/provider"
 	"github.com/devicemail/devicemail/smtpx"
@@ -253,45 +246,16 @@ func (b *bearerSession) Data(r io.Reader) error               { _, err := io.Cop
 func (b *bearerSession) Reset()                               {}
 func (b *bearerSession) Logout() error                        { return nil }
 
-// selfSigned returns a TLS certificate for 127.0.0.1 and a pool trusting it.
-func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, KeyUsage: x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, _ := x509.ParseCertificate(der)
-	pool := x509.NewCertPool()
-	pool.AddCert(c)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, pool
-}
-
 // A generic provider: any OAuth 2.0 endpoints (here the emulator's, given as
 // plain URLs) and any SMTP server, here one that offers only OAUTHBEARER.
 func TestGenericProviderOAUTHBEARER(t *testing.T) {
 	e := oauthmailtest.Start(t, &oauthmailtest.Options{Clock: oauthmailtest.NewClock(t0)})
-	cert, pool := selfSigned(t)
 	bs := &bearerServer{}
-	srv := smtp.NewServer(bs)
-	srv.Domain = "mail.example"
-	srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
+	addr, tlsConfig := rigtest.ServeSMTP(t, bs)
 
 	ep := e.Endpoint(oauthmailtest.ContosoTenantID)
 	ep.DeviceAuthURL = ""
-	mail, _ := provider.SMTPEndpoint(ln.Addr().String())
+	mail, _ := provider.SMTPEndpoint(addr)
 	a, err := provider.Generic("Example Mail", ep, mail,
 		"https://outlook.office.com/SMTP.Send", "offline_access", "openid", "profile", "email")
 	if err != nil {
@@ -300,7 +264,7 @@ func TestGenericProviderOAUTHBEARER(t *testing.T) {
 	m, err := oauthmail.New(oauthmail.Config{
 		Authority: a, ClientID: oauthmailtest.DesktopAppClientID, ClientSecret: oauthmailtest.DesktopAppSecret,
 		HTTPClient: e.Client(), Clock: e.Clock(),
-		Sender: &smtpx.Sender{TLSConfig: &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}, Mechanism: "OAUTHBEARER"},
+		Sender: &smtpx.Sender{TLSConfig: tlsConfig, Mechanism: "OAUTHBEARER"},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -2,13 +2,10 @@ package main
 
 import (
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/devicemail/devicemail/oauthmail"
-	"github.com/devicemail/devicemail/oauthmail/oauthmailtest"
 	"github.com/devicemail/devicemail/oauthmail/outbox"
 )
 
@@ -16,19 +13,8 @@ import (
 // never be sent, and says nothing about it being queued: a malformed
 // address is bad input (2), too many recipients a refused message (6).
 func TestSendQueueRefusesUnsendable(t *testing.T) {
-	e := oauthmailtest.Start(t, &oauthmailtest.Options{AutoApprove: "alice@contoso.com", SendRate: -1})
-	dir := t.TempDir()
-	ca := filepath.Join(dir, "ca.pem")
-	if err := os.WriteFile(ca, e.CAPEM(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	tokens := filepath.Join(dir, "tokens")
-	common := []string{"--store", "file:" + tokens, "--account", "printer", "--spool", filepath.Join(dir, "spool"), "--ca-file", ca}
-	r := runCmd(t, nil, "login", "--tenant", oauthmailtest.ContosoTenantID, "--client-id", oauthmailtest.DeviceAppClientID,
-		"--authority", e.URL(), "--ca-file", ca, "--store", "file:"+tokens, "--account", "printer")
-	if r.status != 0 {
-		t.Fatalf("login exit %d: %s", r.status, r.stderr)
-	}
+	e, _, common := queueLogin(t)
+	var r result
 	send := func(extra ...string) result {
 		args := append([]string{"send", "--queue", "--subject", "scan", "--body", "hi", "--smtp", e.SMTPAddr()}, common...)
 		return runCmd(t, nil, append(args, extra...)...)

@@ -18,19 +18,8 @@ import (
 // a message that meets a dropped connection stays queued with its code, the
 // flush delivers it, and no output carries a secret.
 func TestQueueCommands(t *testing.T) {
-	e := oauthmailtest.Start(t, &oauthmailtest.Options{AutoApprove: "alice@contoso.com", SendRate: -1})
-	dir := t.TempDir()
-	ca := filepath.Join(dir, "ca.pem")
-	if err := os.WriteFile(ca, e.CAPEM(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	tokens := filepath.Join(dir, "tokens")
-	common := []string{"--store", "file:" + tokens, "--account", "printer", "--spool", filepath.Join(dir, "spool"), "--ca-file", ca}
-	r := runCmd(t, nil, "login", "--tenant", oauthmailtest.ContosoTenantID, "--client-id", oauthmailtest.DeviceAppClientID,
-		"--authority", e.URL(), "--ca-file", ca, "--store", "file:"+tokens, "--account", "printer")
-	if r.status != 0 {
-		t.Fatalf("login exit %d: %s", r.status, r.stderr)
-	}
+	e, tokens, common := queueLogin(t)
+	var r result
 	var outputs []string
 	keep := func(r result) result { outputs = append(outputs, r.stdout, r.stderr); return r }
 
@@ -95,4 +84,25 @@ func TestQueueCommands(t *testing.T) {
 			t.Errorf("command output contains a secret (%.8s...)", s)
 		}
 	}
+}
+
+// queueLogin starts an emulator that approves alice at once, logs the
+// "printer" account in with a file store, and returns the store's directory
+// and the flags (store, account, spool, CA file) the queue commands then share.
+func queueLogin(t *testing.T) (e *oauthmailtest.Emulator, tokens string, common []string) {
+	t.Helper()
+	e = oauthmailtest.Start(t, &oauthmailtest.Options{AutoApprove: "alice@contoso.com", SendRate: -1})
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(ca, e.CAPEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tokens = filepath.Join(dir, "tokens")
+	common = []string{"--store", "file:" + tokens, "--account", "printer", "--spool", filepath.Join(dir, "spool"), "--ca-file", ca}
+	r := runCmd(t, nil, "login", "--tenant", oauthmailtest.ContosoTenantID, "--client-id", oauthmailtest.DeviceAppClientID,
+		"--authority", e.URL(), "--ca-file", ca, "--store", "file:"+tokens, "--account", "printer")
+	if r.status != 0 {
+		t.Fatalf("login exit %d: %s", r.status, r.stderr)
+	}
+	return e, tokens, common
 }

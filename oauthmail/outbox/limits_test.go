@@ -1,11 +1,9 @@
 package outbox_test
 
 import (
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,6 +16,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/devicemail/devicemail/oauthmail"
+	"github.com/devicemail/devicemail/oauthmail/internal/rigtest"
 	"github.com/devicemail/devicemail/oauthmail/outbox"
 	"github.com/devicemail/devicemail/smtpx"
 )
@@ -204,21 +203,12 @@ func (anyToken) Next(resp []byte) ([]byte, bool, error) {
 // as it is: the outbox dead-letters it with too_many_recipients after one
 // attempt instead of retrying it until MaxAge.
 func TestOutboxTooManyRecipientsIsPermanent(t *testing.T) {
-	cert, pool := selfSigned(t)
 	rs := &rcptServer{reply: &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 5, 3}, Message: "Too many recipients"}}
-	srv := smtp.NewServer(rs)
-	srv.Domain = "mail.example"
-	srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
+	addr, tlsConfig := rigtest.ServeSMTP(t, rs)
 
 	ctx := t.Context()
 	r, o := outboxRig(t, func(c *oauthmail.Config) {
-		c.Sender = &smtpx.Sender{Addr: ln.Addr().String(), TLSConfig: &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}}
+		c.Sender = &smtpx.Sender{Addr: addr, TLSConfig: tlsConfig}
 	}, nil)
 	if _, err := o.Enqueue(ctx, msgTo("bob@contoso.com", "carol@contoso.com")); err != nil {
 		t.Fatal(err)
