@@ -9,7 +9,7 @@
 //	oauthmail status [--account NAME] [--json] [--smtp HOST:PORT] [--client-secret-expires YYYY-MM-DD] [--secret-warn-days N]
 //	oauthmail send   --to A [--to B] [--cc C] [--from F] [--subject S] [--body TEXT | --body-file F] [--attach FILE]... [--smtp HOST:PORT] [--ca-file F] [--account NAME] [--client-secret-file F]
 //	oauthmail send --queue [send flags] [--spool DIR] [--no-deliver]
-//	oauthmail queue list|status|retry|drop|flush|run [--spool DIR] [--account NAME] [ID...]
+//	oauthmail queue list|status|retry|drop|flush|run [--spool DIR] [--account NAME] [--client-secret-file F] [ID...]
 //	oauthmail token  [--account NAME] [--client-secret-file F]
 //	oauthmail logout [--account NAME]
 //	oauthmail emulator [flags]   run the Entra ID + Exchange Online emulator

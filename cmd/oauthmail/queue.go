@@ -144,6 +144,7 @@ func (e *env) queue(ctx context.Context, args []string) error {
 	spool := fs.String("spool", "", "outbox directory (default: the user config directory's oauthmail/outbox/ACCOUNT)")
 	var sf smtpFlags
 	sf.register(fs, "SMTP server host:port (default: the provider's)")
+	secretFile := fs.String("client-secret-file", "", "run, flush: client secret of an authcode or client-credentials sign-in (for renewing its token)")
 	all := fs.Bool("all", false, "retry: every dead message")
 	if err := fs.Parse(rest); err != nil {
 		if err == flag.ErrHelp {
@@ -164,7 +165,12 @@ func (e *env) queue(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		if m, _, err = e.mailerFor(ctx, &c, oauthmail.Config{Sender: s}); err != nil {
+		secret, err := readSecret(*secretFile)
+		if err != nil {
+			return err
+		}
+		e.secrets.Add(secret)
+		if m, _, err = e.mailerFor(ctx, &c, oauthmail.Config{Sender: s, ClientSecret: secret}); err != nil {
 			return err
 		}
 	}

@@ -238,3 +238,38 @@ func TestLoginGoogleNeedsAuthCode(t *testing.T) {
 		t.Errorf("login --provider google (device flow): exit %d\n%s", r.status, r.stderr)
 	}
 }
+
+// queue flush renews an authorization-code sign-in's expired token with
+// --client-secret-file, as send and token do, and delivers what is queued;
+// the secret reaches no output.
+func TestQueueFlushRenewsAuthCodeSignIn(t *testing.T) {
+	e, common, secret, storeDir := authCodeSetup(t, "--tenant", oauthmailtest.ContosoTenantID)
+	spool := filepath.Join(t.TempDir(), "spool")
+	r := runCmd(t, nil, append([]string{"send", "--queue", "--no-deliver", "--spool", spool,
+		"--to", "bob@contoso.com", "--subject", "queued scan", "--body", "hi"}, common...)...)
+	if r.status != 0 {
+		t.Fatalf("send --queue --no-deliver: exit %d\n%s", r.status, r.stderr)
+	}
+	store := &tokenstore.File{Dir: storeDir}
+	ctx := context.Background()
+	rec, err := store.Load(ctx, "desk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.Expiry = time.Now().Add(-time.Minute) // the access token has expired
+	if err := store.Save(ctx, "desk", rec); err != nil {
+		t.Fatal(err)
+	}
+	r = runCmd(t, nil, append([]string{"queue", "flush", "--spool", spool, "--smtp", e.SMTPAddr(), "--client-secret-file", secret}, common...)...)
+	if r.status != 0 {
+		t.Fatalf("queue flush --client-secret-file: exit %d\n%s\n%s", r.status, r.stdout, r.stderr)
+	}
+	if msgs := e.Messages(); len(msgs) != 1 {
+		l := runCmd(t, nil, append([]string{"queue", "list", "--json", "--spool", spool}, common...)...)
+		t.Logf("queue list: %s", l.stdout)
+		t.Fatalf("delivered %d messages after the flush, want 1\nstdout: %s\nstderr: %s", len(msgs), r.stdout, r.stderr)
+	}
+	if strings.Contains(r.stdout+r.stderr, oauthmailtest.DesktopAppSecret) {
+		t.Error("the client secret reached the output")
+	}
+}
