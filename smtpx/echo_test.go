@@ -21,58 +21,43 @@ import (
 // reply to MAIL FROM.
 func echoServer(t *testing.T, authOK bool) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
+	return scripted(t, func(c net.Conn) {
+		r := bufio.NewReader(c)
+		fmt.Fprintf(c, "220 echo.test ESMTP\r\n")
+		var echo string
 		for {
-			c, err := ln.Accept()
+			line, err := r.ReadString('\n')
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				r := bufio.NewReader(c)
-				fmt.Fprintf(c, "220 echo.test ESMTP\r\n")
-				var echo string
-				for {
-					line, err := r.ReadString('\n')
-					if err != nil {
-						return
-					}
-					f := strings.Fields(line)
-					if len(f) == 0 {
-						continue
-					}
-					switch strings.ToUpper(f[0]) {
-					case "EHLO":
-						fmt.Fprintf(c, "250-echo.test\r\n250 AUTH XOAUTH2 OAUTHBEARER\r\n")
-					case "AUTH":
-						ir := f[len(f)-1]
-						dec, _ := base64.StdEncoding.DecodeString(ir)
-						_, tok, _ := strings.Cut(string(dec), "Bearer ")
-						tok, _, _ = strings.Cut(tok, "\x01")
-						echo = fmt.Sprintf("%s %s token=%s\x1b]0;owned\x07", ir, dec, tok)
-						if authOK {
-							fmt.Fprintf(c, "235 2.7.0 ok\r\n")
-						} else {
-							fmt.Fprintf(c, "535 5.7.3 Authentication unsuccessful %s\r\n", echo)
-						}
-					case "MAIL":
-						fmt.Fprintf(c, "550 5.7.1 refused %s\r\n", echo)
-					case "QUIT":
-						fmt.Fprintf(c, "221 bye\r\n")
-						return
-					default:
-						fmt.Fprintf(c, "250 ok\r\n")
-					}
+			f := strings.Fields(line)
+			if len(f) == 0 {
+				continue
+			}
+			switch strings.ToUpper(f[0]) {
+			case "EHLO":
+				fmt.Fprintf(c, "250-echo.test\r\n250 AUTH XOAUTH2 OAUTHBEARER\r\n")
+			case "AUTH":
+				ir := f[len(f)-1]
+				dec, _ := base64.StdEncoding.DecodeString(ir)
+				_, tok, _ := strings.Cut(string(dec), "Bearer ")
+				tok, _, _ = strings.Cut(tok, "\x01")
+				echo = fmt.Sprintf("%s %s token=%s\x1b]0;owned\x07", ir, dec, tok)
+				if authOK {
+					fmt.Fprintf(c, "235 2.7.0 ok\r\n")
+				} else {
+					fmt.Fprintf(c, "535 5.7.3 Authentication unsuccessful %s\r\n", echo)
 				}
-			}()
+			case "MAIL":
+				fmt.Fprintf(c, "550 5.7.1 refused %s\r\n", echo)
+			case "QUIT":
+				fmt.Fprintf(c, "221 bye\r\n")
+				return
+			default:
+				fmt.Fprintf(c, "250 ok\r\n")
+			}
 		}
-	}()
-	return ln.Addr().String()
+	})
 }
 
 // A reply that repeats the token or the SASL string that carried it (raw or

@@ -62,7 +62,7 @@ func temps(t *testing.T, dir string) []string {
 // child is alive, its temporary file must survive a Load from this process.
 func TestKilledSaveLeavesNoToken(t *testing.T) {
 	if runtime.GOOS == "js" || runtime.GOOS == "wasip1" {
-		t.Skip("no subprocesses")
+		t.Skip("js and wasip1 cannot start the child process this test kills; TestFileRemovesLeftoverTempFiles covers the clean-up without one")
 	}
 	ops := map[string]func(ctx context.Context, s tokenstore.Store) error{
 		"Load": func(ctx context.Context, s tokenstore.Store) error {
