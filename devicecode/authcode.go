@@ -5,11 +5,11 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -19,8 +19,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/devicemail/devicemail/internal/redact"
 	"golang.org/x/oauth2"
+
+	"github.com/devicemail/devicemail/internal/redact"
 )
 
 // ClientAuth is how [AuthCode] presents the client secret at the token
@@ -131,13 +132,15 @@ func (a AuthCode) Format(f fmt.State, verb rune) {
 	fmt.Fprintf(f, fmt.FormatString(f, verb), plain(a))
 }
 
-// LogValue implements slog.LogValuer without the client secret.
-func (a AuthCode) LogValue() slog.Value {
-	return slog.GroupValue(
-		slog.Any("config", a.Config.LogValue()),
-		slog.String("auth_url", a.effective().Authority.AuthURL),
-		slog.Int("port", a.Port),
-	)
+// MarshalJSON encodes the Config (as [Config.MarshalJSON] does), the
+// authorization URL and the port, never the client secret; log/slog's
+// JSONHandler shows the AuthCode so.
+func (a AuthCode) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Config  configView `json:"config"`
+		AuthURL string     `json:"auth_url"`
+		Port    int        `json:"port"`
+	}{a.Config.logView(), a.effective().Authority.AuthURL, a.Port})
 }
 
 // effective returns the Config with the endpoint overrides applied.
@@ -180,9 +183,12 @@ func (r *AuthRequest) Format(f fmt.State, verb rune) {
 	fmt.Fprintf(f, "devicecode.AuthRequest{RedirectURI: %q}", r.RedirectURI)
 }
 
-// LogValue implements slog.LogValuer with the redirect URI only.
-func (r *AuthRequest) LogValue() slog.Value {
-	return slog.GroupValue(slog.String("redirect_uri", r.RedirectURI))
+// MarshalJSON encodes the redirect URI only; log/slog's JSONHandler shows
+// the AuthRequest so.
+func (r *AuthRequest) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		RedirectURI string `json:"redirect_uri"`
+	}{r.RedirectURI})
 }
 
 // callback is one authorization response that reached the listener; Wait
@@ -305,9 +311,9 @@ func (a *AuthCode) Start(ctx context.Context) (*AuthRequest, error) {
 	for _, ln := range lns {
 		go r.srv.Serve(ln)
 	}
-	c.logger().LogAttrs(ctx, slog.LevelDebug, "devicecode: loopback listener open",
-		slog.String("oauth.grant", grantAuthCode.String()),
-		slog.String("redirect_uri", r.RedirectURI))
+	if lg := c.logger(); lg != nil {
+		lg.DebugContext(ctx, "devicecode: loopback listener open", "oauth.grant", grantAuthCode.String(), "redirect_uri", r.RedirectURI)
+	}
 	if !a.NoPreflight {
 		if err := r.preflight(ctx); err != nil {
 			r.Close()
@@ -472,8 +478,9 @@ func (r *AuthRequest) preflight(ctx context.Context) error {
 			return &Error{Reason: ReasonNetwork, Err: err}
 		}
 		// A flaky network now may be fine for the browser later.
-		r.cfg.logger().LogAttrs(ctx, slog.LevelDebug, "devicecode: preflight failed",
-			slog.String("error", err.Error()))
+		if lg := r.cfg.logger(); lg != nil {
+			lg.DebugContext(ctx, "devicecode: preflight failed", "error", err.Error())
+		}
 		return nil
 	}
 	defer resp.Body.Close()

@@ -2,15 +2,17 @@ package devicecode
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
 
 	"github.com/devicemail/devicemail/internal/clock"
+	"github.com/devicemail/devicemail/internal/logx"
 	"github.com/devicemail/devicemail/internal/redact"
+	"github.com/devicemail/devicemail/logging"
 )
 
 // Clock is the time source of [Config]: Wait reads Now and waits with Sleep.
@@ -49,7 +51,7 @@ type Config struct {
 	// record when a token response's expires_in is out of range and clamped;
 	// nil discards. It never receives the device code, tokens or the client
 	// secret.
-	Logger *slog.Logger
+	Logger logging.Logger
 	// Clock is the time source; nil means real time.
 	Clock Clock
 	// Progress, if set, is called by Wait before each wait between polls, from
@@ -67,14 +69,21 @@ func (c Config) Format(f fmt.State, verb rune) {
 	fmt.Fprintf(f, fmt.FormatString(f, verb), p)
 }
 
-// LogValue implements slog.LogValuer without the client secret.
-func (c Config) LogValue() slog.Value {
-	return slog.GroupValue(
-		slog.String("authority", c.Authority.Name),
-		slog.String("tenant", c.Authority.Tenant),
-		slog.String("client_id", c.ClientID),
-		slog.Bool("confidential", c.ClientSecret != ""),
-	)
+// MarshalJSON encodes the authority, tenant and client ID and whether the
+// client is confidential, never the client secret; log/slog's JSONHandler
+// shows the Config so (its TextHandler uses Format).
+func (c Config) MarshalJSON() ([]byte, error) { return json.Marshal(c.logView()) }
+
+// configView is what Config's MarshalJSON shows.
+type configView struct {
+	Authority    string `json:"authority"`
+	Tenant       string `json:"tenant"`
+	ClientID     string `json:"client_id"`
+	Confidential bool   `json:"confidential"`
+}
+
+func (c Config) logView() configView {
+	return configView{c.Authority.Name, c.Authority.Tenant, c.ClientID, c.ClientSecret != ""}
 }
 
 // Prompt is what the user needs to sign the device in: show Message (or
@@ -126,12 +135,7 @@ func (c *Config) clock() Clock {
 	return c.Clock
 }
 
-func (c *Config) logger() *slog.Logger {
-	if c.Logger == nil {
-		return slog.New(slog.DiscardHandler)
-	}
-	return c.Logger
-}
+func (c *Config) logger() logging.Logger { return logx.Or(c.Logger) }
 
 func (c *Config) httpClient() *http.Client {
 	if c.HTTPClient == nil {
@@ -216,10 +220,8 @@ func (c *Config) Start(ctx context.Context) (*Prompt, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.logger().LogAttrs(ctx, slog.LevelDebug, "devicecode: device code issued",
-		slog.String("oauth.grant", "device_code"),
-		slog.String("verification_uri", p.VerificationURI),
-		slog.Duration("expires_in", p.Expires.Sub(p.Issued)),
-		slog.Duration("interval", p.Interval))
+	if lg := c.logger(); lg != nil {
+		lg.DebugContext(ctx, "devicecode: device code issued", "oauth.grant", "device_code", "verification_uri", p.VerificationURI, "expires_in", p.Expires.Sub(p.Issued), "interval", p.Interval)
+	}
 	return p, nil
 }

@@ -2,7 +2,6 @@ package devicecode
 
 import (
 	"fmt"
-	"log/slog"
 )
 
 // DeviceCode is the device code of a sign-in in progress: the secret the
@@ -25,9 +24,6 @@ func (c DeviceCode) GoString() string { return `devicecode.DeviceCode("` + redac
 // Format prints "REDACTED" for every verb.
 func (c DeviceCode) Format(f fmt.State, verb rune) { fmt.Fprint(f, redacted) }
 
-// LogValue returns "REDACTED" for slog.
-func (c DeviceCode) LogValue() slog.Value { return slog.StringValue(redacted) }
-
-// MarshalText returns "REDACTED", so that JSON and other text encodings hide
-// the code.
+// MarshalText returns "REDACTED", so that JSON and other text encodings,
+// and log/slog's handlers, hide the code.
 func (c DeviceCode) MarshalText() ([]byte, error) { return []byte(redacted), nil }

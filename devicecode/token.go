@@ -9,15 +9,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/devicemail/devicemail/internal/redact"
 	"golang.org/x/oauth2"
+
+	"github.com/devicemail/devicemail/internal/redact"
 )
 
 // requestTimeout bounds one HTTP exchange, so a silent server is a transient
@@ -197,8 +197,9 @@ func (c *Config) retry(ctx context.Context, g grant, f func() error) error {
 			}
 			return err
 		}
-		c.logger().LogAttrs(ctx, slog.LevelDebug, "devicecode: transient failure",
-			slog.String("oauth.grant", g.String()), slog.Int("attempt", attempt), slog.String("error", te.Error()))
+		if lg := c.logger(); lg != nil {
+			lg.DebugContext(ctx, "devicecode: transient failure", "oauth.grant", g.String(), "attempt", attempt, "error", te.Error())
+		}
 		if attempt >= retryAttempts || te.retryAfter > retryMaxServer {
 			return te.final()
 		}
@@ -251,10 +252,9 @@ func (c *Config) tokenRequest(ctx context.Context, g grant, form url.Values) (*o
 		return nil, err
 	}
 	if clamped != "" {
-		c.logger().LogAttrs(ctx, slog.LevelWarn, "devicecode: token expires_in out of range, clamped",
-			slog.String("oauth.grant", g.String()),
-			slog.String("expires_in", clamped),
-			slog.Duration("lifetime", time.Duration(tok.ExpiresIn)*time.Second))
+		if lg := c.logger(); lg != nil {
+			lg.WarnContext(ctx, "devicecode: token expires_in out of range, clamped", "oauth.grant", g.String(), "expires_in", clamped, "lifetime", time.Duration(tok.ExpiresIn)*time.Second)
+		}
 	}
 	return tok, nil
 }
@@ -380,9 +380,7 @@ func (c *Config) ClientCredentials(ctx context.Context) (*oauth2.Token, error) {
 
 // logToken logs only the token type and expiry of a token (tokens never reach a log).
 func (c *Config) logToken(ctx context.Context, g grant, t *oauth2.Token) {
-	c.logger().LogAttrs(ctx, slog.LevelDebug, "devicecode: token issued",
-		slog.String("oauth.grant", g.String()),
-		slog.String("token_type", t.TokenType),
-		slog.Time("expiry", t.Expiry),
-		slog.Bool("refresh_token", t.RefreshToken != ""))
+	if lg := c.logger(); lg != nil {
+		lg.DebugContext(ctx, "devicecode: token issued", "oauth.grant", g.String(), "token_type", t.TokenType, "expiry", t.Expiry, "refresh_token", t.RefreshToken != "")
+	}
 }

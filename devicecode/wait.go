@@ -3,7 +3,6 @@ package devicecode
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"net/url"
 	"time"
 
@@ -75,8 +74,9 @@ func (c *Config) Wait(ctx context.Context, p *Prompt) (*oauth2.Token, error) {
 					return nil, err
 				}
 			}
-			log.LogAttrs(ctx, slog.LevelDebug, "devicecode: device code expired",
-				slog.String("oauth.grant", "device_code"), slog.Int("polls", polls))
+			if log != nil {
+				log.DebugContext(ctx, "devicecode: device code expired", "oauth.grant", "device_code", "polls", polls)
+			}
 			return nil, &Error{Reason: ReasonExpired, Description: "the device code expired before sign-in finished", Err: lastErr}
 		}
 		c.progress(p, now, polls, interval, lastErr)
@@ -93,8 +93,9 @@ func (c *Config) Wait(ctx context.Context, p *Prompt) (*oauth2.Token, error) {
 		form := url.Values{"grant_type": {deviceCodeGrant}, "device_code": {p.DeviceCode.Reveal()}}
 		tok, err := c.tokenRequest(ctx, grantDeviceCode, form)
 		if err == nil {
-			log.LogAttrs(ctx, slog.LevelDebug, "devicecode: signed in",
-				slog.String("oauth.grant", "device_code"), slog.Int("polls", polls))
+			if log != nil {
+				log.DebugContext(ctx, "devicecode: signed in", "oauth.grant", "device_code", "polls", polls)
+			}
 			c.logToken(ctx, grantDeviceCode, tok)
 			return tok, nil
 		}
@@ -117,21 +118,22 @@ func (c *Config) Wait(ctx context.Context, p *Prompt) (*oauth2.Token, error) {
 			if rem := p.Expires.Sub(lastStart); delay > interval && delay >= rem && te.retryAfter < rem {
 				delay = max(interval, rem-time.Second)
 			}
-			log.LogAttrs(ctx, slog.LevelDebug, "devicecode: transient failure",
-				slog.String("oauth.grant", "device_code"), slog.Int("poll", polls),
-				slog.String("error", te.Error()), slog.Duration("retry_in", delay))
+			if log != nil {
+				log.DebugContext(ctx, "devicecode: transient failure", "oauth.grant", "device_code", "poll", polls, "error", te.Error(), "retry_in", delay)
+			}
 		case errors.As(err, &oe) && oe.Reason == "":
 			failures, lastErr = 0, nil
 			if oe.Code == "slow_down" {
 				interval += slowDownStep
 			}
 			delay = interval
-			log.LogAttrs(ctx, slog.LevelDebug, "devicecode: poll",
-				slog.String("oauth.grant", "device_code"), slog.Int("poll", polls),
-				slog.String("state", oe.Code), slog.Duration("interval", interval))
+			if log != nil {
+				log.DebugContext(ctx, "devicecode: poll", "oauth.grant", "device_code", "poll", polls, "state", oe.Code, "interval", interval)
+			}
 		default:
-			log.LogAttrs(ctx, slog.LevelDebug, "devicecode: sign-in failed",
-				slog.String("oauth.grant", "device_code"), slog.Int("poll", polls), slog.String("error", err.Error()))
+			if log != nil {
+				log.DebugContext(ctx, "devicecode: sign-in failed", "oauth.grant", "device_code", "poll", polls, "error", err.Error())
+			}
 			return nil, err
 		}
 	}

@@ -3,7 +3,6 @@ package oauthmail
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"strings"
 
 	"github.com/devicemail/devicemail/devicecode"
@@ -78,7 +77,8 @@ func (m *Mailer) renewApp(ctx context.Context, rec *tokenstore.Record) (*tokenst
 		return nil, fmt.Errorf("oauthmail: save app-only token: %w", err)
 	}
 	m.setCache(&next)
-	m.cfg.Logger.LogAttrs(ctx, slog.LevelDebug, "app-only token renewed",
-		slog.String("account", m.key), slog.Time("expiry", next.Expiry))
+	if m.cfg.Logger != nil {
+		m.cfg.Logger.DebugContext(ctx, "app-only token renewed", "account", m.key, "expiry", next.Expiry)
+	}
 	return &next, nil
 }

@@ -2,8 +2,8 @@ package oauthmail
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
-	"log/slog"
 	"reflect"
 
 	"golang.org/x/oauth2"
@@ -24,15 +24,22 @@ func (c Config) Format(f fmt.State, verb rune) {
 	fmt.Fprintf(f, fmt.FormatString(f, verb), p)
 }
 
-// LogValue implements slog.LogValuer without the client secret.
-func (c Config) LogValue() slog.Value {
-	return slog.GroupValue(
-		slog.String("provider", c.Authority.Name),
-		slog.String("client_id", c.ClientID),
-		slog.String("account", c.Account),
-		slog.String("smtp", c.smtpAddr()),
-		slog.Bool("confidential", c.ClientSecret != ""),
-	)
+// MarshalJSON encodes the provider, client ID, account, SMTP address and
+// whether the client is confidential, never the client secret; log/slog's
+// JSONHandler shows the Config so (its TextHandler uses Format).
+func (c Config) MarshalJSON() ([]byte, error) { return json.Marshal(c.logView()) }
+
+// configView is what Config's MarshalJSON shows.
+type configView struct {
+	Provider     string `json:"provider"`
+	ClientID     string `json:"client_id"`
+	Account      string `json:"account"`
+	SMTP         string `json:"smtp"`
+	Confidential bool   `json:"confidential"`
+}
+
+func (c Config) logView() configView {
+	return configView{c.Authority.Name, c.ClientID, c.Account, c.smtpAddr(), c.ClientSecret != ""}
 }
 
 // smtpAddr is the submission server the Config names, before defaults.
@@ -123,8 +130,9 @@ func (m *Mailer) saveSignIn(ctx context.Context, id *devicecode.Identity, tok *o
 		return fmt.Errorf("oauthmail: save sign-in: %w", err)
 	}
 	m.setCache(rec)
-	m.cfg.Logger.LogAttrs(ctx, slog.LevelDebug, "signed in",
-		slog.String("account", m.key), slog.String("upn", id.UPN), slog.Time("expiry", tok.Expiry))
+	if m.cfg.Logger != nil {
+		m.cfg.Logger.DebugContext(ctx, "signed in", "account", m.key, "upn", id.UPN, "expiry", tok.Expiry)
+	}
 	return nil
 }
 

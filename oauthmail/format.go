@@ -1,8 +1,8 @@
 package oauthmail
 
 import (
+	"encoding/json"
 	"fmt"
-	"log/slog"
 )
 
 // Format prints the Mailer as its account key and its Config, through
@@ -15,7 +15,11 @@ func (m Mailer) Format(f fmt.State, verb rune) {
 	fmt.Fprint(f, "}")
 }
 
-// LogValue implements slog.LogValuer, without secrets.
-func (m Mailer) LogValue() slog.Value {
-	return slog.GroupValue(slog.String("account", m.key), slog.Any("config", m.cfg.LogValue()))
+// MarshalJSON encodes the account key and the Config as [Config.MarshalJSON]
+// does, without secrets; log/slog's JSONHandler shows the Mailer so.
+func (m Mailer) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Account string     `json:"account"`
+		Config  configView `json:"config"`
+	}{m.key, m.cfg.logView()})
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -17,6 +16,8 @@ import (
 
 	"github.com/devicemail/devicemail/devicecode"
 	"github.com/devicemail/devicemail/internal/clock"
+	"github.com/devicemail/devicemail/internal/logx"
+	"github.com/devicemail/devicemail/logging"
 	"github.com/devicemail/devicemail/provider"
 	"github.com/devicemail/devicemail/smtpx"
 	"github.com/devicemail/devicemail/tokenstore"
@@ -98,7 +99,7 @@ type Config struct {
 	HTTPClient *http.Client
 	// Logger receives Debug records of sign-in, refresh and send steps; nil
 	// discards. Secrets are never logged.
-	Logger *slog.Logger
+	Logger logging.Logger
 	// Debug, if set, receives the SMTP transcript with AUTH lines masked.
 	Debug io.Writer
 	// Clock is the time source; nil means real time.
@@ -219,9 +220,7 @@ func New(cfg Config) (*Mailer, error) {
 	if cfg.RefreshMargin <= 0 {
 		cfg.RefreshMargin = DefaultRefreshMargin
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
+	cfg.Logger = logx.Or(cfg.Logger) // nil discards
 	if cfg.Clock == nil {
 		cfg.Clock = clock.Real{}
 	}
@@ -386,8 +385,9 @@ func (m *Mailer) SignIn(ctx context.Context, show func(*devicecode.Prompt) error
 		return nil, fmt.Errorf("oauthmail: save sign-in: %w", err)
 	}
 	m.setCache(rec)
-	m.cfg.Logger.LogAttrs(ctx, slog.LevelDebug, "signed in",
-		slog.String("account", m.key), slog.String("upn", id.UPN), slog.Time("expiry", tok.Expiry))
+	if m.cfg.Logger != nil {
+		m.cfg.Logger.DebugContext(ctx, "signed in", "account", m.key, "upn", id.UPN, "expiry", tok.Expiry)
+	}
 	return id, nil
 }
 
@@ -509,8 +509,9 @@ func (m *Mailer) KeepAlive(ctx context.Context, every time.Duration) error {
 			return err
 		}
 		if err != nil {
-			m.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "keep-alive failed",
-				slog.String("account", m.key), slog.String("code", string(ErrorCode(err))))
+			if m.cfg.Logger != nil {
+				m.cfg.Logger.WarnContext(ctx, "keep-alive failed", "account", m.key, "code", string(ErrorCode(err)))
+			}
 		}
 		if every <= 0 {
 			return nil
@@ -628,8 +629,9 @@ func (m *Mailer) refresh(ctx context.Context, force bool, rejected string) (*tok
 	if len(rec.Scopes) > 0 {
 		dc.Scopes = rec.Scopes
 	}
-	m.cfg.Logger.LogAttrs(ctx, slog.LevelDebug, "refreshing token",
-		slog.String("account", m.key), slog.Time("expiry", rec.Expiry), slog.Bool("forced", force))
+	if m.cfg.Logger != nil {
+		m.cfg.Logger.DebugContext(ctx, "refreshing token", "account", m.key, "expiry", rec.Expiry, "forced", force)
+	}
 	tok, err := dc.Refresh(ctx, rec.RefreshToken)
 	if err != nil {
 		return nil, fmt.Errorf("oauthmail: refresh %q: %w", m.key, err)
@@ -650,8 +652,9 @@ func (m *Mailer) refresh(ctx context.Context, force bool, rejected string) (*tok
 		return nil, fmt.Errorf("oauthmail: save refreshed sign-in: %w", err)
 	}
 	m.setCache(&next)
-	m.cfg.Logger.LogAttrs(ctx, slog.LevelDebug, "token refreshed",
-		slog.String("account", m.key), slog.Time("expiry", next.Expiry))
+	if m.cfg.Logger != nil {
+		m.cfg.Logger.DebugContext(ctx, "token refreshed", "account", m.key, "expiry", next.Expiry)
+	}
 	return &next, nil
 }
 
@@ -780,7 +783,8 @@ func (m *Mailer) noteUsed(ctx context.Context) {
 	}
 	rec.Used = now
 	if err := m.cfg.Store.Save(ctx, m.key, rec); err != nil {
-		m.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "could not record last send",
-			slog.String("account", m.key), slog.String("code", string(ErrorCode(err))))
+		if m.cfg.Logger != nil {
+			m.cfg.Logger.WarnContext(ctx, "could not record last send", "account", m.key, "code", string(ErrorCode(err)))
+		}
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"log/slog"
 	"strconv"
 	"time"
 
@@ -215,8 +214,9 @@ func (ss *Session) sendChunked(ctx context.Context, m *Message, cmds []command, 
 		return t.finish(ctx, nil, retryable)
 	}
 	ss.dirty = false
-	ss.s.logger().LogAttrs(ctx, slog.LevelDebug, "smtp message accepted", slog.String("smtp.stage", string(StageData)),
-		slog.String("smtp.message_id", msgID), slog.Bool("smtp.chunking", true))
+	if lg := ss.s.logger(); lg != nil {
+		lg.DebugContext(ctx, "smtp message accepted", "smtp.stage", string(StageData), "smtp.message_id", msgID, "smtp.chunking", true)
+	}
 	return nil
 }
 

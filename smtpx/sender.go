@@ -8,9 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/textproto"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,7 +20,9 @@ import (
 	"github.com/emersion/go-smtp"
 	"golang.org/x/oauth2"
 
+	"github.com/devicemail/devicemail/internal/logx"
 	"github.com/devicemail/devicemail/internal/redact"
+	"github.com/devicemail/devicemail/logging"
 )
 
 // TokenSource supplies the OAuth 2.0 access token for SMTP AUTH. It is
@@ -111,7 +113,7 @@ type Sender struct {
 	ConnectTimeout time.Duration
 	// Logger receives protocol steps at Debug level; nil discards. Tokens
 	// are never logged.
-	Logger *slog.Logger
+	Logger logging.Logger
 	// Debug, if set, receives the SMTP transcript of each connection from
 	// the moment AUTH has succeeded, with AUTH lines masked. It includes
 	// message bodies.
@@ -236,12 +238,7 @@ func (s *Sender) Clone() *Sender {
 	return c
 }
 
-func (s *Sender) logger() *slog.Logger {
-	if s.Logger == nil {
-		return slog.New(slog.DiscardHandler)
-	}
-	return s.Logger
-}
+func (s *Sender) logger() logging.Logger { return logx.Or(s.Logger) }
 
 func (s *Sender) now() time.Time {
 	if s.Now == nil {
@@ -352,7 +349,9 @@ func (ss *Session) connect(ctx context.Context) error {
 		setup, cancel = context.WithTimeout(ctx, t)
 	}
 	defer cancel()
-	log.LogAttrs(ctx, slog.LevelDebug, "smtp dial", slog.String("smtp.stage", string(StageDial)), slog.String("smtp.addr", s.Addr))
+	if log != nil {
+		log.DebugContext(ctx, "smtp dial", "smtp.stage", string(StageDial), "smtp.addr", s.Addr)
+	}
 	raw, err := d.DialContext(setup, "tcp", s.Addr)
 	if err != nil {
 		return ctxOr(setup, StageDial, err)
@@ -384,7 +383,9 @@ func (ss *Session) connect(ctx context.Context) error {
 	}
 	ss.c, ss.conn, ss.w, ss.dirty, ss.fresh = c, cc, newWire(nc, debug), false, true
 	ss.pipelining = isPipelining(c.Extension)
-	log.LogAttrs(ctx, slog.LevelDebug, "smtp authenticated", slog.String("smtp.stage", string(StageAuth)), slog.String("account", s.Account))
+	if log != nil {
+		log.DebugContext(ctx, "smtp authenticated", "smtp.stage", string(StageAuth), "account", s.Account)
+	}
 	return nil
 }
 
@@ -503,14 +504,34 @@ func protoErr(err error) error {
 	}
 	se := &smtp.SMTPError{Code: te.Code, Message: te.Msg}
 	if code, rest, ok := strings.Cut(te.Msg, " "); ok {
-		var e [3]int
-		if n, _ := fmt.Sscanf(code, "%d.%d.%d", &e[0], &e[1], &e[2]); n == 3 && strings.Count(code, ".") == 2 {
-			se.EnhancedCode = smtp.EnhancedCode(e)
+		if e, ok := parseEnhancedCode(code); ok {
+			se.EnhancedCode = e
 			// RFC 2034 §3 repeats the enhanced code on every line.
 			se.Message = strings.ReplaceAll(rest, "\n"+code+" ", "\n")
 		}
 	}
 	return se
+}
+
+// parseEnhancedCode parses an RFC 3463 enhanced status code, "class.subject.detail"
+// (e.g. "5.7.3"): three dot-separated runs of 1 to 3 digits. It uses no fmt
+// scanning, which would link fmt's whole scanner for this one line.
+func parseEnhancedCode(code string) (smtp.EnhancedCode, bool) {
+	var e smtp.EnhancedCode
+	for i := range e {
+		part, rest, found := strings.Cut(code, ".")
+		if found != (i < 2) || len(part) == 0 || len(part) > 3 {
+			return e, false
+		}
+		for _, c := range []byte(part) {
+			if c < '0' || c > '9' {
+				return e, false
+			}
+			e[i] = e[i]*10 + int(c-'0')
+		}
+		code = rest
+	}
+	return e, true
 }
 
 func tlsFailure(ctx context.Context, stage Stage, err error) error {
@@ -558,8 +579,7 @@ func (ss *Session) saslClient(c *smtp.Client, tok *oauth2.Token) sasl.Client {
 	}
 	if bearer {
 		host, port, _ := net.SplitHostPort(s.Addr)
-		p := 0
-		fmt.Sscanf(port, "%d", &p)
+		p, _ := strconv.Atoi(port)
 		return OAUTHBEARER(s.username(), tok.AccessToken, host, p)
 	}
 	return XOAUTH2(s.username(), tok.AccessToken)
@@ -584,8 +604,9 @@ func (ss *Session) auth(ctx context.Context, c *smtp.Client) error {
 	if !ok || !errors.As(e, &se) || (se.Reason != ReasonAuthFailed && se.Reason != ReasonTokenExpiring) {
 		return e
 	}
-	s.logger().LogAttrs(ctx, slog.LevelDebug, "smtp auth rejected, refreshing token",
-		slog.String("smtp.stage", string(StageAuth)), slog.Int("smtp.code", se.Code))
+	if lg := s.logger(); lg != nil {
+		lg.DebugContext(ctx, "smtp auth rejected, refreshing token", "smtp.stage", string(StageAuth), "smtp.code", se.Code)
+	}
 	tok2, rerr := r.Refresh(ctx, tok)
 	if rerr != nil {
 		return errors.Join(e, fmt.Errorf("smtpx: token refresh: %w", rerr))
@@ -681,7 +702,9 @@ func (ss *Session) Send(ctx context.Context, m *Message) (err error) {
 	}
 	err = ss.send(ctx, m)
 	if err != nil && !reconnected && errors.Is(err, errDropped) {
-		ss.s.logger().LogAttrs(ctx, slog.LevelDebug, "smtp connection dropped, reconnecting", slog.String("smtp.stage", string(StageMail)))
+		if lg := ss.s.logger(); lg != nil {
+			lg.DebugContext(ctx, "smtp connection dropped, reconnecting", "smtp.stage", string(StageMail))
+		}
 		ss.drop()
 		if cerr := ss.connect(ctx); cerr != nil {
 			return cerr
@@ -696,7 +719,9 @@ func (ss *Session) Send(ctx context.Context, m *Message) (err error) {
 		err = ce.err
 		s := ss.s
 		s.noChunking.Store(true)
-		s.logger().LogAttrs(ctx, slog.LevelDebug, "smtp server failed BDAT, using DATA", slog.String("smtp.reply", ss.clean(ce.err).Error()))
+		if lg := s.logger(); lg != nil {
+			lg.DebugContext(ctx, "smtp server failed BDAT, using DATA", "smtp.reply", ss.clean(ce.err).Error())
+		}
 		ss.drop()
 		if !m.hasReader() {
 			if cerr := ss.connect(ctx); cerr != nil {
@@ -794,8 +819,9 @@ func (ss *Session) send(ctx context.Context, m *Message) (err error) {
 	if date.IsZero() {
 		date = s.now()
 	}
-	log.LogAttrs(ctx, slog.LevelDebug, "smtp mail", slog.String("smtp.stage", string(StageMail)),
-		slog.String("smtp.from", m.From.Email), slog.Bool("smtp.pipelining", ss.pipelining), slog.Bool("smtp.chunking", chunked))
+	if log != nil {
+		log.DebugContext(ctx, "smtp mail", "smtp.stage", string(StageMail), "smtp.from", m.From.Email, "smtp.pipelining", ss.pipelining, "smtp.chunking", chunked)
+	}
 	if chunked {
 		return ss.sendChunked(ctx, m, cmds, msgID, date, size)
 	}
@@ -841,14 +867,18 @@ func (ss *Session) send(ctx context.Context, m *Message) (err error) {
 		if err != nil {
 			return ctxOr(ctx, StageData, err)
 		}
-		log.LogAttrs(ctx, slog.LevelDebug, "smtp message accepted", slog.String("smtp.stage", string(StageData)), slog.String("smtp.message_id", msgID))
+		if log != nil {
+			log.DebugContext(ctx, "smtp message accepted", "smtp.stage", string(StageData), "smtp.message_id", msgID)
+		}
 		return nil
 	}
 	if err != nil {
 		return ss.fail(ctx, StageData, err)
 	}
 	ss.dirty = false
-	log.LogAttrs(ctx, slog.LevelDebug, "smtp message accepted", slog.String("smtp.stage", string(StageData)), slog.String("smtp.message_id", msgID))
+	if log != nil {
+		log.DebugContext(ctx, "smtp message accepted", "smtp.stage", string(StageData), "smtp.message_id", msgID)
+	}
 	return nil
 }
 

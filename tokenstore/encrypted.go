@@ -11,8 +11,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
+
+	"github.com/devicemail/devicemail/logging"
 )
 
 // Encrypted is a [Store] like [File] whose files are sealed with AES-256-GCM.
@@ -49,7 +50,7 @@ type Encrypted struct {
 	FixPermissions bool
 
 	// Logger receives the notes described in [File]; nil discards them.
-	Logger *slog.Logger
+	Logger logging.Logger
 
 	write func(f *os.File, b []byte) (int, error)
 }

@@ -1,8 +1,8 @@
 package tokenstore
 
 import (
+	"encoding/json"
 	"fmt"
-	"log/slog"
 
 	"github.com/devicemail/devicemail/internal/redact"
 )
@@ -12,7 +12,11 @@ func (e Encrypted) Format(f fmt.State, verb rune) {
 	fmt.Fprintf(f, "tokenstore.Encrypted{Dir:%q Secret:%s}", e.Dir, redact.Redacted)
 }
 
-// LogValue implements slog.LogValuer without the Secret.
-func (e Encrypted) LogValue() slog.Value {
-	return slog.GroupValue(slog.String("dir", e.Dir), slog.String("secret", redact.Redacted))
+// MarshalJSON encodes the directory, never the Secret; log/slog's
+// JSONHandler shows the store so (its TextHandler uses Format).
+func (e Encrypted) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Dir    string `json:"dir"`
+		Secret string `json:"secret"`
+	}{e.Dir, redact.Redacted})
 }

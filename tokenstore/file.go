@@ -7,13 +7,14 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/devicemail/devicemail/internal/atomicfile"
+	"github.com/devicemail/devicemail/internal/logx"
+	"github.com/devicemail/devicemail/logging"
 )
 
 // File is a [Store] that keeps one JSON file per account key in Dir. The tokens
@@ -55,7 +56,7 @@ type File struct {
 	// Logger receives a warning for each repaired permission and a note for each
 	// temporary file of a killed Save that is removed. If nil, these are
 	// discarded.
-	Logger *slog.Logger
+	Logger logging.Logger
 
 	// write replaces (*os.File).Write in tests that simulate a full disk.
 	write func(f *os.File, b []byte) (int, error)
@@ -135,17 +136,12 @@ func withPath(err error, path string) error {
 type dirStore struct {
 	dir   string
 	ext   string
-	fix   bool         // FixPermissions
-	log   *slog.Logger // nil: discard
+	fix   bool           // FixPermissions
+	log   logging.Logger // nil: discard
 	write func(f *os.File, b []byte) (int, error)
 }
 
-func (d dirStore) logger() *slog.Logger {
-	if d.log == nil {
-		return slog.New(slog.DiscardHandler)
-	}
-	return d.log
-}
+func (d dirStore) logger() logging.Logger { return logx.Or(d.log) }
 
 func (d dirStore) name(op, key string) (string, error) {
 	if d.dir == "" {
@@ -343,8 +339,9 @@ func (d dirStore) reap(ctx context.Context) error {
 		if err != nil {
 			errs = append(errs, err)
 		} else if removed {
-			d.logger().LogAttrs(ctx, slog.LevelInfo, "tokenstore: removed the temporary file of an interrupted save",
-				slog.String("path", path))
+			if lg := d.logger(); lg != nil {
+				lg.InfoContext(ctx, "tokenstore: removed the temporary file of an interrupted save", "path", path)
+			}
 		}
 	}
 	return errors.Join(errs...)
@@ -354,8 +351,9 @@ func (d dirStore) reap(ctx context.Context) error {
 // files it could not remove.
 func (d dirStore) sweep(ctx context.Context) {
 	if err := d.reap(ctx); err != nil {
-		d.logger().LogAttrs(ctx, slog.LevelWarn, "tokenstore: cannot remove the temporary file of an interrupted save",
-			slog.String("error", err.Error()))
+		if lg := d.logger(); lg != nil {
+			lg.WarnContext(ctx, "tokenstore: cannot remove the temporary file of an interrupted save", "error", err.Error())
+		}
 	}
 }
 
@@ -416,9 +414,9 @@ func (d dirStore) private(ctx context.Context, key, path string, fi fs.FileInfo,
 	if err := chmod(want); err != nil {
 		return fmt.Errorf("tokenstore: %q: make %s private (mode %04o): %w", key, path, mode, err)
 	}
-	d.logger().LogAttrs(ctx, slog.LevelWarn, "tokenstore: group or others had access to a token file or directory; made it private",
-		slog.String("account", key), slog.String("path", path),
-		slog.String("mode", fmt.Sprintf("%04o", mode)), slog.String("new_mode", fmt.Sprintf("%04o", want)))
+	if lg := d.logger(); lg != nil {
+		lg.WarnContext(ctx, "tokenstore: group or others had access to a token file or directory; made it private", "account", key, "path", path, "mode", fmt.Sprintf("%04o", mode), "new_mode", fmt.Sprintf("%04o", want))
+	}
 	return nil
 }
 

@@ -1,8 +1,8 @@
 package tokenstore
 
 import (
+	"encoding/json"
 	"fmt"
-	"log/slog"
 	"slices"
 	"strings"
 	"time"
@@ -164,25 +164,23 @@ func (r Record) Format(f fmt.State, verb rune) {
 	fmt.Fprint(f, r.String())
 }
 
-// LogValue implements [slog.LogValuer]: the account, client, scopes and times, and
-// whether each token is present, never the tokens themselves.
-func (r Record) LogValue() slog.Value {
-	attrs := []slog.Attr{
-		slog.String("account", r.Account.UPN),
-		slog.String("tenant", r.Account.TenantID),
-		slog.String("provider", r.ProviderID),
-		slog.String("client_id", r.ClientID),
-		slog.Any("scopes", r.Scopes),
-		slog.Bool("access_token", r.AccessToken != ""),
-		slog.Bool("refresh_token", r.RefreshToken != ""),
-	}
-	for _, t := range []struct {
-		k string
-		v time.Time
-	}{{"expiry", r.Expiry}, {"obtained", r.Obtained}, {"refreshed", r.Refreshed}, {"used", r.Used}} {
-		if !t.v.IsZero() {
-			attrs = append(attrs, slog.Time(t.k, t.v))
-		}
-	}
-	return slog.GroupValue(attrs...)
+// MarshalJSON encodes the account, client, scopes and times, and whether each
+// token is present, never the tokens themselves; log/slog's JSONHandler shows
+// a Record so (its TextHandler uses Format). The stored form is
+// [MarshalRecord]'s.
+func (r Record) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Account      string    `json:"account"`
+		Tenant       string    `json:"tenant"`
+		Provider     string    `json:"provider"`
+		ClientID     string    `json:"client_id"`
+		Scopes       []string  `json:"scopes"`
+		AccessToken  bool      `json:"access_token"`
+		RefreshToken bool      `json:"refresh_token"`
+		Expiry       time.Time `json:"expiry,omitzero"`
+		Obtained     time.Time `json:"obtained,omitzero"`
+		Refreshed    time.Time `json:"refreshed,omitzero"`
+		Used         time.Time `json:"used,omitzero"`
+	}{r.Account.UPN, r.Account.TenantID, r.ProviderID, r.ClientID, r.Scopes,
+		r.AccessToken != "", r.RefreshToken != "", r.Expiry, r.Obtained, r.Refreshed, r.Used})
 }

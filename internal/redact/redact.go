@@ -14,7 +14,6 @@ package redact
 
 import (
 	"fmt"
-	"log/slog"
 	"net/url"
 	"strings"
 )
@@ -37,10 +36,9 @@ func (s Secret) GoString() string { return `redact.Secret("` + Redacted + `")` }
 // Format implements fmt.Formatter for every verb, %x and %q included.
 func (s Secret) Format(f fmt.State, verb rune) { fmt.Fprint(f, Redacted) }
 
-// LogValue implements slog.LogValuer.
-func (s Secret) LogValue() slog.Value { return slog.StringValue(Redacted) }
-
-// MarshalText keeps the value out of encoding/json and similar encoders.
+// MarshalText keeps the value out of encoding/json and similar encoders, and
+// out of log/slog's handlers, which use it (TextHandler) or encoding/json
+// (JSONHandler).
 func (s Secret) MarshalText() ([]byte, error) { return []byte(Redacted), nil }
 
 // URL returns u without its password and with the values of query parameters that

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -40,7 +39,9 @@ func (o *Outbox) Run(ctx context.Context) error {
 			return ctx.Err()
 		}
 		if err != nil {
-			o.log.LogAttrs(ctx, slog.LevelWarn, "outbox pass failed", slog.String("error", err.Error()))
+			if o.log != nil {
+				o.log.WarnContext(ctx, "outbox pass failed", "error", err.Error())
+			}
 			wait = o.cfg.MinBackoff
 		}
 		wctx, cancel := context.WithCancel(ctx)
@@ -151,7 +152,9 @@ func (o *Outbox) held(ctx context.Context) bool {
 	o.mu.Lock()
 	o.hold = nil
 	o.mu.Unlock()
-	o.log.LogAttrs(ctx, slog.LevelDebug, "outbox resumed after a new sign-in", slog.String("account", st.Account))
+	if o.log != nil {
+		o.log.DebugContext(ctx, "outbox resumed after a new sign-in", "account", st.Account)
+	}
 	return false
 }
 
@@ -236,8 +239,9 @@ func (o *Outbox) attempt(ctx context.Context, id, dir string, st spoolState) boo
 		// The duplicate window: from the server receiving the final dot (or
 		// BDAT LAST) to this rename; see the Outbox doc.
 		if rerr := o.remove(dirQueue, id); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
-			o.log.LogAttrs(ctx, slog.LevelWarn, "outbox: delivered message could not be removed; it may be sent again",
-				slog.String("outbox.id", id), slog.String("error", rerr.Error()))
+			if o.log != nil {
+				o.log.WarnContext(ctx, "outbox: delivered message could not be removed; it may be sent again", "outbox.id", id, "error", rerr.Error())
+			}
 		}
 	})
 	cancel()
@@ -246,7 +250,9 @@ func (o *Outbox) attempt(ctx context.Context, id, dir string, st spoolState) boo
 		o.delivered++
 		o.lastOK = o.cfg.Clock.Now()
 		o.mu.Unlock()
-		o.log.LogAttrs(ctx, slog.LevelDebug, "outbox delivered", slog.String("outbox.id", id), slog.Int("outbox.attempts", st.Attempts+1))
+		if o.log != nil {
+			o.log.DebugContext(ctx, "outbox delivered", "outbox.id", id, "outbox.attempts", st.Attempts+1)
+		}
 		return false
 	}
 	if ctx.Err() != nil {
@@ -259,8 +265,9 @@ func (o *Outbox) attempt(ctx context.Context, id, dir string, st spoolState) boo
 	o.mu.Lock()
 	o.lastCode, o.lastErr, o.lastErrAt = code, st.LastError, now
 	o.mu.Unlock()
-	o.log.LogAttrs(ctx, slog.LevelDebug, "outbox attempt failed", slog.String("outbox.id", id),
-		slog.String("code", string(code)), slog.Int("outbox.attempts", st.Attempts))
+	if o.log != nil {
+		o.log.DebugContext(ctx, "outbox attempt failed", "outbox.id", id, "code", string(code), "outbox.attempts", st.Attempts)
+	}
 	switch {
 	case holdCodes[code]:
 		signedIn := time.Time{}
@@ -341,12 +348,16 @@ func (o *Outbox) bury(ctx context.Context, id, dir string, st spoolState) {
 	st.NextAttempt = time.Time{}
 	o.writeState(dir, st)
 	if err := os.Rename(dir, filepath.Join(o.cfg.Dir, dirDead, id)); err != nil {
-		o.log.LogAttrs(ctx, slog.LevelWarn, "outbox: could not move a failed message to dead/", slog.String("outbox.id", id), slog.String("error", err.Error()))
+		if o.log != nil {
+			o.log.WarnContext(ctx, "outbox: could not move a failed message to dead/", "outbox.id", id, "error", err.Error())
+		}
 		return
 	}
 	syncDir(filepath.Join(o.cfg.Dir, dirQueue))
 	syncDir(filepath.Join(o.cfg.Dir, dirDead))
-	o.log.LogAttrs(ctx, slog.LevelDebug, "outbox dead-lettered", slog.String("outbox.id", id), slog.String("code", string(st.LastCode)))
+	if o.log != nil {
+		o.log.DebugContext(ctx, "outbox dead-lettered", "outbox.id", id, "code", string(st.LastCode))
+	}
 }
 
 func (o *Outbox) writeState(dir string, st spoolState) error {

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -93,7 +92,9 @@ func (o *Outbox) Enqueue(ctx context.Context, msg *smtpx.Message) (string, error
 		return "", fmt.Errorf("outbox: %w", err)
 	}
 	syncDir(filepath.Join(o.cfg.Dir, dirTmp))
-	o.log.LogAttrs(ctx, slog.LevelDebug, "outbox enqueued", slog.String("outbox.id", id), slog.Int("outbox.attachments", len(sm.Attachments)))
+	if o.log != nil {
+		o.log.DebugContext(ctx, "outbox enqueued", "outbox.id", id, "outbox.attachments", len(sm.Attachments))
+	}
 	select {
 	case o.kick <- struct{}{}:
 	default:

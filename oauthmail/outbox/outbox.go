@@ -12,7 +12,6 @@
 package outbox
 
 import (
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,6 +20,8 @@ import (
 
 	"github.com/devicemail/devicemail/devicecode"
 	"github.com/devicemail/devicemail/internal/clock"
+	"github.com/devicemail/devicemail/internal/logx"
+	"github.com/devicemail/devicemail/logging"
 	"github.com/devicemail/devicemail/oauthmail"
 )
 
@@ -71,7 +72,7 @@ type Config struct {
 	HoldPoll time.Duration
 	// Logger receives Debug records of deliveries and failures; nil
 	// discards. Secrets are never logged (message bodies are not logged).
-	Logger *slog.Logger
+	Logger logging.Logger
 	// Clock is the time source for backoff, rate and ages; nil means the
 	// Mailer's clock (real time without a Mailer).
 	Clock devicecode.Clock
@@ -142,7 +143,7 @@ type Config struct {
 // IDs sort by enqueue time. No file holds a token.
 type Outbox struct {
 	cfg  Config
-	log  *slog.Logger
+	log  logging.Logger // nil discards
 	kick chan struct{}
 
 	mu        sync.Mutex
@@ -194,10 +195,7 @@ func New(cfg Config) (*Outbox, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = clock.Real{}
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	log := logx.Or(cfg.Logger)
 	for _, d := range []string{cfg.Dir, filepath.Join(cfg.Dir, dirQueue), filepath.Join(cfg.Dir, dirDead), filepath.Join(cfg.Dir, dirTmp)} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, storageErr(err)
