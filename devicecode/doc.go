@@ -37,7 +37,7 @@
 //
 // The device code, tokens and the client secret never reach a log record, an
 // error string or fmt output: [Prompt.DeviceCode] prints as REDACTED ([DeviceCode]), Config's
-// Format and LogValue hide ClientSecret, and errors carry only the server's
+// Format and MarshalJSON (which slog's handlers use) hide ClientSecret, and errors carry only the server's
 // error fields. A server that repeats in its answer a secret the request
 // carried (the refresh token, client secret, device code, authorization code
 // or PKCE verifier, raw, form-encoded or base64) has it replaced by REDACTED

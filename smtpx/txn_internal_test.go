@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"testing"
 	"time"
+
+	"github.com/emersion/go-smtp"
 )
 
 // dotStuff runs chunks through smtpx's dotWriter.
@@ -118,6 +120,29 @@ func TestDirectBase64MatchesGoMessage(t *testing.T) {
 		slow, fast := render(false, data), render(true, data)
 		if !bytes.Equal(slow, fast) {
 			t.Errorf("size %d: direct base64 differs from go-message's encoder (%d vs %d bytes)", n, len(fast), len(slow))
+		}
+	}
+}
+
+func TestParseEnhancedCode(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want smtp.EnhancedCode
+		ok   bool
+	}{
+		{"5.7.3", smtp.EnhancedCode{5, 7, 3}, true},
+		{"4.4.312", smtp.EnhancedCode{4, 4, 312}, true},
+		{"2.0.0", smtp.EnhancedCode{2, 0, 0}, true},
+		{"5.7", smtp.EnhancedCode{}, false},
+		{"5.7.3.1", smtp.EnhancedCode{}, false},
+		{"5..3", smtp.EnhancedCode{}, false},
+		{"5.7.x", smtp.EnhancedCode{}, false},
+		{"5.7.1234", smtp.EnhancedCode{}, false},
+		{"Authentication", smtp.EnhancedCode{}, false},
+	} {
+		got, ok := parseEnhancedCode(tc.in)
+		if ok != tc.ok || (ok && got != tc.want) {
+			t.Errorf("parseEnhancedCode(%q) = %v, %v; want %v, %v", tc.in, got, ok, tc.want, tc.ok)
 		}
 	}
 }

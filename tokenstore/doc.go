@@ -71,9 +71,11 @@
 //
 // # Security
 //
-// Records hold bearer credentials. [Record]'s String, GoString, Format and LogValue
-// print "REDACTED" in place of tokens, so records can be logged and printed with
-// %+v; encoding/json, however, writes the tokens, as the stores must.
+// Records hold bearer credentials. [Record]'s String, GoString and Format print
+// "REDACTED" in place of tokens, and its MarshalJSON (which log/slog's
+// JSONHandler uses) says only whether each token is present, so records can be
+// logged and printed with %+v; the stores write the tokens through
+// [MarshalRecord].
 //
 // [File] relies on file permissions only (0700 directory, 0600 files). On Unix
 // it refuses to read a record from a file or directory that group or others can
