@@ -48,19 +48,22 @@ const (
 // AuthCode.Timeout is zero.
 const DefaultAuthCodeTimeout = 10 * time.Minute
 
-// ErrStateMismatch is wrapped by the [*Error] (ReasonProtocol) returned when
-// the authorization response carries a state other than the one sent: a
-// response this sign-in did not ask for. Its code is never redeemed.
-var ErrStateMismatch = errors.New("devicecode: state in the authorization response does not match")
+// Errors of the authorization-code sign-in.
+var (
+	// ErrStateMismatch is wrapped by the [*Error] (ReasonProtocol) returned when
+	// the authorization response carries a state other than the one sent: a
+	// response this sign-in did not ask for. Its code is never redeemed.
+	ErrStateMismatch = errors.New("devicecode: state in the authorization response does not match")
 
-// ErrAuthTimeout is returned, together with context.DeadlineExceeded, when the
-// browser did not come back to the redirect URI within AuthCode.Timeout.
-var ErrAuthTimeout = errors.New("devicecode: no answer from the browser in time")
+	// ErrAuthTimeout is returned, together with context.DeadlineExceeded, when the
+	// browser did not come back to the redirect URI within AuthCode.Timeout.
+	ErrAuthTimeout = errors.New("devicecode: no answer from the browser in time")
 
-// ErrNoBrowser is returned by [AuthCode.SignIn] when no browser could be opened
-// (AuthCode.OpenBrowser is nil or failed) and AuthCode.ShowURL is nil, so the
-// user cannot be told where to go.
-var ErrNoBrowser = errors.New("devicecode: no browser to open and no ShowURL to print the sign-in URL")
+	// ErrNoBrowser is returned by [AuthCode.SignIn] when no browser could be opened
+	// (AuthCode.OpenBrowser is nil or failed) and AuthCode.ShowURL is nil, so the
+	// user cannot be told where to go.
+	ErrNoBrowser = errors.New("devicecode: no browser to open and no ShowURL to print the sign-in URL")
+)
 
 // AuthCode signs a user in with the authorization code grant (RFC 6749 §4.1)
 // in a browser (see AuthCode.OpenBrowser): PKCE with S256 always (RFC 7636),

@@ -17,15 +17,18 @@ const (
 	SecretExpired  SecretState = "expired"  // past its expiry: sign-in and refresh fail with ReasonClientSecretExpired
 )
 
-// DefaultSecretWarnDays is the warning period of [CheckSecretExpiry] when
-// warnDays is 0.
-const DefaultSecretWarnDays = 30
+// Client-secret expiry: the default warning period and the operator's advice.
+const (
+	// DefaultSecretWarnDays is the warning period of [CheckSecretExpiry] when
+	// warnDays is 0.
+	DefaultSecretWarnDays = 30
 
-// SecretExpiredAdvice is the operator message for ReasonClientSecretExpired
-// (AADSTS7000222): what to do when linking fails because the secret expired.
-const SecretExpiredAdvice = "The client secret has expired. Create a new client secret in the app registration " +
-	"(Microsoft Entra admin center: App registrations > your app > Certificates & secrets > New client secret), " +
-	"then enter its value (not its ID) here and sign in again."
+	// SecretExpiredAdvice is the operator message for ReasonClientSecretExpired
+	// (AADSTS7000222): what to do when linking fails because the secret expired.
+	SecretExpiredAdvice = "The client secret has expired. Create a new client secret in the app registration " +
+		"(Microsoft Entra admin center: App registrations > your app > Certificates & secrets > New client secret), " +
+		"then enter its value (not its ID) here and sign in again."
+)
 
 // SecretExpiry is the state of a client secret whose expiry date is known.
 // Microsoft client secrets last 6 months by default and 2 years at most;
