@@ -716,8 +716,11 @@ func (m *Mailer) allowed(rec *tokenstore.Record, addr string) bool {
 // Send sends msg as the account. An empty msg.From becomes the configured
 // sender (Config.From, else the UPN). A sender that is neither the UPN nor in
 // Config.SendAs is refused before connecting, with *smtpx.SenderMismatchError.
-// The access token is refreshed first when needed, and once more if the server
-// rejects it (535).
+// When the access token needs a refresh, the refresh runs while the SMTP
+// connection is set up, and AUTH waits until the refreshed sign-in is saved;
+// the errors are those of refreshing first (a failed refresh is reported as
+// such, whatever the connection did). The token is refreshed once more if the
+// server rejects it (535).
 func (m *Mailer) Send(ctx context.Context, msg *smtpx.Message) error {
 	if msg == nil || len(msg.To)+len(msg.Cc)+len(msg.Bcc) == 0 {
 		return badInput("send: no recipients")

@@ -503,4 +503,3 @@ func TestRefreshesReuseLoginConnection(t *testing.T) {
 		t.Errorf("connections to the login host = %d, want 1 (sign-in and both refreshes on one)", n)
 	}
 }
-

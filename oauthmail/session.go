@@ -27,8 +27,9 @@ type Session struct {
 	sent bool
 }
 
-// Dial refreshes the account's access token if needed, connects to the
-// submission server and authenticates, and returns a [Session] for sending
+// Dial refreshes the account's access token if needed (while it connects,
+// as [Mailer.Send] does), connects to the submission server and
+// authenticates, and returns a [Session] for sending
 // several messages on that connection. Its errors have the same codes as
 // those of [Mailer.Send].
 func (m *Mailer) Dial(ctx context.Context) (*Session, error) {

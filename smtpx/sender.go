@@ -24,7 +24,11 @@ import (
 )
 
 // TokenSource supplies the OAuth 2.0 access token for SMTP AUTH. It is
-// asked once per connection, with the context of the call that connects.
+// asked once per connection, with the context of the call that connects,
+// when the connection is set up (after the EHLO that follows STARTTLS) and
+// just before AUTH: a token source may still be refreshing while the
+// connection is set up. If it fails, the session ends with QUIT and the
+// error wraps the token source's.
 type TokenSource interface {
 	Token(ctx context.Context) (*oauth2.Token, error)
 }
@@ -94,8 +98,9 @@ type Sender struct {
 	// SendAs lists other From addresses the account may use (send-as
 	// rights, shared mailboxes, aliases), compared case-insensitively.
 	SendAs []string
-	// TokenSource is asked for a token once per connection. If it also
-	// implements Refresher, a rejected token is refreshed once.
+	// TokenSource is asked for a token once per connection, when the
+	// connection is set up. If it also implements Refresher, a rejected
+	// token is refreshed once.
 	TokenSource TokenSource
 	// Mechanism is the SASL mechanism: "XOAUTH2", "OAUTHBEARER" (RFC 7628),
 	// or "" to choose from what the server advertises after STARTTLS:
