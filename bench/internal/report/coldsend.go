@@ -23,10 +23,16 @@ func coldSendRows(s samples) []row {
 			rs = append(rs, row{l.label, "", "not measured", "", "", ""})
 			continue
 		}
+		// Round trips on the critical path when both links have the same
+		// delay; otherwise each link's count, which differ in length.
 		value := func(who string) string {
-			rt, _ := s.get(p+who, "cp-rt")
 			wall, _ := s.get(p+who, "wall-ms")
-			return fmt.Sprintf("%s RT / %s ms", num(rt), num(wall))
+			if rt, ok := s.get(p+who, "cp-rt"); ok {
+				return fmt.Sprintf("%s RT / %s ms", num(rt), num(wall))
+			}
+			l, _ := s.get(p+who, "login-rt")
+			m, _ := s.get(p+who, "smtp-rt")
+			return fmt.Sprintf("login %s + SMTP %s RT / %s ms", num(l), num(m), num(wall))
 		}
 		if okF {
 			refresh, _ := s.get(p+"floor", "refresh-ms")
