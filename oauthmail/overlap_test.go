@@ -376,7 +376,6 @@ func TestColdSendErrorsMatchSequential(t *testing.T) {
 		store   *loggedStore
 		sender  *smtpx.Sender
 		closed  string
-		arrange func(t *testing.T, r *rig)
 	}
 	refreshes := []struct {
 		name string
