@@ -373,9 +373,9 @@ func TestColdSendErrorsMatchSequential(t *testing.T) {
 		t.Skip("-short: 48 emulator sign-ins")
 	}
 	type legs struct {
-		store   *loggedStore
-		sender  *smtpx.Sender
-		closed  string
+		store  *loggedStore
+		sender *smtpx.Sender
+		closed string
 	}
 	refreshes := []struct {
 		name string
