@@ -30,6 +30,12 @@
 //     expired token (and the same load with a valid token, for comparison);
 //     token requests made, p50 and p99 latency.
 //   - BenchmarkAllocs: allocations per message of smtpx and oauthmail.
+//   - BenchmarkColdSend: a send on an expired token with no open connection,
+//     through two delay proxies (login host and SMTP server): refresh then
+//     send (sequential), oauthmail's Send, which refreshes during the SMTP
+//     set-up (overlapped), and the floor max(refresh, set-up) + AUTH +
+//     transaction measured part by part; and an SMTP reconnect with and
+//     without TLS session resumption.
 //
 // Binary size is measured by bench/run itself (cross builds, go tool nm).
 //

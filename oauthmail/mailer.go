@@ -547,19 +547,9 @@ func (m *Mailer) usable(r *tokenstore.Record) bool {
 // One refresh per account runs at a time in the process (callers wait for it
 // and share its result), and across processes through tokenstore.Locker.
 func (m *Mailer) fresh(ctx context.Context, force bool, rejected string) (*tokenstore.Record, error) {
-	m.shared.mu.Lock()
-	rec := m.shared.cache[m.key]
-	m.shared.mu.Unlock()
-	if rec == nil {
-		r, err := m.cfg.Store.Load(ctx, m.key)
-		if err != nil {
-			if ErrorCode(err) == NotSignedIn {
-				return nil, fmt.Errorf("oauthmail: account %q: %w", m.key, ErrNotSignedIn)
-			}
-			return nil, fmt.Errorf("oauthmail: load sign-in: %w", err)
-		}
-		m.setCache(r)
-		rec = r
+	rec, err := m.record(ctx)
+	if err != nil {
+		return nil, err
 	}
 	if !force && m.usable(rec) {
 		return rec, nil
@@ -592,6 +582,26 @@ func (m *Mailer) fresh(ctx context.Context, force bool, rejected string) (*token
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+}
+
+// record returns the account's record as cached, or else as stored, without
+// refreshing it.
+func (m *Mailer) record(ctx context.Context) (*tokenstore.Record, error) {
+	m.shared.mu.Lock()
+	rec := m.shared.cache[m.key]
+	m.shared.mu.Unlock()
+	if rec != nil {
+		return rec, nil
+	}
+	rec, err := m.cfg.Store.Load(ctx, m.key)
+	if err != nil {
+		if ErrorCode(err) == NotSignedIn {
+			return nil, fmt.Errorf("oauthmail: account %q: %w", m.key, ErrNotSignedIn)
+		}
+		return nil, fmt.Errorf("oauthmail: load sign-in: %w", err)
+	}
+	m.setCache(rec)
+	return rec, nil
 }
 
 // refresh does one refresh under the store's cross-process lock: reload, refresh
@@ -658,10 +668,19 @@ func (m *Mailer) refresh(ctx context.Context, force bool, rejected string) (*tok
 	return &next, nil
 }
 
-// tokenSource adapts a Mailer to smtpx.Refresher for one send.
-type tokenSource struct{ m *Mailer }
+// tokenSource adapts a Mailer to smtpx.Refresher for one send. If r is not
+// nil, Token first waits for that refresh (started by prepare) to be saved.
+type tokenSource struct {
+	m *Mailer
+	r *refreshing
+}
 
-func (s tokenSource) Token(ctx context.Context) (*oauth2.Token, error) { return s.m.Token(ctx) }
+func (s tokenSource) Token(ctx context.Context) (*oauth2.Token, error) {
+	if err := s.r.wait(ctx); err != nil {
+		return nil, err
+	}
+	return s.m.Token(ctx)
+}
 
 func (s tokenSource) Refresh(ctx context.Context, rejected *oauth2.Token) (*oauth2.Token, error) {
 	r := ""
@@ -700,8 +719,11 @@ func (m *Mailer) allowed(rec *tokenstore.Record, addr string) bool {
 // Send sends msg as the account. An empty msg.From becomes the configured
 // sender (Config.From, else the UPN). A sender that is neither the UPN nor in
 // Config.SendAs is refused before connecting, with *smtpx.SenderMismatchError.
-// The access token is refreshed first when needed, and once more if the server
-// rejects it (535).
+// When the access token needs a refresh, the refresh runs while the SMTP
+// connection is set up, and AUTH waits until the refreshed sign-in is saved;
+// the errors are those of refreshing first (a failed refresh is reported as
+// such, whatever the connection did). The token is refreshed once more if the
+// server rejects it (535).
 func (m *Mailer) Send(ctx context.Context, msg *smtpx.Message) error {
 	if msg == nil || len(msg.To)+len(msg.Cc)+len(msg.Bcc) == 0 {
 		return badInput("send: no recipients")
@@ -711,51 +733,54 @@ func (m *Mailer) Send(ctx context.Context, msg *smtpx.Message) error {
 	if err := checkMessage(msg, m.cfg.From, m.cfg.Sender.MaxRecipients, m.cfg.Sender.MaxSize); err != nil {
 		return fmt.Errorf("oauthmail: send: %w", err)
 	}
-	s, mm, err := m.prepare(ctx, msg)
+	s, mm, r, err := m.prepare(ctx, msg)
 	if err != nil {
 		return err
 	}
-	if err := s.Send(ctx, mm); err != nil {
+	if err := overlap(ctx, r, func(ctx context.Context) error { return s.Send(ctx, mm) }); err != nil {
 		return err
 	}
 	m.noteUsed(ctx)
 	return nil
 }
 
-// prepare refreshes the token if needed, applies the sender policy (the
-// account's UPN by default; another From only when allow-listed) and returns
-// the smtpx sender for the account with the message to give it. Send and
+// prepare applies the sender policy (the account's UPN by default; another
+// From only when allow-listed) and returns the smtpx sender for the account
+// with the message to give it. If the access token needs a refresh, prepare
+// starts it and returns it running: the sender's TokenSource waits for it,
+// so the caller connects meanwhile (see overlap). Send, Dial and
 // Session.Send share it.
-func (m *Mailer) prepare(ctx context.Context, msg *smtpx.Message) (*smtpx.Sender, *smtpx.Message, error) {
-	rec, err := m.fresh(ctx, false, "")
+func (m *Mailer) prepare(ctx context.Context, msg *smtpx.Message) (*smtpx.Sender, *smtpx.Message, *refreshing, error) {
+	rec, err := m.record(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	from := msg.From.Email
 	if from == "" {
 		from = m.sender(rec)
 	}
 	if !m.allowed(rec, from) {
-		return nil, nil, fmt.Errorf("oauthmail: send: %w", &smtpx.SenderMismatchError{From: from, Account: rec.Account.UPN})
+		return nil, nil, nil, fmt.Errorf("oauthmail: send: %w", &smtpx.SenderMismatchError{From: from, Account: rec.Account.UPN})
 	}
 	if m.cfg.Sender.Addr == "" {
-		return nil, nil, badInput("send: no SMTP server configured")
+		return nil, nil, nil, badInput("send: no SMTP server configured")
 	}
 	mm := *msg
 	mm.From.Email = from
 	mm.Attachments = tagAttachments(msg.Attachments) // an unreadable file is BadInput
-	return m.smtpSender(rec), &mm, nil
+	r := m.startRefresh(ctx, rec)
+	return m.smtpSender(rec, r), &mm, r, nil
 }
 
 // smtpSender returns the smtpx sender for the account of rec: a copy of the
 // Config.Sender template with Username, Account, SendAs and TokenSource
 // filled in from the sign-in and the Config.
-func (m *Mailer) smtpSender(rec *tokenstore.Record) *smtpx.Sender {
+func (m *Mailer) smtpSender(rec *tokenstore.Record, r *refreshing) *smtpx.Sender {
 	s := m.cfg.Sender.Clone()
 	s.Username = rec.Account.UPN
 	s.Account = rec.Account.UPN
 	s.SendAs = m.cfg.SendAs
-	s.TokenSource = tokenSource{m}
+	s.TokenSource = tokenSource{m, r}
 	return s
 }
 

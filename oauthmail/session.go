@@ -27,19 +27,27 @@ type Session struct {
 	sent bool
 }
 
-// Dial refreshes the account's access token if needed, connects to the
-// submission server and authenticates, and returns a [Session] for sending
+// Dial refreshes the account's access token if needed (while it connects,
+// as [Mailer.Send] does), connects to the submission server and
+// authenticates, and returns a [Session] for sending
 // several messages on that connection. Its errors have the same codes as
 // those of [Mailer.Send].
 func (m *Mailer) Dial(ctx context.Context) (*Session, error) {
 	// The sender is built for the account's own address; each Send then
 	// applies the sender policy to its message.
-	s, _, err := m.prepare(ctx, &smtpx.Message{})
+	s, _, r, err := m.prepare(ctx, &smtpx.Message{})
 	if err != nil {
 		return nil, err
 	}
-	ss, err := s.Dial(ctx)
+	var ss *smtpx.Session
+	err = overlap(ctx, r, func(ctx context.Context) (err error) {
+		ss, err = s.Dial(ctx)
+		return err
+	})
 	if err != nil {
+		if ss != nil {
+			ss.Close()
+		}
 		return nil, err
 	}
 	return &Session{m: m, ss: ss}, nil
@@ -58,7 +66,10 @@ func (s *Session) Send(ctx context.Context, msg *smtpx.Message) error {
 	if err := checkMessage(msg, m.cfg.From, m.cfg.MaxRecipients, m.cfg.MaxMessageSize); err != nil {
 		return fmt.Errorf("oauthmail: send: %w", err)
 	}
-	_, mm, err := m.prepare(ctx, msg)
+	_, mm, r, err := m.prepare(ctx, msg)
+	if err == nil {
+		err = r.wait(ctx) // the session is authenticated; a reconnect uses the token
+	}
 	if err != nil {
 		return err
 	}

@@ -26,7 +26,11 @@ import (
 )
 
 // TokenSource supplies the OAuth 2.0 access token for SMTP AUTH. It is
-// asked once per connection, with the context of the call that connects.
+// asked once per connection, with the context of the call that connects,
+// when the connection is set up (after the EHLO that follows STARTTLS) and
+// just before AUTH: a token source may still be refreshing while the
+// connection is set up. If it fails, the session ends with QUIT and the
+// error wraps the token source's.
 type TokenSource interface {
 	Token(ctx context.Context) (*oauth2.Token, error)
 }
@@ -96,8 +100,9 @@ type Sender struct {
 	// SendAs lists other From addresses the account may use (send-as
 	// rights, shared mailboxes, aliases), compared case-insensitively.
 	SendAs []string
-	// TokenSource is asked for a token once per connection. If it also
-	// implements Refresher, a rejected token is refreshed once.
+	// TokenSource is asked for a token once per connection, when the
+	// connection is set up. If it also implements Refresher, a rejected
+	// token is refreshed once.
 	TokenSource TokenSource
 	// Mechanism is the SASL mechanism: "XOAUTH2", "OAUTHBEARER" (RFC 7628),
 	// or "" to choose from what the server advertises after STARTTLS:
@@ -373,7 +378,21 @@ func (ss *Session) connect(ctx context.Context) error {
 		c.Close()
 		return &Error{Stage: StageAuth, Reason: ReasonTLS, Message: "refusing to send AUTH over a connection without TLS"}
 	}
-	if err := ss.auth(ctx, c); err != nil {
+	// The token is asked for only now, with the connection secured and the
+	// server waiting for AUTH, so that a TokenSource that is still
+	// refreshing runs alongside the set-up.
+	tok, err := s.TokenSource.Token(ctx)
+	if err == nil && (tok == nil || tok.AccessToken == "") {
+		err = errors.New("token source returned no access token")
+	}
+	if err != nil {
+		// Nothing was sent since the final EHLO: end the session politely,
+		// within a bound of its own (ctx may be what ended the token's wait).
+		unbind()
+		goodbye(cc, c)
+		return fmt.Errorf("smtpx: token: %w", err)
+	}
+	if err := ss.auth(ctx, c, tok); err != nil {
 		c.Close()
 		return err
 	}
@@ -585,16 +604,26 @@ func (ss *Session) saslClient(c *smtp.Client, tok *oauth2.Token) sasl.Client {
 	return XOAUTH2(s.username(), tok.AccessToken)
 }
 
-func (ss *Session) auth(ctx context.Context, c *smtp.Client) error {
+// goodbye sends QUIT on a set-up connection that will not authenticate,
+// waits a few seconds at most for the reply, and closes it.
+func goodbye(cc *ctxConn, c *smtp.Client) {
+	ctx, cancel := context.WithTimeout(context.Background(), quitTimeout)
+	defer cancel()
+	unbind := cc.bind(ctx)
+	defer unbind()
+	if c.Quit() != nil {
+		c.Close()
+	}
+}
+
+// quitTimeout bounds the QUIT of a connection that is given up.
+const quitTimeout = 5 * time.Second
+
+// auth authenticates with tok and, if the server refuses it and the token
+// source is a Refresher, once more with a refreshed token.
+func (ss *Session) auth(ctx context.Context, c *smtp.Client, tok *oauth2.Token) error {
 	s := ss.s
-	tok, err := s.TokenSource.Token(ctx)
-	if err != nil {
-		return fmt.Errorf("smtpx: token: %w", err)
-	}
-	if tok == nil || tok.AccessToken == "" {
-		return errors.New("smtpx: token: token source returned no access token")
-	}
-	err = c.Auth(ss.saslFor(c, tok))
+	err := c.Auth(ss.saslFor(c, tok))
 	if err == nil {
 		return nil
 	}
@@ -999,7 +1028,7 @@ func (ss *Session) quit(ctx context.Context) error {
 // Close ends the session with QUIT (waiting at most a few seconds) and
 // closes the connection.
 func (ss *Session) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), quitTimeout)
 	defer cancel()
 	err := ss.quit(ctx)
 	ss.mu.Lock()

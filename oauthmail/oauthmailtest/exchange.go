@@ -148,6 +148,8 @@ type smtpServer struct {
 	tlsConf *tls.Config
 	ctx     context.Context
 	cancel  context.CancelFunc
+	ln      net.Listener
+	served  chan struct{} // closed when srv.Serve has returned
 
 	maxSize    int64
 	maxConc    int
@@ -221,17 +223,26 @@ func startSMTP(c *core, o *Options) *smtpServer {
 	srv.EnableDSN = true
 	srv.ErrorLog = errorLog{s.log}
 	s.srv = srv
-	go func() { _ = srv.Serve(&exoListener{Listener: ln, s: s}) }()
+	s.ln, s.served = ln, make(chan struct{})
+	go func() {
+		defer close(s.served)
+		_ = srv.Serve(&exoListener{Listener: ln, s: s})
+	}()
 	return s
 }
 
-// close stops the listener and every connection. The sockets are closed
-// first and go-smtp's handlers are let to return before srv.Close: in
-// go-smtp v0.25.1, Server.Close racing with a BDAT upload in progress is a
-// data race inside go-smtp (Conn.Close clears the BDAT pipe that the
-// handler is copying into).
+// close stops the listener and every connection. The listener is closed
+// and Serve let to return first: in go-smtp v0.25.1, Serve adds each
+// accepted connection to the WaitGroup that Shutdown waits on, a data race
+// when a client connects just as the emulator closes. Then the sockets are
+// closed and go-smtp's handlers are let to return before srv.Close:
+// Server.Close racing with a BDAT upload in progress is a data race inside
+// go-smtp too (Conn.Close clears the BDAT pipe that the handler is copying
+// into).
 func (s *smtpServer) close() {
 	s.cancel()
+	_ = s.ln.Close()
+	<-s.served
 	s.mu.Lock()
 	conns := make([]*exoConn, 0, len(s.conns))
 	for x := range s.conns {
