@@ -35,6 +35,10 @@ type Config struct {
 	// body (client_secret_post) and never printed: %v, %+v and slog show
 	// REDACTED.
 	ClientSecret string
+	// ClientCertificate, if set, authenticates a confidential client with a
+	// signed client assertion instead of ClientSecret (private_key_jwt,
+	// RFC 7523 §2.2), on every token request.
+	ClientCertificate *ClientCertificate
 	// Scopes overrides the authority's default scopes; nil means
 	// Authority.Scopes (for ClientCredentials, Authority.AppScopes).
 	Scopes []string
@@ -73,7 +77,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("authority", c.Authority.Name),
 		slog.String("tenant", c.Authority.Tenant),
 		slog.String("client_id", c.ClientID),
-		slog.Bool("confidential", c.ClientSecret != ""),
+		slog.Bool("confidential", c.confidential()),
 	)
 }
 
@@ -190,10 +194,10 @@ func (c *Config) Start(ctx context.Context) (*Prompt, error) {
 		endpoint = u.String()
 	}
 	form := url.Values{"client_id": {c.ClientID}}
-	if c.ClientSecret != "" {
-		// A confidential client authenticates at the device authorization
-		// endpoint as at the token endpoint (RFC 8628 §3.1, RFC 6749 §2.3.1).
-		form.Set("client_secret", c.ClientSecret)
+	// A confidential client authenticates at the device authorization
+	// endpoint as at the token endpoint (RFC 8628 §3.1, RFC 6749 §2.3.1).
+	if err := c.addClientAuth(form, c.Authority.TokenURL); err != nil {
+		return nil, err
 	}
 	if s := c.scopes(); len(s) > 0 {
 		form.Set("scope", strings.Join(s, " "))

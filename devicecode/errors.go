@@ -40,6 +40,7 @@ const (
 	ReasonInvalidScope           Reason = "invalid_scope"             // a scope is not valid (AADSTS70011, 28000, 1002012)
 	ReasonInvalidClient          Reason = "invalid_client"            // client authentication failed (AADSTS7000215)
 	ReasonClientSecretExpired    Reason = "client_secret_expired"     // the client secret expired (AADSTS7000222)
+	ReasonClientAssertion        Reason = "client_assertion"          // the certificate's client assertion was refused (AADSTS700027, 700024, 700023, 700021, 50013, 50027)
 	ReasonRefreshExpired         Reason = "refresh_expired"           // the refresh token expired through inactivity or age (AADSTS700082)
 	ReasonReauthRequired         Reason = "reauth_required"           // the grant was revoked or needs a new sign-in (AADSTS50173, 70043, 70008, other invalid_grant)
 	ReasonRedirectMismatch       Reason = "redirect_mismatch"         // the redirect URI is not registered (AADSTS50011)
@@ -244,8 +245,13 @@ func classifyAADSTS(g grant, n int) Reason {
 		return ReasonTenantNotFound
 	case 70011, 28000, 28003, 1002012, 500011: // scope invalid / several resources / resource not in tenant
 		return ReasonInvalidScope
-	case 7000215, 700025, 700027, 7000112: // bad secret / secret on public client / assertion / app disabled
+	case 7000215, 700025, 7000112: // bad secret / secret on public client / app disabled
 		return ReasonInvalidClient
+	case 700027, 700024, 700023, 700021, 50013, 50027:
+		// The client assertion was refused: signature or unknown certificate,
+		// outside its time range, wrong audience, wrong issuer, replayed or
+		// malformed (https://learn.microsoft.com/entra/identity-platform/reference-error-codes).
+		return ReasonClientAssertion
 	case 7000222: // client secret expired
 		return ReasonClientSecretExpired
 	case 700082: // refresh token expired through inactivity
