@@ -2,14 +2,17 @@ package oauthmailtest
 
 import (
 	"crypto"
+	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"math/big"
 	"net/http"
 	"strings"
 	"time"
@@ -175,4 +178,44 @@ func (app *App) certificate(x5tS256, x5t string) *x509.Certificate {
 		}
 	}
 	return nil
+}
+
+// NewClientCertificate returns a new self-signed RSA certificate and its
+// PKCS#8 private key, both PEM, valid from notBefore to notAfter, for an
+// app's certificate credential in tests ([Emulator.AddCertificate]). It
+// panics if key generation fails.
+func NewClientCertificate(subject string, notBefore, notAfter time.Time) (certPEM, keyPEM []byte) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		panic("oauthmailtest: " + err.Error())
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(notBefore.UnixNano()),
+		Subject:      pkix.Name{CommonName: subject},
+		NotBefore:    notBefore,
+		NotAfter:     notAfter,
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		panic("oauthmailtest: " + err.Error())
+	}
+	pk, _ := x509.MarshalPKCS8PrivateKey(key)
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pk})
+}
+
+// AddCertificate uploads certPEM as a certificate credential of the app
+// clientID (Certificates & secrets > Upload certificate). It panics if there
+// is no such app.
+func (e *Emulator) AddCertificate(clientID string, certPEM []byte) {
+	e.Update(func(d *Directory) {
+		for _, a := range d.Apps {
+			if strings.EqualFold(a.ClientID, clientID) {
+				a.Certificates = append(a.Certificates, Certificate{ID: fmt.Sprintf("c%d", len(a.Certificates)+1), PEM: string(certPEM)})
+				return
+			}
+		}
+		panic("oauthmailtest: AddCertificate: no app " + clientID)
+	})
 }
