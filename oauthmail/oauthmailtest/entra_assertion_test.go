@@ -63,7 +63,7 @@ func TestClientAssertionChecks(t *testing.T) {
 	with := func(k string, v any) map[string]any { c := good(); c[k] = v; return c }
 	send := func(assertion string) (int, *msError) {
 		st, _, me := post(t, e, path, url.Values{"grant_type": {"client_credentials"}, "client_id": {id},
-			"scope": {"https://outlook.office365.com/.default"},
+			"scope":                 {"https://outlook.office365.com/.default"},
 			"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {assertion}})
 		return st, me
 	}
