@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -143,6 +144,17 @@ func Equal(want, got *tokenstore.Record) string {
 	diff("Obtained", want.Obtained.Equal(got.Obtained), want.Obtained, got.Obtained)
 	diff("Refreshed", want.Refreshed.Equal(got.Refreshed), want.Refreshed, got.Refreshed)
 	diff("Used", want.Used.Equal(got.Used), want.Used, got.Used)
+	diff("Pending", (want.Pending == nil) == (got.Pending == nil), want.Pending, got.Pending)
+	if wp, gp := want.Pending, got.Pending; wp != nil && gp != nil {
+		secret("Pending.DeviceCode", wp.DeviceCode, gp.DeviceCode)
+		secret("Pending.State", wp.State, gp.State)
+		secret("Pending.Verifier", wp.Verifier, gp.Verifier)
+		w, g := *wp, *gp
+		w.DeviceCode, w.State, w.Verifier, g.DeviceCode, g.State, g.Verifier = "", "", "", "", "", ""
+		eq := slices.Equal(w.Scopes, g.Scopes) && w.Issued.Equal(g.Issued) && w.Expires.Equal(g.Expires)
+		w.Scopes, g.Scopes, w.Issued, g.Issued, w.Expires, g.Expires = nil, nil, time.Time{}, time.Time{}, time.Time{}, time.Time{}
+		diff("Pending", eq && reflect.DeepEqual(w, g), *wp, *gp)
+	}
 	return strings.Join(d, "; ")
 }
 
