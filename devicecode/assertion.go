@@ -156,6 +156,11 @@ func (c *ClientCertificate) assertion(clientID, audience string, now time.Time) 
 	if err := c.check(); err != nil {
 		return "", err
 	}
+	if now.After(c.Certificate.NotAfter) || now.Before(c.Certificate.NotBefore) {
+		return "", &Error{Reason: ReasonClientCertExpired, Description: fmt.Sprintf(
+			"the client certificate %q is valid from %s to %s; upload a new one to the app registration and install it here",
+			c.subject(), c.Certificate.NotBefore.UTC().Format(time.RFC3339), c.Certificate.NotAfter.UTC().Format(time.RFC3339))}
+	}
 	alg := "RS256"
 	if c.PSS {
 		alg = "PS256"

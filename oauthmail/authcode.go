@@ -31,7 +31,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("client_id", c.ClientID),
 		slog.String("account", c.Account),
 		slog.String("smtp", c.smtpAddr()),
-		slog.Bool("confidential", c.ClientSecret != ""),
+		slog.Bool("confidential", c.ClientSecret != "" || c.ClientCertificate != nil),
 	)
 }
 

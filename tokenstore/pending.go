@@ -19,7 +19,9 @@ const (
 // DeviceCode, State and Verifier are secrets, stored as protected as the
 // tokens; printing a Pending with fmt or slog never shows them.
 type Pending struct {
-	Flow string // PendingDeviceCode or PendingPaste
+	Flow     string // PendingDeviceCode or PendingPaste
+	ClientID string // the application (client) ID it was started for
+	Endpoint string // where it was started: the device authorization or authorization endpoint
 
 	// The device authorization (RFC 8628 §3.2).
 	DeviceCode              string // secret
@@ -65,6 +67,8 @@ func (p Pending) LogValue() slog.Value {
 
 type pendingV3 struct {
 	Flow                    string    `json:"flow"`
+	ClientID                string    `json:"client_id,omitempty"`
+	Endpoint                string    `json:"endpoint,omitempty"`
 	DeviceCode              string    `json:"device_code,omitempty"`
 	UserCode                string    `json:"user_code,omitempty"`
 	VerificationURI         string    `json:"verification_uri,omitempty"`
@@ -84,7 +88,7 @@ func encodePending(p *Pending) *pendingV3 {
 	if p == nil {
 		return nil
 	}
-	return &pendingV3{Flow: p.Flow, DeviceCode: p.DeviceCode, UserCode: p.UserCode, VerificationURI: p.VerificationURI,
+	return &pendingV3{Flow: p.Flow, ClientID: p.ClientID, Endpoint: p.Endpoint, DeviceCode: p.DeviceCode, UserCode: p.UserCode, VerificationURI: p.VerificationURI,
 		VerificationURIComplete: p.VerificationURIComplete, Message: p.Message,
 		IntervalSeconds: int64(p.Interval / time.Second), AuthURL: p.AuthURL, RedirectURI: p.RedirectURI,
 		State: p.State, Verifier: p.Verifier, Scopes: p.Scopes, Issued: p.Issued, Expires: p.Expires}
@@ -94,7 +98,7 @@ func decodePending(p *pendingV3) *Pending {
 	if p == nil {
 		return nil
 	}
-	return &Pending{Flow: p.Flow, DeviceCode: p.DeviceCode, UserCode: p.UserCode, VerificationURI: p.VerificationURI,
+	return &Pending{Flow: p.Flow, ClientID: p.ClientID, Endpoint: p.Endpoint, DeviceCode: p.DeviceCode, UserCode: p.UserCode, VerificationURI: p.VerificationURI,
 		VerificationURIComplete: p.VerificationURIComplete, Message: p.Message,
 		Interval: time.Duration(p.IntervalSeconds) * time.Second, AuthURL: p.AuthURL, RedirectURI: p.RedirectURI,
 		State: p.State, Verifier: p.Verifier, Scopes: p.Scopes, Issued: p.Issued, Expires: p.Expires}

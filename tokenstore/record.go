@@ -73,6 +73,8 @@ const (
 	ClientPublic      = "public"              // no client secret (device code, public client)
 	ClientSecretPost  = "client_secret_post"  // the secret in the request body
 	ClientSecretBasic = "client_secret_basic" // the secret in HTTP Basic authentication
+	// ClientPrivateKeyJWT: a client assertion signed with a certificate's key (RFC 7523 §2.2).
+	ClientPrivateKeyJWT = "private_key_jwt"
 )
 
 // Endpoints are the endpoints of a sign-in besides its token endpoint
