@@ -43,7 +43,9 @@ func (m *Mailer) savePending(ctx context.Context, p *tokenstore.Pending) error {
 	rec, err := m.cfg.Store.Load(ctx, m.key)
 	switch {
 	case ErrorCode(err) == NotSignedIn:
-		rec = &tokenstore.Record{}
+		// A record of only a pending sign-in still names its provider,
+		// client and endpoints, so that New can resume from it.
+		rec = &tokenstore.Record{Authority: m.cfg.Authority.TokenURL, Scopes: slices.Clone(m.cfg.Scopes)}
 		m.describe(rec, "")
 	case err != nil:
 		return fmt.Errorf("oauthmail: load sign-in: %w", err)
@@ -134,11 +136,11 @@ func (m *Mailer) signInDevice(ctx context.Context, show func(*devicecode.Prompt)
 		}
 	}
 	tok, err := dc.Wait(ctx, p)
+	if err == nil || (ctx.Err() == nil && !ErrorCode(err).Retryable()) {
+		// Redeemed, declined, expired, blocked: this code is finished with.
+		m.clearPending(ctx, func(pd *tokenstore.Pending) bool { return pd.DeviceCode == string(p.DeviceCode) })
+	}
 	if err != nil {
-		if ctx.Err() == nil && !ErrorCode(err).Retryable() {
-			// Declined, expired, blocked: this code is finished with.
-			m.clearPending(ctx, func(pd *tokenstore.Pending) bool { return pd.DeviceCode == string(p.DeviceCode) })
-		}
 		return nil, err
 	}
 	id, err := devicecode.IdentityFromToken(tok)
