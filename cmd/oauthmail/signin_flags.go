@@ -84,7 +84,10 @@ func (e *env) loginPaste(ctx context.Context, m *oauthmail.Mailer) (*devicecode.
 	}
 	line, err := readLine(ctx, e.stdin)
 	if err != nil {
-		return nil, fmt.Errorf("login: no answer pasted (%v); run the same command again to finish this sign-in", err)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, usagef("login: no answer was pasted; the sign-in stays pending: run the same command again and paste the address")
 	}
 	e.secrets.Add(line)
 	return m.FinishPasteSignIn(ctx, line)
