@@ -46,7 +46,21 @@
 // an idle printer's sign-in lapses and the next send fails with
 // sign_in_expired (panel 361). [Mailer.KeepAlive] refreshes now, or every
 // interval in a loop, and [Status.LapsesAt] says when the sign-in dies if
-// nothing refreshes it.
+// nothing refreshes it; [Status.LapseWarning] ("the sign-in lapses in N
+// days", in English or Japanese) appears Config.LapseWarnDays before, and
+// KeepAlive logs it while refreshing fails.
+//
+// # Sign-ins that survive a restart or a blocked device code flow
+//
+// [Mailer.SignIn] saves the device code in the store, as protected as the
+// tokens, before it shows it: a SignIn after the device was switched off
+// shows the same code again and polls it until it expires
+// ([Status.Pending] describes it meanwhile). Where Conditional Access blocks
+// the device code flow ([DeviceFlowBlocked]), [Mailer.StartPasteSignIn]
+// returns an address for a PC and [Mailer.FinishPasteSignIn] takes the
+// address the browser ended on, pasted into the device, even in a new
+// process. Config.ClientCertificate replaces a client secret with a
+// certificate (https://learn.microsoft.com/entra/identity-platform/certificate-credentials).
 //
 // # Durable outbox
 //
