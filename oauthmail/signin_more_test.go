@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"log/slog"
 	"os"
 	"strings"
@@ -13,7 +16,9 @@ import (
 	"github.com/devicemail/devicemail/devicecode"
 	"github.com/devicemail/devicemail/oauthmail"
 	"github.com/devicemail/devicemail/oauthmail/oauthmailtest"
+	"github.com/devicemail/devicemail/provider"
 	"github.com/devicemail/devicemail/tokenstore"
+	"golang.org/x/oauth2"
 )
 
 func blockDeviceCode(e *oauthmailtest.Emulator) {
@@ -204,5 +209,31 @@ func TestSignInLocale(t *testing.T) {
 	})
 	if err == nil || !strings.Contains(msg, "コード") {
 		t.Fatalf("message %q (err %v), want Japanese", msg, err)
+	}
+}
+
+// A server that sends no device code message (RFC 8628 makes it optional)
+// gets the Mailer's own text, in Japanese for a Japanese Locale.
+func TestSignInFallbackMessage(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"device_code":"dc","user_code":"WDJB-MJHT","verification_uri":"https://example.com/device","expires_in":900,"interval":5}`)
+	}))
+	defer srv.Close()
+	a, err := provider.Generic("test", oauth2.Endpoint{DeviceAuthURL: srv.URL + "/device", TokenURL: srv.URL + "/token"},
+		provider.MailEndpoint{}, "openid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for locale, want := range map[string]string{"": "enter the code WDJB-MJHT", "ja_JP.UTF-8": "コード WDJB-MJHT"} {
+		m, err := oauthmail.New(oauthmail.Config{Authority: a, ClientID: "printer", Locale: locale, HTTPClient: srv.Client()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var msg string
+		m.SignIn(context.Background(), func(p *devicecode.Prompt) error { msg = p.Message; return errors.New("stop") })
+		if !strings.Contains(msg, want) {
+			t.Errorf("Locale %q: message %q, want it to contain %q", locale, msg, want)
+		}
 	}
 }
