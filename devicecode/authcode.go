@@ -124,6 +124,10 @@ type AuthCode struct {
 	// or fails (no display, no opener), so the program can print it for the
 	// user to open by hand. It should return quickly.
 	ShowURL func(url string)
+	// RedirectURI is the redirect URI of a paste-back sign-in
+	// ([AuthCode.StartPaste]); "" means NativeClientRedirectURI. The
+	// browser sign-in (Start, SignIn) ignores it and uses its listener's.
+	RedirectURI string
 	// NoPreflight turns off the check of the authorization URL before the
 	// browser opens (see [AuthCode.Start]).
 	NoPreflight bool

@@ -37,6 +37,10 @@ type Config struct {
 	// body (client_secret_post) and never printed: %v, %+v and slog show
 	// REDACTED.
 	ClientSecret string
+	// ClientCertificate, if set, authenticates a confidential client with a
+	// signed client assertion instead of ClientSecret (private_key_jwt,
+	// RFC 7523 §2.2), on every token request.
+	ClientCertificate *ClientCertificate
 	// Scopes overrides the authority's default scopes; nil means
 	// Authority.Scopes (for ClientCredentials, Authority.AppScopes).
 	Scopes []string
@@ -83,7 +87,7 @@ type configView struct {
 }
 
 func (c Config) logView() configView {
-	return configView{c.Authority.Name, c.Authority.Tenant, c.ClientID, c.ClientSecret != ""}
+	return configView{c.Authority.Name, c.Authority.Tenant, c.ClientID, c.confidential()}
 }
 
 // Prompt is what the user needs to sign the device in: show Message (or
@@ -194,10 +198,10 @@ func (c *Config) Start(ctx context.Context) (*Prompt, error) {
 		endpoint = u.String()
 	}
 	form := url.Values{"client_id": {c.ClientID}}
-	if c.ClientSecret != "" {
-		// A confidential client authenticates at the device authorization
-		// endpoint as at the token endpoint (RFC 8628 §3.1, RFC 6749 §2.3.1).
-		form.Set("client_secret", c.ClientSecret)
+	// A confidential client authenticates at the device authorization
+	// endpoint as at the token endpoint (RFC 8628 §3.1, RFC 6749 §2.3.1).
+	if err := c.addClientAuth(form, c.Authority.TokenURL); err != nil {
+		return nil, err
 	}
 	if s := c.scopes(); len(s) > 0 {
 		form.Set("scope", strings.Join(s, " "))

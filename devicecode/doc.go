@@ -29,13 +29,29 @@
 // its own polling rather than x/oauth2's DeviceAccessToken, which gives up on
 // the first transport error and drops Microsoft's error details.
 //
+// Where a Conditional Access policy blocks the device code flow
+// (https://learn.microsoft.com/entra/identity/conditional-access/policy-block-authentication-flows),
+// [AuthCode.StartPaste] and [AuthCode.FinishPaste] sign in by paste-back: the
+// authorization code grant with PKCE (RFC 6749 §4.1, RFC 7636) and the
+// redirect URI [NativeClientRedirectURI]; the user opens the address on any
+// PC and pastes the address the browser ends on back into the device. The
+// [PasteRequest] may be saved to finish after a restart.
+//
+// A confidential client authenticates with Config.ClientSecret or, as
+// Microsoft recommends, with a certificate: Config.ClientCertificate signs a
+// client assertion for every token request (private_key_jwt, RFC 7523 §2.2,
+// https://learn.microsoft.com/entra/identity-platform/certificate-credentials)
+// with any crypto.Signer; [LoadClientCertificate] reads a PEM pair and
+// [CheckCertificateExpiry] warns before the certificate runs out.
+//
 // Package [github.com/devicemail/devicemail/devicecode/qrcode] draws
 // [Prompt.QRURI] as a QR code for a terminal or a web page; it is a package of
 // its own so that a device build links no QR or image code.
 //
 // # Security
 //
-// The device code, tokens and the client secret never reach a log record, an
+// The device code, tokens, the client secret, client assertions and the
+// paste-back state and PKCE verifier never reach a log record, an
 // error string or fmt output: [Prompt.DeviceCode] prints as REDACTED ([DeviceCode]), Config's
 // Format and MarshalJSON (which slog's handlers use) hide ClientSecret, and errors carry only the server's
 // error fields. A server that repeats in its answer a secret the request

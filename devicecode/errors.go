@@ -27,28 +27,30 @@ func (r Reason) Error() string { return string(r) }
 
 // The reasons an [Error] can carry.
 const (
-	ReasonDeclined               Reason = "declined"                  // the user declined the sign-in on the verification page
-	ReasonExpired                Reason = "expired"                   // the device code expired before the user finished
-	ReasonBadCode                Reason = "bad_code"                  // the server does not know the device code
-	ReasonConditionalAccess      Reason = "conditional_access"        // a Conditional Access policy blocks the sign-in (AADSTS53003)
-	ReasonDeviceFlowBlocked      Reason = "device_flow_blocked"       // the device code flow is blocked for this user (AADSTS53003 on a device code grant)
-	ReasonMFARequired            Reason = "mfa_required"              // multi-factor authentication is required (AADSTS50076, 50079, 50158)
-	ReasonConsentRequired        Reason = "consent_required"          // nobody consented to the app's permissions (AADSTS65001)
-	ReasonPublicClientNotAllowed Reason = "public_client_not_allowed" // the app is not enabled for public client flows (AADSTS7000218)
-	ReasonAppNotFound            Reason = "app_not_found"             // the client ID is unknown in the tenant (AADSTS700016)
-	ReasonTenantNotFound         Reason = "tenant_not_found"          // the tenant does not exist (AADSTS90002, 900023)
-	ReasonInvalidScope           Reason = "invalid_scope"             // a scope is not valid (AADSTS70011, 28000, 1002012)
-	ReasonInvalidClient          Reason = "invalid_client"            // client authentication failed (AADSTS7000215)
-	ReasonClientSecretExpired    Reason = "client_secret_expired"     // the client secret expired (AADSTS7000222)
-	ReasonRefreshExpired         Reason = "refresh_expired"           // the refresh token expired through inactivity or age (AADSTS700082)
-	ReasonReauthRequired         Reason = "reauth_required"           // the grant was revoked or needs a new sign-in (AADSTS50173, 70043, 70008, other invalid_grant)
-	ReasonRedirectMismatch       Reason = "redirect_mismatch"         // the redirect URI is not registered (AADSTS50011)
-	ReasonAccessDenied           Reason = "access_denied"             // the user or server denied an authorization-code request, or the account may not use this tenant (AADSTS50034, 50020)
-	ReasonServer                 Reason = "server"                    // the server failed (5xx, 429, temporarily_unavailable) after retries
-	ReasonNetwork                Reason = "network"                   // the server could not be reached after retries
-	ReasonCertificate            Reason = "certificate"               // the server's TLS certificate did not verify (unknown CA, wrong name, expired)
-	ReasonNoAddress              Reason = "no_address"                // the ID token names no account address (no preferred_username, upn or email claim)
-	ReasonProtocol               Reason = "protocol"                  // a malformed response, or an error this package does not know
+	ReasonDeclined               Reason = "declined"                   // the user declined the sign-in on the verification page
+	ReasonExpired                Reason = "expired"                    // the device code expired before the user finished
+	ReasonBadCode                Reason = "bad_code"                   // the server does not know the device code
+	ReasonConditionalAccess      Reason = "conditional_access"         // a Conditional Access policy blocks the sign-in (AADSTS53003)
+	ReasonDeviceFlowBlocked      Reason = "device_flow_blocked"        // the device code flow is blocked for this user (AADSTS53003 on a device code grant)
+	ReasonMFARequired            Reason = "mfa_required"               // multi-factor authentication is required (AADSTS50076, 50079, 50158)
+	ReasonConsentRequired        Reason = "consent_required"           // nobody consented to the app's permissions (AADSTS65001)
+	ReasonPublicClientNotAllowed Reason = "public_client_not_allowed"  // the app is not enabled for public client flows (AADSTS7000218)
+	ReasonAppNotFound            Reason = "app_not_found"              // the client ID is unknown in the tenant (AADSTS700016)
+	ReasonTenantNotFound         Reason = "tenant_not_found"           // the tenant does not exist (AADSTS90002, 900023)
+	ReasonInvalidScope           Reason = "invalid_scope"              // a scope is not valid (AADSTS70011, 28000, 1002012)
+	ReasonInvalidClient          Reason = "invalid_client"             // client authentication failed (AADSTS7000215)
+	ReasonClientSecretExpired    Reason = "client_secret_expired"      // the client secret expired (AADSTS7000222)
+	ReasonClientAssertion        Reason = "client_assertion"           // the certificate's client assertion was refused (AADSTS700027, 700024, 700023, 700021, 50013, 50027)
+	ReasonClientCertExpired      Reason = "client_certificate_expired" // Config.ClientCertificate is outside its validity period (checked before sending)
+	ReasonRefreshExpired         Reason = "refresh_expired"            // the refresh token expired through inactivity or age (AADSTS700082)
+	ReasonReauthRequired         Reason = "reauth_required"            // the grant was revoked or needs a new sign-in (AADSTS50173, 70043, 70008, other invalid_grant)
+	ReasonRedirectMismatch       Reason = "redirect_mismatch"          // the redirect URI is not registered (AADSTS50011)
+	ReasonAccessDenied           Reason = "access_denied"              // the user or server denied an authorization-code request, or the account may not use this tenant (AADSTS50034, 50020)
+	ReasonServer                 Reason = "server"                     // the server failed (5xx, 429, temporarily_unavailable) after retries
+	ReasonNetwork                Reason = "network"                    // the server could not be reached after retries
+	ReasonCertificate            Reason = "certificate"                // the server's TLS certificate did not verify (unknown CA, wrong name, expired)
+	ReasonNoAddress              Reason = "no_address"                 // the ID token names no account address (no preferred_username, upn or email claim)
+	ReasonProtocol               Reason = "protocol"                   // a malformed response, or an error this package does not know
 )
 
 // ErrNoIDToken is returned by [IdentityFromToken] when the token carries no ID
@@ -244,8 +246,13 @@ func classifyAADSTS(g grant, n int) Reason {
 		return ReasonTenantNotFound
 	case 70011, 28000, 28003, 1002012, 500011: // scope invalid / several resources / resource not in tenant
 		return ReasonInvalidScope
-	case 7000215, 700025, 700027, 7000112: // bad secret / secret on public client / assertion / app disabled
+	case 7000215, 700025, 7000112: // bad secret / secret on public client / app disabled
 		return ReasonInvalidClient
+	case 700027, 700024, 700023, 700021, 50013, 50027:
+		// The client assertion was refused: signature or unknown certificate,
+		// outside its time range, wrong audience, wrong issuer, replayed or
+		// malformed (https://learn.microsoft.com/entra/identity-platform/reference-error-codes).
+		return ReasonClientAssertion
 	case 7000222: // client secret expired
 		return ReasonClientSecretExpired
 	case 700082: // refresh token expired through inactivity

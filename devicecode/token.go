@@ -240,8 +240,8 @@ func (g grant) String() string {
 // authorization-code flow uses it too.
 func (c *Config) tokenRequest(ctx context.Context, g grant, form url.Values) (*oauth2.Token, error) {
 	form.Set("client_id", c.ClientID)
-	if c.ClientSecret != "" {
-		form.Set("client_secret", c.ClientSecret)
+	if err := c.addClientAuth(form, c.Authority.TokenURL); err != nil {
+		return nil, err
 	}
 	body, err := c.exchange(ctx, g, c.Authority.TokenURL, form)
 	if err != nil {
@@ -348,8 +348,8 @@ func (c *Config) ClientCredentials(ctx context.Context) (*oauth2.Token, error) {
 	if err := c.check("token_url", c.Authority.TokenURL); err != nil {
 		return nil, err
 	}
-	if c.ClientSecret == "" {
-		return nil, &ConfigError{Field: "client_secret", Msg: "missing (client credentials need a confidential client)"}
+	if !c.confidential() {
+		return nil, &ConfigError{Field: "client_secret", Msg: "missing (client credentials need a client secret or a ClientCertificate)"}
 	}
 	if c.Authority.Microsoft() {
 		switch t := c.Authority.Tenant; t {

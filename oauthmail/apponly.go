@@ -11,7 +11,7 @@ import (
 
 // SignInApp sets the Mailer's account up for app-only sending: a service
 // without a user present sends as mailbox with a client credentials token
-// (RFC 6749 §4.4). It needs Config.ClientSecret and an app registration with
+// (RFC 6749 §4.4). It needs Config.ClientSecret or Config.ClientCertificate and an app registration with
 // the SMTP.SendAsApp application permission, admin consent, and the service
 // principal allowed on mailbox (Add-MailboxPermission). The scope is the
 // authority's AppScopes (https://outlook.office365.com/.default for Exchange
@@ -21,15 +21,19 @@ func (m *Mailer) SignInApp(ctx context.Context, mailbox string) error {
 	if mailbox == "" || !strings.Contains(mailbox, "@") {
 		return badInput("app-only: the mailbox to send as is missing or not an address")
 	}
-	if m.cfg.ClientSecret == "" {
-		return badInput("app-only: a client secret is required")
+	if m.cfg.ClientSecret == "" && m.cfg.ClientCertificate == nil {
+		return badInput("app-only: a client secret or a client certificate is required")
 	}
 	tok, err := m.appConfig().ClientCredentials(ctx)
 	if err != nil {
 		return fmt.Errorf("oauthmail: app-only sign-in: %w", err)
 	}
 	id := &devicecode.Identity{UPN: mailbox, Email: mailbox, TenantID: m.cfg.Authority.Tenant}
-	return m.saveSignIn(ctx, id, tok, m.cfg.Authority.TokenURL, m.appScopes(), tokenstore.ClientSecretPost)
+	auth := tokenstore.ClientSecretPost
+	if m.cfg.ClientCertificate != nil {
+		auth = tokenstore.ClientPrivateKeyJWT
+	}
+	return m.saveSignIn(ctx, id, tok, m.cfg.Authority.TokenURL, m.appScopes(), auth)
 }
 
 func (m *Mailer) appScopes() []string {
@@ -61,8 +65,8 @@ func appOnly(rec *tokenstore.Record) bool {
 
 // renewApp gets a new app-only token for rec; the record lock is held.
 func (m *Mailer) renewApp(ctx context.Context, rec *tokenstore.Record) (*tokenstore.Record, error) {
-	if m.cfg.ClientSecret == "" {
-		return nil, fmt.Errorf("oauthmail: account %q is app-only and no client secret is configured: %w", m.key, ErrNotSignedIn)
+	if m.cfg.ClientSecret == "" && m.cfg.ClientCertificate == nil {
+		return nil, fmt.Errorf("oauthmail: account %q is app-only and no client secret or certificate is configured: %w", m.key, ErrNotSignedIn)
 	}
 	dc := m.appConfig()
 	dc.Scopes = rec.Scopes

@@ -39,7 +39,7 @@ type configView struct {
 }
 
 func (c Config) logView() configView {
-	return configView{c.Authority.Name, c.ClientID, c.Account, c.smtpAddr(), c.ClientSecret != ""}
+	return configView{c.Authority.Name, c.ClientID, c.Account, c.smtpAddr(), c.ClientSecret != "" || c.ClientCertificate != nil}
 }
 
 // smtpAddr is the submission server the Config names, before defaults.

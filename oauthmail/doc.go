@@ -46,7 +46,21 @@
 // an idle printer's sign-in lapses and the next send fails with
 // sign_in_expired (panel 361). [Mailer.KeepAlive] refreshes now, or every
 // interval in a loop, and [Status.LapsesAt] says when the sign-in dies if
-// nothing refreshes it.
+// nothing refreshes it; [Status.LapseWarning] ("the sign-in lapses in N
+// days", in English or Japanese) appears Config.LapseWarnDays before, and
+// KeepAlive logs it while refreshing fails.
+//
+// # Sign-ins that survive a restart or a blocked device code flow
+//
+// [Mailer.SignIn] saves the device code in the store, as protected as the
+// tokens, before it shows it: a SignIn after the device was switched off
+// shows the same code again and polls it until it expires
+// ([Status.Pending] describes it meanwhile). Where Conditional Access blocks
+// the device code flow ([DeviceFlowBlocked]), [Mailer.StartPasteSignIn]
+// returns an address for a PC and [Mailer.FinishPasteSignIn] takes the
+// address the browser ended on, pasted into the device, even in a new
+// process. Config.ClientCertificate replaces a client secret with a
+// certificate (https://learn.microsoft.com/entra/identity-platform/certificate-credentials).
 //
 // # Durable outbox
 //
@@ -78,12 +92,15 @@
 //	365   conditional_access     no     a Conditional Access policy blocked the sign-in
 //	366   device_flow_blocked    no     policy blocks the device code flow
 //	367   mfa_required           no     multi-factor authentication is needed
+//	368   paste_rejected         no     the pasted sign-in answer is not for this sign-in
+//	369   certificate_rejected   no     Entra refused the app's certificate credential
 //	370   reauth_required        no     revoked, password changed: sign in again
 //	371   invalid_client         no     client ID or app settings are wrong
 //	372   client_secret_expired  no     the app's client secret expired
 //	373   app_not_found          no     no such app registration in the tenant
 //	374   tenant_not_found       no     no such tenant
 //	375   invalid_scope          no     scope missing or not granted
+//	378   certificate_expired    no     the app's client certificate expired
 //	380   smtp_auth_disabled     no     SMTP AUTH is off for the tenant or mailbox
 //	381   auth_failed            yes    the mail server refused the token
 //	382   send_as_denied         no     the account may not send as that address

@@ -27,6 +27,9 @@ const (
 	ConditionalAccess   Code = "conditional_access"    // a Conditional Access policy blocked the sign-in
 	DeviceFlowBlocked   Code = "device_flow_blocked"   // policy blocks the device code flow
 	MFARequired         Code = "mfa_required"          // multi-factor authentication is needed
+	PasteRejected       Code = "paste_rejected"        // the pasted sign-in answer is not for this sign-in
+	CertificateRejected Code = "certificate_rejected"  // Entra refused the app's certificate credential
+	CertificateExpired  Code = "certificate_expired"   // the app's client certificate expired
 	Declined            Code = "declined"              // the user declined the sign-in
 	CodeExpired         Code = "code_expired"          // the sign-in code expired before use
 	InvalidClient       Code = "invalid_client"        // client ID or app settings are wrong
@@ -84,6 +87,8 @@ func ErrorCode(err error) Code {
 	switch {
 	case errors.As(err, &sm):
 		return SenderMismatch
+	case errors.Is(err, devicecode.ErrPasteNotAnswer), errors.Is(err, devicecode.ErrStateMismatch), errors.Is(err, errNoPaste):
+		return PasteRejected
 	case errors.As(err, &hi), errors.As(err, &ie), errors.As(err, &cfe),
 		errors.Is(err, smtpx.ErrInvalidMessage):
 		return BadInput
@@ -137,6 +142,8 @@ var deviceCodes = map[devicecode.Reason]Code{
 	devicecode.ReasonInvalidScope:           InvalidScope,
 	devicecode.ReasonNoAddress:              InvalidScope, // the scopes lacked profile and email
 	devicecode.ReasonClientSecretExpired:    ClientSecretExpired,
+	devicecode.ReasonClientAssertion:        CertificateRejected,
+	devicecode.ReasonClientCertExpired:      CertificateExpired,
 	devicecode.ReasonRefreshExpired:         SignInExpired,
 	devicecode.ReasonReauthRequired:         ReauthRequired,
 	devicecode.ReasonServer:                 ServerUnavailable,
@@ -193,8 +200,14 @@ var codes = map[Code]codeInfo{
 		"組織の管理者がこのアプリに同意（管理者の同意）を与えてから、再度サインインしてください。"},
 	ConditionalAccess: {false, 365, "A Conditional Access policy blocked the sign-in. Ask the administrator to exclude this app or user.",
 		"条件付きアクセスポリシーによりサインインがブロックされました。管理者にこのアプリまたはユーザーの除外を依頼してください。"},
-	DeviceFlowBlocked: {false, 366, "The organisation blocks the device code sign-in. Ask the administrator to exclude this app or user from the policy.",
-		"組織がデバイスコードによるサインインをブロックしています。管理者にポリシーからの除外を依頼してください。"},
+	DeviceFlowBlocked: {false, 366, "The organisation blocks the device code sign-in. Use the paste-back sign-in instead (open the address on a PC, sign in, paste the final address here), or ask the administrator to exclude this app or user from the policy.",
+		"組織がデバイスコードによるサインインをブロックしています。代わりに貼り付け方式のサインイン（PCでアドレスを開いてサインインし、最後に表示されたアドレスをここに貼り付け）を使うか、管理者にポリシーからの除外を依頼してください。"},
+	PasteRejected: {false, 368, "The pasted text is not the answer to this sign-in. Paste the whole address of the blank page the browser ended on, or start the sign-in again.",
+		"貼り付けた内容はこのサインインの応答ではありません。ブラウザーが最後に表示した空白ページのアドレス全体を貼り付けるか、サインインをやり直してください。"},
+	CertificateRejected: {false, 369, "The app's certificate was refused. Check that the certificate uploaded to the app registration (Certificates & secrets) matches the one installed here, and that the device's clock is correct.",
+		"アプリの証明書が拒否されました。アプリの登録（証明書とシークレット）にアップロードした証明書がこの機器の証明書と一致すること、機器の時計が正しいことを確認してください。"},
+	CertificateExpired: {false, 378, "The app's client certificate has expired. Upload a new certificate to the app registration (Certificates & secrets) and install it here with its key.",
+		"アプリのクライアント証明書の有効期限が切れました。アプリの登録（証明書とシークレット）に新しい証明書をアップロードし、その証明書と秘密鍵をこの機器にインストールしてください。"},
 	MFARequired: {false, 367, "Multi-factor authentication is required. Complete it on the sign-in page and sign in again.",
 		"多要素認証が必要です。サインインページで完了してから再度サインインしてください。"},
 	InvalidClient: {false, 371, "The app registration does not allow this sign-in. Check the client ID and enable \"Allow public client flows\".",
@@ -245,8 +258,8 @@ var codes = map[Code]codeInfo{
 // Codes returns every code, in panel-number order of the default table.
 func Codes() []Code {
 	return []Code{NotSignedIn, SignInExpired, CodeExpired, Declined, ConsentRequired,
-		ConditionalAccess, DeviceFlowBlocked, MFARequired, ReauthRequired, InvalidClient,
-		ClientSecretExpired, AppNotFound, TenantNotFound, InvalidScope, SMTPAuthDisabled,
+		ConditionalAccess, DeviceFlowBlocked, MFARequired, PasteRejected, CertificateRejected, ReauthRequired, InvalidClient,
+		ClientSecretExpired, AppNotFound, TenantNotFound, InvalidScope, CertificateExpired, SMTPAuthDisabled,
 		AuthFailed, SendAsDenied, SenderMismatch, MessageTooLarge, Throttled, TooManyRecipients, TLSFailure,
 		CertificateInvalid, Network, ServerUnavailable, BadInput, StoreCorrupt, StorageFailed, Internal}
 }

@@ -115,9 +115,24 @@ type Config struct {
 	// ClientSecretExpires is the secret's expiry date as shown in the app
 	// registration, if known; Status warns SecretWarnDays before it.
 	ClientSecretExpires time.Time
-	// SecretWarnDays is how many days before ClientSecretExpires Status warns;
-	// zero means devicecode.DefaultSecretWarnDays (30), negative never warns.
+	// SecretWarnDays is how many days before ClientSecretExpires (or the
+	// ClientCertificate's expiry) Status warns; zero means
+	// devicecode.DefaultSecretWarnDays (30), negative never warns.
 	SecretWarnDays int
+	// ClientCertificate, if set, authenticates a confidential app
+	// registration with a certificate instead of ClientSecret
+	// (private_key_jwt, https://learn.microsoft.com/entra/identity-platform/certificate-credentials),
+	// for sign-in, refresh and app-only sending.
+	ClientCertificate *devicecode.ClientCertificate
+	// Locale, e.g. "ja-JP", asks the provider for the device code message
+	// in that language (Microsoft's mkt parameter); "" means the server's
+	// default. When the server sends no message, SignIn writes its own in
+	// English or, for a Japanese locale, Japanese.
+	Locale string
+	// LapseWarnDays: Status.LapseWarning is set when fewer than this many
+	// days remain before the sign-in lapses; zero means
+	// DefaultLapseWarnDays, negative never warns.
+	LapseWarnDays int
 
 	// SMTPAddr is used as Sender.Addr when that is empty.
 	//
@@ -335,60 +350,24 @@ func (m *Mailer) deviceConfig() *devicecode.Config {
 		Logger:     m.cfg.Logger,
 		Clock:      m.cfg.Clock,
 		Progress:   m.cfg.Progress,
+		Locale:     m.cfg.Locale,
 		// A confidential client (auth code or app-only) refreshes with its secret.
-		ClientSecret: m.cfg.ClientSecret,
+		ClientSecret:      m.cfg.ClientSecret,
+		ClientCertificate: m.cfg.ClientCertificate,
 	}
 }
 
 // SignIn runs the device code flow for the Mailer's account. It calls show with
 // the prompt (the code and URL to show the user; show may return an error to
 // abort), waits for the user, then saves the sign-in and returns who signed in.
+// The device code is saved in the store (as protected as the tokens) before
+// show is called, so a SignIn after a restart shows the same code again and
+// keeps polling for it until it expires.
 // From then on the account's UPN (or, without one, its email address) is the
 // default sender. An ID token that names no address fails with
 // devicecode.ReasonNoAddress ([InvalidScope]) and nothing is saved.
 func (m *Mailer) SignIn(ctx context.Context, show func(*devicecode.Prompt) error) (*devicecode.Identity, error) {
-	dc := m.deviceConfig()
-	p, err := dc.Start(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if show != nil {
-		if err := show(p); err != nil {
-			return nil, err
-		}
-	}
-	tok, err := dc.Wait(ctx, p)
-	if err != nil {
-		return nil, err
-	}
-	id, err := devicecode.IdentityFromToken(tok)
-	if err != nil {
-		return nil, fmt.Errorf("oauthmail: sign-in: %w", err)
-	}
-	if id.UPN == "" { // an ID token with email but without profile claims
-		id.UPN = id.Email
-	}
-	now := m.cfg.Clock.Now()
-	rec := &tokenstore.Record{
-		Account: tokenstore.Account{UPN: id.UPN, Email: id.Email, Name: id.Name,
-			TenantID: id.TenantID, ObjectID: id.ObjectID},
-		Authority:    m.cfg.Authority.TokenURL,
-		Scopes:       append([]string(nil), m.cfg.Scopes...),
-		AccessToken:  tok.AccessToken,
-		RefreshToken: tok.RefreshToken,
-		TokenType:    tok.TokenType,
-		Expiry:       tok.Expiry,
-		Obtained:     now,
-	}
-	m.describe(rec, "")
-	if err := m.cfg.Store.Save(ctx, m.key, rec); err != nil {
-		return nil, fmt.Errorf("oauthmail: save sign-in: %w", err)
-	}
-	m.setCache(rec)
-	if m.cfg.Logger != nil {
-		m.cfg.Logger.DebugContext(ctx, "signed in", "account", m.key, "upn", id.UPN, "expiry", tok.Expiry)
-	}
-	return id, nil
+	return m.signInDevice(ctx, show)
 }
 
 // SignOut forgets the account's sign-in. Signing out an account that is not
@@ -431,6 +410,14 @@ type Status struct {
 	// ClientSecret is the state of Config.ClientSecretExpires; nil when no
 	// expiry date was configured.
 	ClientSecret *devicecode.SecretExpiry `json:"client_secret,omitempty"`
+	// ClientCertificate is the state of Config.ClientCertificate's expiry;
+	// nil without a certificate.
+	ClientCertificate *devicecode.SecretExpiry `json:"client_certificate,omitempty"`
+	// LapseWarning is set when the sign-in lapses within
+	// Config.LapseWarnDays unless it is refreshed (by sending, or KeepAlive).
+	LapseWarning *LapseWarning `json:"lapse_warning,omitempty"`
+	// Pending is a sign-in started and not finished; nil if none.
+	Pending *PendingSignIn `json:"pending,omitempty"`
 }
 
 // Status reports the account's sign-in from the store, without network use. An
@@ -450,12 +437,17 @@ func (m *Mailer) Status(ctx context.Context) (*Status, error) {
 		Sender:            m.cfg.From,
 	}
 	m.secretStatus(st)
+	m.certificateStatus(st)
 	rec, err := m.cfg.Store.Load(ctx, m.key)
 	if err != nil {
 		if ErrorCode(err) == NotSignedIn {
 			return st, nil
 		}
 		return nil, fmt.Errorf("oauthmail: status: %w", err)
+	}
+	pendingStatus(st, rec)
+	if !signedIn(rec) {
+		return st, nil
 	}
 	st.SignedIn = true
 	st.AppOnly = appOnly(rec)
@@ -473,6 +465,7 @@ func (m *Mailer) Status(ctx context.Context) (*Status, error) {
 	if !st.LastRefresh.IsZero() && !st.AppOnly {
 		st.LapsesAt = st.LastRefresh.Add(Inactivity)
 		st.Lapsed = !m.cfg.Clock.Now().Before(st.LapsesAt)
+		st.LapseWarning = m.lapseWarning(st.LapsesAt)
 	}
 	return st, nil
 }
@@ -496,12 +489,15 @@ func (m *Mailer) Token(ctx context.Context) (*oauth2.Token, error) {
 }
 
 // KeepAlive refreshes the account's tokens now, which restarts Microsoft's
-// 90-day inactivity limit. With every > 0 it keeps doing so every interval
+// 90-day inactivity limit. After each attempt it logs a Warn record "the
+// sign-in lapses soon" (with lapse.days) when Status would carry a
+// LapseWarning, that is when refreshing keeps failing. With every > 0 it keeps doing so every interval
 // until ctx ends (then it returns nil), logging retryable failures and returning
 // on the first failure that retrying cannot fix (for example [SignInExpired]).
 func (m *Mailer) KeepAlive(ctx context.Context, every time.Duration) error {
 	for {
 		_, err := m.fresh(ctx, true, "")
+		m.logLapse(ctx)
 		if err != nil && (every <= 0 || !ErrorCode(err).Retryable()) {
 			if every > 0 && ctx.Err() != nil {
 				return nil

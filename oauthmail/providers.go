@@ -22,6 +22,8 @@ func (m *Mailer) describe(rec *tokenstore.Record, clientAuth string) {
 	rec.Endpoints = tokenstore.Endpoints{LoginURL: a.LoginURL, Issuer: a.Issuer,
 		DeviceAuthURL: a.DeviceAuthURL, AuthURL: a.AuthURL}
 	switch {
+	case m.cfg.ClientCertificate != nil:
+		rec.ClientAuth = tokenstore.ClientPrivateKeyJWT
 	case m.cfg.ClientSecret == "":
 		rec.ClientAuth = tokenstore.ClientPublic
 	case clientAuth != "":

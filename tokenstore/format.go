@@ -11,7 +11,14 @@ import (
 // (File, Encrypted's plaintext, keyringstore) and offered to other Store
 // implementations through [MarshalRecord] and [UnmarshalRecord].
 //
-// Version 2 (current) describes the sign-in: "version": 2, the account key it
+// Version 3 (current) is version 2 plus the object "pending": a sign-in
+// started and not finished (the device code, or the paste-back request's
+// state and PKCE verifier, which are secrets like the tokens). A record
+// without one is still written as version 2, so that an earlier build can
+// read it; a record with one is version 3, which an earlier build refuses
+// rather than silently dropping the pending sign-in on its next Save.
+//
+// Version 2 describes the sign-in: "version": 2, the account key it
 // was saved under, and the objects "account", "provider" (kind, name, tenant,
 // endpoints), "client" (ID, how it authenticates, the secret's expiry, never
 // the secret), "mail" (the mail endpoint), "token" and the times.
@@ -29,7 +36,7 @@ import (
 // next Save writes the current version. To add a version: bump formatVersion,
 // add its decoder, and keep the older decoders so that old records still load;
 // TestFormatReadsEveryVersion reads a fixture of every version.
-const formatVersion = 2
+const formatVersion = 3
 
 // maxFileSize caps what Load reads and Save writes; records are a few KB.
 const maxFileSize = 1 << 20
@@ -86,6 +93,7 @@ type recordV2 struct {
 	Obtained  time.Time   `json:"obtained,omitzero"`
 	Refreshed time.Time   `json:"refreshed,omitzero"`
 	Used      time.Time   `json:"used,omitzero"`
+	Pending   *pendingV3  `json:"pending,omitempty"` // version 3
 }
 
 // recordV1 reads both layouts of version 1: the file stores' (account nested)
@@ -124,8 +132,13 @@ func toAccount(a accountJSON) Account {
 // version of the record format, ending in a newline. Its tokens are in the
 // result: keep it where the store keeps secrets.
 func MarshalRecord(key string, r *Record) ([]byte, error) {
+	version := 2
+	if r.Pending != nil {
+		version = 3
+	}
 	f := recordV2{
-		Version: formatVersion,
+		Version: version,
+		Pending: encodePending(r.Pending),
 		Key:     key,
 		Account: accountJSON{
 			UPN: r.Account.UPN, Email: r.Account.Email, Name: r.Account.Name,
@@ -186,7 +199,7 @@ func UnmarshalRecord(key string, data []byte) (*Record, error) {
 	switch v {
 	case 1:
 		return decodeV1(key, data)
-	case 2:
+	case 2, 3:
 		return decodeV2(key, data)
 	default:
 		return nil, corrupt(fmt.Sprintf("unsupported version %d (this build reads 0 to %d)", v, formatVersion))
@@ -200,7 +213,7 @@ func wrongKey(key, got string) error {
 func decodeV2(key string, data []byte) (*Record, error) {
 	var f recordV2
 	if err := json.Unmarshal(data, &f); err != nil {
-		return nil, &CorruptError{Key: key, Reason: "version 2 fields have the wrong types"}
+		return nil, &CorruptError{Key: key, Reason: "version 2 or 3 fields have the wrong types"}
 	}
 	if f.Key != key {
 		return nil, wrongKey(key, f.Key)
@@ -222,6 +235,7 @@ func decodeV2(key string, data []byte) (*Record, error) {
 		AccessToken:   f.Token.AccessToken, RefreshToken: f.Token.RefreshToken, TokenType: f.Token.TokenType,
 		Expiry:   f.Token.Expiry,
 		Obtained: f.Obtained, Refreshed: f.Refreshed, Used: f.Used,
+		Pending: decodePending(f.Pending),
 	}, nil
 }
 

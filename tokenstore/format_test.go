@@ -41,6 +41,14 @@ func TestFormatReadsEveryVersion(t *testing.T) {
 			Expiry: time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)}},
 		{"v1 file", readFixture("testdata/format/v1.json"), fixtureV1()},
 		{"v1 keyring", readFixture("keyringstore/testdata/v1.json"), fixtureV1()},
+		{"v2 file", readFixture("testdata/format/v2.json"), fixtureV2()},
+		{"v3 with a pending sign-in", func(t *testing.T) []byte {
+			b, err := tokenstore.MarshalRecord("printer", fixtureV3())
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b
+		}, fixtureV3()},
 		{"v2", func(t *testing.T) []byte {
 			b, err := tokenstore.MarshalRecord("printer", v2)
 			if err != nil {
@@ -97,8 +105,8 @@ func TestFormatRefusesOtherKeysAndVersions(t *testing.T) {
 	if _, err := tokenstore.UnmarshalRecord("scanner", b); !errors.As(err, &ce) {
 		t.Errorf("UnmarshalRecord under another key = %v, want a CorruptError", err)
 	}
-	if _, err := tokenstore.UnmarshalRecord("printer", []byte(`{"version":3,"key":"printer"}`)); !errors.As(err, &ce) {
-		t.Errorf("UnmarshalRecord of version 3 = %v, want a CorruptError", err)
+	if _, err := tokenstore.UnmarshalRecord("printer", []byte(`{"version":4,"key":"printer"}`)); !errors.As(err, &ce) {
+		t.Errorf("UnmarshalRecord of version 4 = %v, want a CorruptError", err)
 	}
 }
 

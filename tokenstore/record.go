@@ -59,6 +59,11 @@ type Record struct {
 	Obtained  time.Time // when the user signed in (the first token)
 	Refreshed time.Time // when the token was last refreshed; zero if never
 	Used      time.Time // when the token was last used to send mail; zero if never
+
+	// Pending is a sign-in started and not yet finished (a device code
+	// shown, a paste-back address given out); nil if none. A record may
+	// hold only a Pending (no tokens): the account is then not signed in.
+	Pending *Pending
 }
 
 // How a client authenticates at the token endpoint, the values of
@@ -68,6 +73,8 @@ const (
 	ClientPublic      = "public"              // no client secret (device code, public client)
 	ClientSecretPost  = "client_secret_post"  // the secret in the request body
 	ClientSecretBasic = "client_secret_basic" // the secret in HTTP Basic authentication
+	// ClientPrivateKeyJWT: a client assertion signed with a certificate's key (RFC 7523 §2.2).
+	ClientPrivateKeyJWT = "private_key_jwt"
 )
 
 // Endpoints are the endpoints of a sign-in besides its token endpoint
@@ -94,6 +101,7 @@ func (r *Record) Clone() *Record {
 	}
 	c := *r
 	c.Scopes = slices.Clone(r.Scopes)
+	c.Pending = r.Pending.Clone()
 	return &c
 }
 

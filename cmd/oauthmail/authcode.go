@@ -23,6 +23,7 @@ type confidential struct {
 	clientAuth    string
 	noBrowser     bool
 	mailbox       string
+	cert          certFlags
 }
 
 // readSecret reads a client secret from a file (trailing newline removed);
@@ -54,6 +55,10 @@ func (e *env) loginConfidential(ctx context.Context, c *common, cf *confidential
 	if err != nil {
 		return err
 	}
+	cc, err := cf.cert.load()
+	if err != nil {
+		return err
+	}
 	st, err := e.storeFor(c)
 	if err != nil {
 		return err
@@ -67,8 +72,9 @@ func (e *env) loginConfidential(ctx context.Context, c *common, cf *confidential
 		return err
 	}
 	m, err := oauthmail.New(oauthmail.Config{
-		Authority: a, ClientID: clientID, ClientSecret: secret, ClientSecretExpires: expires,
-		Store: st, Account: c.account, CAFile: caFile, Sender: &smtpx.Sender{TLSConfig: tc}, HTTPClient: hc,
+		Authority: a, ClientID: clientID, ClientSecret: secret, ClientSecretExpires: expires, ClientCertificate: cc,
+		Locale: locale(e.getenv("LANG")),
+		Store:  st, Account: c.account, CAFile: caFile, Sender: &smtpx.Sender{TLSConfig: tc}, HTTPClient: hc,
 	})
 	if err != nil {
 		return err
@@ -76,8 +82,8 @@ func (e *env) loginConfidential(ctx context.Context, c *common, cf *confidential
 	var id *devicecode.Identity
 	switch cf.flow {
 	case "client-credentials":
-		if secret == "" {
-			return usagef("login: --flow client-credentials needs --client-secret-file")
+		if secret == "" && cc == nil {
+			return usagef("login: --flow client-credentials needs --client-secret-file or --client-cert and --client-key")
 		}
 		if cf.mailbox == "" {
 			return usagef("login: --flow client-credentials needs --mailbox (the address the service sends as)")
@@ -86,6 +92,10 @@ func (e *env) loginConfidential(ctx context.Context, c *common, cf *confidential
 			return err
 		}
 		id = &devicecode.Identity{UPN: cf.mailbox}
+	case "paste":
+		if id, err = e.loginPaste(ctx, m); err != nil {
+			return err
+		}
 	case "authcode":
 		b := &devicecode.AuthCode{Port: cf.redirectPort, ShowURL: func(u string) {
 			fmt.Fprintf(e.stderr, "Open this page in a browser to sign in:\n%s\n", u)
@@ -120,6 +130,9 @@ func (e *env) loginConfidential(ctx context.Context, c *common, cf *confidential
 	fmt.Fprintf(e.stdout, "signed in as %s (%s); sender set to %s\n", id.UPN, cf.flow, id.UPN)
 	if s != nil && s.ClientSecret != nil && s.ClientSecret.Message != "" {
 		fmt.Fprintf(e.stderr, "warning: %s\n", s.ClientSecret.Message)
+	}
+	if s != nil && s.ClientCertificate != nil && s.ClientCertificate.Message != "" {
+		fmt.Fprintf(e.stderr, "warning: %s\n", s.ClientCertificate.Message)
 	}
 	return nil
 }

@@ -338,7 +338,8 @@ func (e *env) login(ctx context.Context, args []string) error {
 	smtpAddr := fs.String("smtp", "", "SMTP server host:port of this sign-in (default: the provider's); stored, so send, status and queue need it no more")
 	fs.Var(&scopes, "scope", "scope to request (repeatable; default: the provider's)")
 	var cf confidential
-	fs.StringVar(&cf.flow, "flow", "device", "device (device code), authcode (browser, client secret) or client-credentials (app-only)")
+	fs.StringVar(&cf.flow, "flow", "device", "device (device code), authcode (browser, client secret), paste (open an address on any PC, paste the final address back) or client-credentials (app-only)")
+	cf.cert.register(fs)
 	fs.StringVar(&cf.secretFile, "client-secret-file", "", "file holding the client secret (authcode, client-credentials)")
 	fs.StringVar(&cf.secretExpires, "client-secret-expires", "", "the secret's expiry date YYYY-MM-DD, for the warning")
 	fs.StringVar(&cf.authURL, "authorize-url", "", "authorization endpoint (authcode; with --token-url instead of --tenant)")
@@ -354,9 +355,9 @@ func (e *env) login(ctx context.Context, args []string) error {
 		return usagef("login: --client-id is required")
 	}
 	switch cf.flow {
-	case "device", "authcode", "client-credentials":
+	case "device", "authcode", "paste", "client-credentials":
 	default:
-		return usagef("login: unknown --flow %q (device, authcode or client-credentials)", cf.flow)
+		return usagef("login: unknown --flow %q (device, authcode, paste or client-credentials)", cf.flow)
 	}
 	caFile, err := absCAFile(c.caFile)
 	if err != nil {
@@ -382,6 +383,7 @@ func (e *env) login(ctx context.Context, args []string) error {
 	m, err := oauthmail.New(oauthmail.Config{
 		Authority: a, ClientID: *clientID, Store: st, Account: c.account, CAFile: caFile,
 		Sender: &smtpx.Sender{TLSConfig: tc}, HTTPClient: hc, Progress: e.countdown(),
+		Locale: locale(e.getenv("LANG")),
 	})
 	if err != nil {
 		return err
@@ -420,7 +422,10 @@ func (e *env) status(ctx context.Context, args []string) error {
 	var sf smtpFlags
 	sf.register(fs, "SMTP server host:port to report instead of the one stored at login")
 	secretExpires := fs.String("client-secret-expires", "", "the client secret's expiry date YYYY-MM-DD instead of the one stored at login: warn before it")
-	warnDays := fs.Int("secret-warn-days", 0, "days before --client-secret-expires to warn (default 30; negative: never)")
+	warnDays := fs.Int("secret-warn-days", 0, "days before --client-secret-expires (or the --client-cert expiry) to warn (default 30; negative: never)")
+	lapseDays := fs.Int("lapse-warn-days", 0, "warn when the sign-in lapses within this many days unless renewed (default 14; negative: never)")
+	var cert certFlags
+	cert.register(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -433,7 +438,12 @@ func (e *env) status(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	m, _, err := e.mailerFor(ctx, &c, oauthmail.Config{Sender: s, ClientSecretExpires: expires, SecretWarnDays: *warnDays})
+	cc, err := cert.load()
+	if err != nil {
+		return err
+	}
+	m, _, err := e.mailerFor(ctx, &c, oauthmail.Config{Sender: s, ClientSecretExpires: expires, SecretWarnDays: *warnDays,
+		LapseWarnDays: *lapseDays, ClientCertificate: cc})
 	if oauthmail.ErrorCode(err) == oauthmail.NotSignedIn {
 		st := &oauthmail.Status{Account: c.account}
 		if e.json {
@@ -455,6 +465,7 @@ func (e *env) status(ctx context.Context, args []string) error {
 		return nil
 	}
 	printStatus(e.stdout, st)
+	e.printSignInWarnings(e.stdout, st)
 	return nil
 }
 
@@ -516,6 +527,7 @@ type sendFlags struct {
 	smtp                                                 smtpFlags
 	to, cc, bcc, attach, sendAs                          multi
 	from, subject, body, bodyFile, secretFile, mechanism *string
+	cert                                                 certFlags
 }
 
 func (f *sendFlags) register(fs *flag.FlagSet) {
@@ -532,6 +544,7 @@ func (f *sendFlags) register(fs *flag.FlagSet) {
 	f.smtp.register(fs, "SMTP server host:port (default: the one stored at login)")
 	f.secretFile = fs.String("client-secret-file", "", "client secret of an authcode or client-credentials sign-in (for renewing its token)")
 	f.mechanism = fs.String("mechanism", "", "SASL mechanism: XOAUTH2 or OAUTHBEARER (default: as the server advertises)")
+	f.cert.register(fs)
 }
 
 // config is the mailer configuration the flags give, client secret included.
@@ -544,7 +557,11 @@ func (f *sendFlags) config() (oauthmail.Config, error) {
 	if err != nil {
 		return oauthmail.Config{}, err
 	}
-	return oauthmail.Config{Sender: s, SendAs: f.sendAs, ClientSecret: secret}, nil
+	cc, err := f.cert.load()
+	if err != nil {
+		return oauthmail.Config{}, err
+	}
+	return oauthmail.Config{Sender: s, SendAs: f.sendAs, ClientSecret: secret, ClientCertificate: cc}, nil
 }
 
 // testConfig is the mailer configuration of send --test: the flags' SMTP
@@ -704,16 +721,22 @@ func (e *env) token(ctx context.Context, args []string) error {
 	var c common
 	c.register(fs, true)
 	secretFile := fs.String("client-secret-file", "", "client secret of an authcode or client-credentials sign-in (for renewing its token)")
+	var cert certFlags
+	cert.register(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	e.json = c.json
 	e.quiet = true // nothing but the token, for passwordeval
+	cc, err := cert.load()
+	if err != nil {
+		return err
+	}
 	secret, err := readSecret(*secretFile)
 	if err != nil {
 		return err
 	}
-	m, _, err := e.mailerFor(ctx, &c, oauthmail.Config{ClientSecret: secret})
+	m, _, err := e.mailerFor(ctx, &c, oauthmail.Config{ClientSecret: secret, ClientCertificate: cc})
 	if err != nil {
 		return err
 	}
@@ -760,6 +783,8 @@ func hintFor(c oauthmail.Code, err error) string {
 	switch c {
 	case oauthmail.NotSignedIn, oauthmail.SignInExpired, oauthmail.ReauthRequired:
 		return "hint: run oauthmail login"
+	case oauthmail.DeviceFlowBlocked:
+		return "hint: sign in with oauthmail login --flow paste (same flags): open the address it prints on any PC and paste the final address back"
 	case oauthmail.CertificateInvalid:
 		return "hint: the server's certificate is not trusted: if it comes from a private CA or a TLS-inspecting proxy, pass that CA's PEM file with --ca-file; otherwise check the clock and the server name"
 	}

@@ -108,12 +108,13 @@ func exitStatus(c oauthmail.Code) int {
 	case oauthmail.BadInput:
 		return exitUsage
 	case oauthmail.NotSignedIn, oauthmail.SignInExpired, oauthmail.ReauthRequired,
-		oauthmail.CodeExpired, oauthmail.Declined, oauthmail.MFARequired:
+		oauthmail.CodeExpired, oauthmail.Declined, oauthmail.MFARequired, oauthmail.PasteRejected:
 		return exitSignIn
 	case oauthmail.ConsentRequired, oauthmail.ConditionalAccess, oauthmail.DeviceFlowBlocked,
 		oauthmail.InvalidClient, oauthmail.ClientSecretExpired, oauthmail.AppNotFound,
 		oauthmail.TenantNotFound, oauthmail.InvalidScope, oauthmail.SMTPAuthDisabled,
-		oauthmail.AuthFailed, oauthmail.SendAsDenied, oauthmail.SenderMismatch:
+		oauthmail.AuthFailed, oauthmail.SendAsDenied, oauthmail.SenderMismatch,
+		oauthmail.CertificateRejected, oauthmail.CertificateExpired:
 		return exitAdmin
 	case oauthmail.Throttled, oauthmail.Network, oauthmail.ServerUnavailable:
 		return exitTemp

@@ -146,6 +146,8 @@ func (e *env) queue(ctx context.Context, args []string) error {
 	sf.register(fs, "SMTP server host:port (default: the provider's)")
 	secretFile := fs.String("client-secret-file", "", "run, flush: client secret of an authcode or client-credentials sign-in (for renewing its token)")
 	all := fs.Bool("all", false, "retry: every dead message")
+	var cert certFlags
+	cert.register(fs)
 	if err := fs.Parse(rest); err != nil {
 		if err == flag.ErrHelp {
 			return err
@@ -170,7 +172,11 @@ func (e *env) queue(ctx context.Context, args []string) error {
 			return err
 		}
 		e.secrets.Add(secret)
-		if m, _, err = e.mailerFor(ctx, &c, oauthmail.Config{Sender: s, ClientSecret: secret}); err != nil {
+		cc, err := cert.load()
+		if err != nil {
+			return err
+		}
+		if m, _, err = e.mailerFor(ctx, &c, oauthmail.Config{Sender: s, ClientSecret: secret, ClientCertificate: cc}); err != nil {
 			return err
 		}
 	}

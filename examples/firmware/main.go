@@ -60,6 +60,17 @@ func (p panel) fail(err error) {
 	p.show("error %d (%s): %s", oauthmail.PanelTable(nil).Panel(code), code, code.Message("en"))
 }
 
+// warnLapse shows the lapse warning of the status page, if there is one:
+// "the sign-in lapses in N days" while a send or keep-alive can still renew it.
+func (p panel) warnLapse(ctx context.Context, m *oauthmail.Mailer) {
+	st, err := m.Status(ctx)
+	if err != nil || st.LapseWarning == nil {
+		return
+	}
+	p.show("warning: %s", st.LapseWarning.Message("en"))
+	p.show("警告: %s", st.LapseWarning.Message("ja"))
+}
+
 func run(ctx context.Context, args []string, out io.Writer) int {
 	fs := flag.NewFlagSet("firmware", flag.ContinueOnError)
 	fs.SetOutput(out)
@@ -143,6 +154,7 @@ func run(ctx context.Context, args []string, out io.Writer) int {
 		}
 		p.show("linked: %s (sender set to the UPN)", id.UPN)
 	}
+	p.warnLapse(ctx, m)
 
 	// Keep the sign-in alive while the device is on: once a day.
 	kctx, stop := context.WithCancel(ctx)
@@ -168,8 +180,13 @@ func run(ctx context.Context, args []string, out io.Writer) int {
 		st, _ := m.Status(ctx)
 		p.show("keep-alive done; the link lapses on %s unless the device refreshes again", st.LapsesAt.Format("2006-01-02"))
 
-		// Switched off for 91 days with no keep-alive: panel 361.
-		em.advance(91 * 24 * time.Hour)
+		// Switched off for 80 days: the status page warns that the link
+		// lapses soon (Config.LapseWarnDays, 14 by default).
+		em.advance(80 * 24 * time.Hour)
+		p.warnLapse(ctx, m)
+
+		// Still off 11 days later, 91 without a keep-alive: panel 361.
+		em.advance(11 * 24 * time.Hour)
 		if err := m.Send(ctx, scan(*to)); err != nil {
 			p.fail(err)
 		}

@@ -15,7 +15,7 @@ func TestFirmwareAgainstEmulator(t *testing.T) {
 	if st := run(context.Background(), nil, &out); st != 0 {
 		t.Fatalf("exit %d:\n%s", st, out.String())
 	}
-	for _, want := range []string{"error 360 (not_signed_in)", "linked: alice@contoso.com", "scan sent", "keep-alive done", "error 361 (sign_in_expired)"} {
+	for _, want := range []string{"error 360 (not_signed_in)", "linked: alice@contoso.com", "scan sent", "keep-alive done", "warning: The sign-in lapses in 10 days", "あと10日", "error 361 (sign_in_expired)"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}

@@ -61,6 +61,9 @@ type App struct {
 	PublicClient bool `json:"public_client,omitempty"`
 	// Secrets are the client secrets; an expired one answers AADSTS7000222.
 	Secrets []Secret `json:"secrets,omitempty"`
+	// Certificates are the certificate credentials: client assertions
+	// signed with their keys authenticate the app (private_key_jwt).
+	Certificates []Certificate `json:"certificates,omitempty"`
 	// RedirectURIs are the registered redirect URIs. "http://localhost" matches any
 	// port on loopback, as Microsoft allows for native apps.
 	RedirectURIs []string `json:"redirect_uris,omitempty"`

@@ -41,7 +41,8 @@ type entraServer struct {
 	consents  map[string][]string      // clientID|oid -> scope names the user consented to
 	requests  []Request
 	faults    []*HTTPFault
-	slowDown  bool // answer slow_down to polls faster than the interval
+	slowDown  bool                 // answer slow_down to polls faster than the interval
+	jtis      map[string]time.Time // client|jti of client assertions used -> when to forget them
 }
 
 // startEntra listens and serves the Entra side. It panics if it cannot listen.
@@ -58,7 +59,7 @@ func startEntra(c *core, o *Options) *entraServer {
 		c: c, o: o, ln: ln, mux: http.NewServeMux(),
 		devices: map[string]*deviceGrant{}, userCodes: map[string]*deviceGrant{},
 		codes: map[string]*authCode{}, refresh: map[string]*refreshGrant{},
-		flows: map[string]*pageFlow{}, consents: map[string][]string{},
+		flows: map[string]*pageFlow{}, consents: map[string][]string{}, jtis: map[string]time.Time{},
 		slowDown: o.SlowDownFastPolls,
 	}
 	scheme := "https"

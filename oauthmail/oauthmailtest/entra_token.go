@@ -175,6 +175,9 @@ func basicAuth(r *http.Request) (id, secret string, ok bool) {
 // 7000222: liprec/vsts-release-aas#119; 7000218: MicrosoftDocs/azure-docs#31986;
 // 700025: MicrosoftDocs/azure-docs#96567); c.mu is held. confidential demands a secret.
 func (s *entraServer) clientAuth(r *http.Request, app *App, confidential bool) *aadError {
+	if r.PostForm.Has("client_assertion") {
+		return s.checkAssertion(r, app)
+	}
 	secret := r.PostForm.Get("client_secret")
 	if _, p, ok := basicAuth(r); ok && p != "" {
 		secret = p

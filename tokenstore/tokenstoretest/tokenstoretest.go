@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -46,6 +47,7 @@ func Run(t *testing.T, newStore func(t *testing.T) tokenstore.Store) {
 		{"Miss", testMiss},
 		{"DeleteMissing", testDeleteMissing},
 		{"RoundTrip", testRoundTrip},
+		{"PendingRoundTrip", testPendingRoundTrip},
 		{"ZeroRecord", testZeroRecord},
 		{"CopiesOnSave", testCopiesOnSave},
 		{"CopiesOnLoad", testCopiesOnLoad},
@@ -143,6 +145,17 @@ func Equal(want, got *tokenstore.Record) string {
 	diff("Obtained", want.Obtained.Equal(got.Obtained), want.Obtained, got.Obtained)
 	diff("Refreshed", want.Refreshed.Equal(got.Refreshed), want.Refreshed, got.Refreshed)
 	diff("Used", want.Used.Equal(got.Used), want.Used, got.Used)
+	diff("Pending", (want.Pending == nil) == (got.Pending == nil), want.Pending, got.Pending)
+	if wp, gp := want.Pending, got.Pending; wp != nil && gp != nil {
+		secret("Pending.DeviceCode", wp.DeviceCode, gp.DeviceCode)
+		secret("Pending.State", wp.State, gp.State)
+		secret("Pending.Verifier", wp.Verifier, gp.Verifier)
+		w, g := *wp, *gp
+		w.DeviceCode, w.State, w.Verifier, g.DeviceCode, g.State, g.Verifier = "", "", "", "", "", ""
+		eq := slices.Equal(w.Scopes, g.Scopes) && w.Issued.Equal(g.Issued) && w.Expires.Equal(g.Expires)
+		w.Scopes, g.Scopes, w.Issued, g.Issued, w.Expires, g.Expires = nil, nil, time.Time{}, time.Time{}, time.Time{}, time.Time{}
+		diff("Pending", eq && reflect.DeepEqual(w, g), *wp, *gp)
+	}
 	return strings.Join(d, "; ")
 }
 
@@ -194,6 +207,24 @@ func testRoundTrip(t *testing.T, s tokenstore.Store) {
 		got := mustLoad(t, s, k)
 		if d := Equal(want, got); d != "" {
 			t.Errorf("Load(%q) after Save differs: %s", k, d)
+		}
+	}
+}
+
+// testPendingRoundTrip checks that a pending sign-in (with its device code,
+// state and PKCE verifier) survives a round trip, alone and beside a token.
+func testPendingRoundTrip(t *testing.T, s tokenstore.Store) {
+	issued := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	for i, want := range []*tokenstore.Record{Sample("p"), {ClientID: "0d3f5e2a-1b2c-4d5e-8f90-123456789abc"}} {
+		want.Pending = &tokenstore.Pending{Flow: tokenstore.PendingDeviceCode, ClientID: want.ClientID,
+			DeviceCode: "canary-device-code-" + fmt.Sprint(i), UserCode: "ABCDEFGHJ", VerificationURI: "https://microsoft.com/devicelogin",
+			State: "canary-state", Verifier: "canary-verifier", Interval: 5 * time.Second,
+			Scopes: []string{"https://outlook.office.com/SMTP.Send"}, Issued: issued, Expires: issued.Add(15 * time.Minute)}
+		k := testKeys[i%len(testKeys)]
+		mustSave(t, s, k, want)
+		got := mustLoad(t, s, k)
+		if d := Equal(want, got); d != "" {
+			t.Errorf("Load(%q) of a record with a pending sign-in differs: %s", k, d)
 		}
 	}
 }
