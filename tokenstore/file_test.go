@@ -160,8 +160,8 @@ func TestFileMigrationV0(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(string(data), `{"version":2,`) {
-		t.Errorf("file after Save starts %.20q, want version 2", data)
+	if !strings.HasPrefix(string(data), `{"version":3,`) {
+		t.Errorf("file after Save starts %.20q, want version 3", data)
 	}
 	if r2, err := s.Load(t.Context(), key); err != nil || r2.RefreshToken != "canary-r" || r2.Account.UPN != key {
 		t.Errorf("Load after migration = %v, %v", r2, err)

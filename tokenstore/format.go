@@ -11,7 +11,11 @@ import (
 // (File, Encrypted's plaintext, keyringstore) and offered to other Store
 // implementations through [MarshalRecord] and [UnmarshalRecord].
 //
-// Version 2 (current) describes the sign-in: "version": 2, the account key it
+// Version 3 (current) is version 2 with the object "graph" (omitted when
+// empty): when the sign-in moved its mail to Microsoft Graph ("since") and the
+// scopes its Graph tokens are redeemed with ("scopes").
+//
+// Version 2 describes the sign-in: "version": 2, the account key it
 // was saved under, and the objects "account", "provider" (kind, name, tenant,
 // endpoints), "client" (ID, how it authenticates, the secret's expiry, never
 // the secret), "mail" (the mail endpoint), "token" and the times.
@@ -29,7 +33,7 @@ import (
 // next Save writes the current version. To add a version: bump formatVersion,
 // add its decoder, and keep the older decoders so that old records still load;
 // TestFormatReadsEveryVersion reads a fixture of every version.
-const formatVersion = 2
+const formatVersion = 3
 
 // maxFileSize caps what Load reads and Save writes; records are a few KB.
 const maxFileSize = 1 << 20
@@ -67,6 +71,11 @@ type mailV2 struct {
 	CAFile    string `json:"ca_file,omitempty"`
 }
 
+type graphV3 struct {
+	Since  time.Time `json:"since,omitzero"`
+	Scopes []string  `json:"scopes,omitempty"`
+}
+
 type tokenV2 struct {
 	AccessToken  string    `json:"access_token,omitempty"`
 	RefreshToken string    `json:"refresh_token,omitempty"`
@@ -82,6 +91,7 @@ type recordV2 struct {
 	Client    clientV2    `json:"client"`
 	Scopes    []string    `json:"scopes,omitempty"`
 	Mail      mailV2      `json:"mail,omitzero"`
+	Graph     *graphV3    `json:"graph,omitempty"` // version 3
 	Token     tokenV2     `json:"token"`
 	Obtained  time.Time   `json:"obtained,omitzero"`
 	Refreshed time.Time   `json:"refreshed,omitzero"`
@@ -116,6 +126,13 @@ type recordV0 struct {
 	Expiry       time.Time `json:"expiry,omitzero"`
 }
 
+func graphJSON(g GraphState) *graphV3 {
+	if g.Since.IsZero() && len(g.Scopes) == 0 {
+		return nil
+	}
+	return &graphV3{Since: g.Since, Scopes: g.Scopes}
+}
+
 func toAccount(a accountJSON) Account {
 	return Account(a)
 }
@@ -140,6 +157,7 @@ func MarshalRecord(key string, r *Record) ([]byte, error) {
 		Scopes: r.Scopes,
 		Mail: mailV2{Transport: r.Mail.Transport, Host: r.Mail.Host, Port: r.Mail.Port, TLS: r.Mail.TLS,
 			CAFile: r.CAFile},
+		Graph: graphJSON(r.Graph),
 		Token: tokenV2{AccessToken: r.AccessToken, RefreshToken: r.RefreshToken, TokenType: r.TokenType,
 			Expiry: r.Expiry},
 		Obtained: r.Obtained, Refreshed: r.Refreshed, Used: r.Used,
@@ -186,7 +204,8 @@ func UnmarshalRecord(key string, data []byte) (*Record, error) {
 	switch v {
 	case 1:
 		return decodeV1(key, data)
-	case 2:
+	case 2, 3:
+		// Version 3 only adds "graph", which a version 2 record lacks.
 		return decodeV2(key, data)
 	default:
 		return nil, corrupt(fmt.Sprintf("unsupported version %d (this build reads 0 to %d)", v, formatVersion))
@@ -200,12 +219,17 @@ func wrongKey(key, got string) error {
 func decodeV2(key string, data []byte) (*Record, error) {
 	var f recordV2
 	if err := json.Unmarshal(data, &f); err != nil {
-		return nil, &CorruptError{Key: key, Reason: "version 2 fields have the wrong types"}
+		return nil, &CorruptError{Key: key, Reason: "version 2 or 3 fields have the wrong types"}
 	}
 	if f.Key != key {
 		return nil, wrongKey(key, f.Key)
 	}
+	var graph GraphState
+	if f.Graph != nil && f.Version >= 3 {
+		graph = GraphState{Since: f.Graph.Since, Scopes: f.Graph.Scopes}
+	}
 	return &Record{
+		Graph:      graph,
 		Account:    toAccount(f.Account),
 		Provider:   f.Provider.Name,
 		ProviderID: f.Provider.ID,
