@@ -8,6 +8,7 @@ import (
 	"syscall"
 
 	"github.com/devicemail/devicemail/devicecode"
+	"github.com/devicemail/devicemail/graphmail"
 	"github.com/devicemail/devicemail/smtpx"
 	"github.com/devicemail/devicemail/tokenstore"
 )
@@ -80,6 +81,8 @@ func ErrorCode(err error) Code {
 		ce  *tokenstore.CorruptError
 		ie  *inputError
 		cfe *devicecode.ConfigError
+		gc  *graphConsentError
+		ge  *graphmail.Error
 		ne  net.Error
 		dns *net.DNSError
 		op  *net.OpError
@@ -87,6 +90,14 @@ func ErrorCode(err error) Code {
 	switch {
 	case errors.As(err, &sm):
 		return SenderMismatch
+	case errors.As(err, &gc):
+		return GraphPermission
+	case errors.As(err, &ge):
+		return graphCode(ge)
+	case errors.Is(err, graphmail.ErrTooLarge):
+		return MessageTooLarge
+	case errors.Is(err, graphmail.ErrTooManyRecipients):
+		return TooManyRecipients
 	case errors.As(err, &hi), errors.As(err, &ie), errors.As(err, &cfe),
 		errors.Is(err, smtpx.ErrInvalidMessage):
 		return BadInput
@@ -308,4 +319,43 @@ func (t PanelTable) Panel(c Code) int {
 		return n
 	}
 	return t[Internal]
+}
+
+// graphCode maps a Microsoft Graph error (https://learn.microsoft.com/graph/errors)
+// to a code.
+func graphCode(e *graphmail.Error) Code {
+	switch e.Code {
+	case "ErrorAccessDenied":
+		if e.Op == "draft" || e.Op == "attach" || e.Op == "createUploadSession" {
+			return GraphDraftPermission // drafts need Mail.ReadWrite
+		}
+		return GraphPermission
+	case "MailboxNotEnabledForRESTAPI", "MailboxNotSupportedForRESTAPI":
+		return GraphNotEnabled
+	case "ErrorSendAsDenied":
+		return SendAsDenied
+	case "ErrorMessageSizeExceeded", "ErrorRequestEntityTooLarge":
+		return MessageTooLarge
+	case "ErrorTooManyRecipients":
+		return TooManyRecipients
+	case "ErrorQuotaExceeded":
+		return Throttled
+	case "ErrorInvalidRecipients", "ErrorInvalidUser":
+		return BadInput
+	}
+	switch {
+	case e.StatusCode == 0:
+		return Network
+	case e.StatusCode == 401:
+		return AuthFailed
+	case e.StatusCode == 403:
+		return GraphPermission
+	case e.StatusCode == 413:
+		return MessageTooLarge
+	case e.StatusCode == 429:
+		return Throttled
+	case e.StatusCode >= 500:
+		return ServerUnavailable
+	}
+	return Internal
 }

@@ -101,6 +101,14 @@ type Config struct {
 	Logger *slog.Logger
 	// Debug, if set, receives the SMTP transcript with AUTH lines masked.
 	Debug io.Writer
+	// Transport is how mail is submitted: "" or [TransportAuto] (SMTP, and
+	// Microsoft Graph once SMTP AUTH is found switched off),
+	// [TransportSMTP] or [TransportGraph]. See transport.go's constants.
+	Transport Transport
+	// GraphURL is Microsoft Graph's v1.0 root; "" means
+	// graphmail.DefaultBaseURL (https://graph.microsoft.com/v1.0). Graph
+	// requests go through HTTPClient.
+	GraphURL string
 	// Clock is the time source; nil means real time.
 	Clock devicecode.Clock
 	// Progress receives device-code sign-in progress (see devicecode.Config).
@@ -428,6 +436,12 @@ type Status struct {
 	// AppOnly marks an app-only (client credentials) sign-in: UPN is the
 	// mailbox the service sends as, and no refresh token lapses.
 	AppOnly bool `json:"app_only,omitempty"`
+	// Transport is how the next message will be sent: "smtp" or "graph"
+	// (Microsoft Graph: configured, or moved to after SMTP AUTH was found
+	// switched off; see [TransportAuto]).
+	Transport string `json:"transport,omitempty"`
+	// GraphSince is when the sign-in moved to Microsoft Graph; zero if it has not.
+	GraphSince time.Time `json:"graph_since,omitzero"`
 	// ClientSecret is the state of Config.ClientSecretExpires; nil when no
 	// expiry date was configured.
 	ClientSecret *devicecode.SecretExpiry `json:"client_secret,omitempty"`
@@ -459,6 +473,7 @@ func (m *Mailer) Status(ctx context.Context) (*Status, error) {
 	}
 	st.SignedIn = true
 	st.AppOnly = appOnly(rec)
+	m.transportStatus(st, rec) // transport.go
 	st.UPN, st.Email, st.Name, st.TenantID = rec.Account.UPN, rec.Account.Email, rec.Account.Name, rec.Account.TenantID
 	if st.Sender == "" {
 		st.Sender = rec.Account.UPN
@@ -625,8 +640,8 @@ func (m *Mailer) refresh(ctx context.Context, force bool, rejected string) (*tok
 		return nil, fmt.Errorf("oauthmail: account %q has no refresh token: %w", m.key, ErrNotSignedIn)
 	}
 	dc := m.deviceConfig()
-	if len(rec.Scopes) > 0 {
-		dc.Scopes = rec.Scopes
+	if s := refreshScopes(rec); len(s) > 0 { // Graph's once on Graph (transport.go)
+		dc.Scopes = s
 	}
 	m.cfg.Logger.LogAttrs(ctx, slog.LevelDebug, "refreshing token",
 		slog.String("account", m.key), slog.Time("expiry", rec.Expiry), slog.Bool("forced", force))
@@ -712,7 +727,7 @@ func (m *Mailer) Send(ctx context.Context, msg *smtpx.Message) error {
 	if err != nil {
 		return err
 	}
-	if err := s.Send(ctx, mm); err != nil {
+	if err := m.sendAny(ctx, mm, func() error { return s.Send(ctx, mm) }); err != nil {
 		return err
 	}
 	m.noteUsed(ctx)
@@ -724,7 +739,7 @@ func (m *Mailer) Send(ctx context.Context, msg *smtpx.Message) error {
 // the smtpx sender for the account with the message to give it. Send and
 // Session.Send share it.
 func (m *Mailer) prepare(ctx context.Context, msg *smtpx.Message) (*smtpx.Sender, *smtpx.Message, error) {
-	rec, err := m.fresh(ctx, false, "")
+	rec, err := m.account(ctx) // fresh, on the configured transport (transport.go)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -735,7 +750,7 @@ func (m *Mailer) prepare(ctx context.Context, msg *smtpx.Message) (*smtpx.Sender
 	if !m.allowed(rec, from) {
 		return nil, nil, fmt.Errorf("oauthmail: send: %w", &smtpx.SenderMismatchError{From: from, Account: rec.Account.UPN})
 	}
-	if m.cfg.Sender.Addr == "" {
+	if m.cfg.Sender.Addr == "" && !m.onGraph(rec) {
 		return nil, nil, badInput("send: no SMTP server configured")
 	}
 	mm := *msg

@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/devicemail/devicemail/smtpx"
+	"github.com/devicemail/devicemail/tokenstore"
 )
 
 // Session is one authenticated connection to the submission server, for
@@ -21,7 +22,7 @@ import (
 // message go out twice.
 type Session struct {
 	m  *Mailer
-	ss *smtpx.Session
+	ss *smtpx.Session // nil on Microsoft Graph, which has no connection to keep
 
 	mu   sync.Mutex
 	sent bool
@@ -38,9 +39,10 @@ func (m *Mailer) Dial(ctx context.Context) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	ss, err := s.Dial(ctx)
-	if err != nil {
-		return nil, err
+	var ss *smtpx.Session
+	err = m.sendAny(ctx, nil, func() (err error) { ss, err = s.Dial(ctx); return err })
+	if err != nil || ss == nil {
+		return &Session{m: m}, err // err nil: on Graph
 	}
 	return &Session{m: m, ss: ss}, nil
 }
@@ -62,7 +64,15 @@ func (s *Session) Send(ctx context.Context, msg *smtpx.Message) error {
 	if err != nil {
 		return err
 	}
-	if err := s.ss.Send(ctx, mm); err != nil {
+	if s.ss == nil { // on Graph
+		var rec *tokenstore.Record
+		if rec, err = m.fresh(ctx, false, ""); err == nil {
+			err = m.graphSender(rec).Send(ctx, mm)
+		}
+	} else {
+		err = s.ss.Send(ctx, mm)
+	}
+	if err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -75,7 +85,10 @@ func (s *Session) Send(ctx context.Context, msg *smtpx.Message) error {
 // message was sent, records the time of the last send in the store, as
 // [Mailer.Send] does. A failed QUIT after accepted messages loses nothing.
 func (s *Session) Close() error {
-	err := s.ss.Close()
+	var err error
+	if s.ss != nil {
+		err = s.ss.Close()
+	}
 	s.mu.Lock()
 	sent := s.sent
 	s.sent = false

@@ -41,7 +41,7 @@ type entraServer struct {
 	consents  map[string][]string      // clientID|oid -> scope names the user consented to
 	requests  []Request
 	faults    []*HTTPFault
-	slowDown  bool // answer slow_down to polls faster than the interval
+	slowDown  bool         // answer slow_down to polls faster than the interval
 	graph     http.Handler // the Graph side, /v1.0/ and /upload/
 }
 
