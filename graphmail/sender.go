@@ -19,6 +19,9 @@ import (
 	"github.com/devicemail/devicemail/smtpx"
 )
 
+// DefaultMaxWait is the longest Retry-After a Sender waits for by default.
+const DefaultMaxWait = time.Minute
+
 // DefaultBaseURL is Microsoft Graph's v1.0 endpoint.
 const DefaultBaseURL = "https://graph.microsoft.com/v1.0"
 
@@ -85,6 +88,10 @@ type Sender struct {
 	// MaxRetries is how many times one request is repeated after 429 or
 	// 503; zero means 4, negative none.
 	MaxRetries int
+	// MaxWait is the longest Retry-After waited for within a call; a longer
+	// one ends the call with the [*Error], whose RetryAfter tells a queue
+	// when to try again. Zero means DefaultMaxWait.
+	MaxWait time.Duration
 	// Logger receives protocol steps at Debug level; nil discards. Tokens
 	// are never logged.
 	Logger *slog.Logger
@@ -475,6 +482,13 @@ func (s *Sender) backoff(ctx context.Context, e *Error, attempt int) error {
 	wait := e.RetryAfter
 	if wait <= 0 {
 		wait = time.Duration(1<<attempt) * time.Second
+	}
+	maxWait := s.MaxWait
+	if maxWait <= 0 {
+		maxWait = DefaultMaxWait
+	}
+	if wait > maxWait {
+		return e
 	}
 	s.logger().LogAttrs(ctx, slog.LevelDebug, "graph throttled", slog.String("graph.op", e.Op),
 		slog.Int("status", e.StatusCode), slog.Duration("retry_after", wait))
