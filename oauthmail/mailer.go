@@ -105,9 +105,9 @@ type Config struct {
 	// Microsoft Graph once SMTP AUTH is found switched off),
 	// [TransportSMTP] or [TransportGraph]. See transport.go's constants.
 	Transport Transport
-	// GraphURL is Microsoft Graph's v1.0 root; "" means
-	// graphmail.DefaultBaseURL (https://graph.microsoft.com/v1.0). Graph
-	// requests go through HTTPClient.
+	// GraphURL is Microsoft Graph's v1.0 root; "" means the one of the
+	// authority's cloud (https://graph.microsoft.com/v1.0 for the global
+	// one; see transport.go). Graph requests go through HTTPClient.
 	GraphURL string
 	// Clock is the time source; nil means real time.
 	Clock devicecode.Clock

@@ -194,12 +194,35 @@ func (m *Mailer) redeem(ctx context.Context, rec *tokenstore.Record, scopes []st
 	return tok, nil
 }
 
+// graphURL is Config.GraphURL or, when empty, the Graph root of the cloud
+// the sign-in's login URL belongs to (national clouds:
+// https://learn.microsoft.com/graph/deployments): graph.microsoft.com for
+// login.microsoftonline.com, graph.microsoft.us for login.microsoftonline.us,
+// microsoftgraph.chinacloudapi.cn for login.chinacloudapi.cn, and for any
+// other login URL (a private or test authority, such as package
+// oauthmailtest's) the same host's /v1.0.
+func (m *Mailer) graphURL() string {
+	if m.cfg.GraphURL != "" {
+		return m.cfg.GraphURL
+	}
+	login := strings.TrimSuffix(m.cfg.Authority.LoginURL, "/")
+	switch strings.ToLower(login) {
+	case "", "https://login.microsoftonline.com", "https://login.live.com":
+		return graphmail.DefaultBaseURL
+	case "https://login.microsoftonline.us":
+		return "https://graph.microsoft.us/v1.0"
+	case "https://login.chinacloudapi.cn", "https://login.partner.microsoftonline.cn":
+		return "https://microsoftgraph.chinacloudapi.cn/v1.0"
+	}
+	return login + "/v1.0"
+}
+
 // graphSender returns the Graph sender for the account of rec, with the
 // same sender policy and limits as the SMTP sender.
 func (m *Mailer) graphSender(rec *tokenstore.Record) *graphmail.Sender {
 	t := m.cfg.Sender
 	s := &graphmail.Sender{
-		BaseURL:       m.cfg.GraphURL,
+		BaseURL:       m.graphURL(),
 		HTTPClient:    m.cfg.HTTPClient,
 		TokenSource:   tokenSource{m},
 		Account:       rec.Account.UPN,

@@ -161,7 +161,7 @@ func (e *env) queue(ctx context.Context, args []string) error {
 	var m *oauthmail.Mailer
 	if sub == "run" || sub == "flush" {
 		var err error
-		s, err := sf.sender("")
+		cfg, err := sf.config("")
 		if err != nil {
 			return err
 		}
@@ -170,7 +170,8 @@ func (e *env) queue(ctx context.Context, args []string) error {
 			return err
 		}
 		e.secrets.Add(secret)
-		if m, _, err = e.mailerFor(ctx, &c, oauthmail.Config{Sender: s, ClientSecret: secret}); err != nil {
+		cfg.ClientSecret = secret
+		if m, _, err = e.mailerFor(ctx, &c, cfg); err != nil {
 			return err
 		}
 	}
