@@ -3,8 +3,8 @@ package oauthmail_test
 import (
 	"bytes"
 	"context"
-	"io"
 	"errors"
+	"io"
 	"strings"
 	"testing"
 	"time"
