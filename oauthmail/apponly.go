@@ -69,7 +69,7 @@ func (m *Mailer) renewApp(ctx context.Context, rec *tokenstore.Record) (*tokenst
 		return nil, fmt.Errorf("oauthmail: account %q is app-only and no client secret or certificate is configured: %w", m.key, ErrNotSignedIn)
 	}
 	dc := m.appConfig()
-	dc.Scopes = rec.Scopes
+	dc.Scopes = refreshScopes(rec)
 	tok, err := dc.ClientCredentials(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("oauthmail: app-only token %q: %w", m.key, err)

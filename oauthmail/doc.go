@@ -100,7 +100,10 @@
 //	373   app_not_found          no     no such app registration in the tenant
 //	374   tenant_not_found       no     no such tenant
 //	375   invalid_scope          no     scope missing or not granted
+//	376   graph_permission       no     the app lacks Microsoft Graph Mail.Send (or its consent)
+//	377   graph_not_enabled      no     the mailbox is not enabled for Graph (REST)
 //	378   certificate_expired    no     the app's client certificate expired
+//	379   graph_draft_permission no     the app lacks Graph Mail.ReadWrite, needed for large messages
 //	380   smtp_auth_disabled     no     SMTP AUTH is off for the tenant or mailbox
 //	381   auth_failed            yes    the mail server refused the token
 //	382   send_as_denied         no     the account may not send as that address

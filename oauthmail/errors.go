@@ -8,6 +8,7 @@ import (
 	"syscall"
 
 	"github.com/devicemail/devicemail/devicecode"
+	"github.com/devicemail/devicemail/graphmail"
 	"github.com/devicemail/devicemail/smtpx"
 	"github.com/devicemail/devicemail/tokenstore"
 )
@@ -20,38 +21,41 @@ type Code string
 // The codes. Each has a retry hint ([Code.Retryable]), an operator message in
 // English and Japanese ([Code.Message]) and a panel number ([PanelTable]).
 const (
-	NotSignedIn         Code = "not_signed_in"         // no sign-in stored for the account
-	SignInExpired       Code = "sign_in_expired"       // refresh token lapsed (idle for 90 days)
-	ReauthRequired      Code = "reauth_required"       // revoked, password changed: sign in again
-	ConsentRequired     Code = "consent_required"      // an administrator must consent for the app
-	ConditionalAccess   Code = "conditional_access"    // a Conditional Access policy blocked the sign-in
-	DeviceFlowBlocked   Code = "device_flow_blocked"   // policy blocks the device code flow
-	MFARequired         Code = "mfa_required"          // multi-factor authentication is needed
-	PasteRejected       Code = "paste_rejected"        // the pasted sign-in answer is not for this sign-in
-	CertificateRejected Code = "certificate_rejected"  // Entra refused the app's certificate credential
-	CertificateExpired  Code = "certificate_expired"   // the app's client certificate expired
-	Declined            Code = "declined"              // the user declined the sign-in
-	CodeExpired         Code = "code_expired"          // the sign-in code expired before use
-	InvalidClient       Code = "invalid_client"        // client ID or app settings are wrong
-	ClientSecretExpired Code = "client_secret_expired" // the app's client secret expired
-	AppNotFound         Code = "app_not_found"         // no such app registration in the tenant
-	TenantNotFound      Code = "tenant_not_found"      // no such tenant
-	InvalidScope        Code = "invalid_scope"         // scope missing or not granted
-	SMTPAuthDisabled    Code = "smtp_auth_disabled"    // SMTP AUTH is off for the tenant or mailbox
-	AuthFailed          Code = "auth_failed"           // the mail server refused the token
-	SendAsDenied        Code = "send_as_denied"        // the account may not send as that address
-	SenderMismatch      Code = "sender_mismatch"       // sender is not the signed-in account (refused locally)
-	Throttled           Code = "throttled"             // too many messages or connections; wait
-	MessageTooLarge     Code = "message_too_large"     // the message exceeds the server's size limit
-	TooManyRecipients   Code = "too_many_recipients"   // more recipients than one message may have
-	TLSFailure          Code = "tls_failure"           // TLS could not be set up
-	CertificateInvalid  Code = "certificate_invalid"   // the server certificate did not verify
-	Network             Code = "network"               // the server could not be reached
-	ServerUnavailable   Code = "server_unavailable"    // the service failed or answered nonsense
-	BadInput            Code = "bad_input"             // a setting or message field is invalid
-	StoreCorrupt        Code = "store_corrupt"         // the sign-in store is unreadable (or wrong key)
-	StorageFailed       Code = "storage_failed"        // the store or outbox could not be written on this device
-	Internal            Code = "internal"              // anything else
+	NotSignedIn          Code = "not_signed_in"          // no sign-in stored for the account
+	SignInExpired        Code = "sign_in_expired"        // refresh token lapsed (idle for 90 days)
+	ReauthRequired       Code = "reauth_required"        // revoked, password changed: sign in again
+	ConsentRequired      Code = "consent_required"       // an administrator must consent for the app
+	ConditionalAccess    Code = "conditional_access"     // a Conditional Access policy blocked the sign-in
+	DeviceFlowBlocked    Code = "device_flow_blocked"    // policy blocks the device code flow
+	MFARequired          Code = "mfa_required"           // multi-factor authentication is needed
+	PasteRejected        Code = "paste_rejected"         // the pasted sign-in answer is not for this sign-in
+	CertificateRejected  Code = "certificate_rejected"   // Entra refused the app's certificate credential
+	CertificateExpired   Code = "certificate_expired"    // the app's client certificate expired
+	Declined             Code = "declined"               // the user declined the sign-in
+	CodeExpired          Code = "code_expired"           // the sign-in code expired before use
+	InvalidClient        Code = "invalid_client"         // client ID or app settings are wrong
+	ClientSecretExpired  Code = "client_secret_expired"  // the app's client secret expired
+	AppNotFound          Code = "app_not_found"          // no such app registration in the tenant
+	TenantNotFound       Code = "tenant_not_found"       // no such tenant
+	InvalidScope         Code = "invalid_scope"          // scope missing or not granted
+	GraphPermission      Code = "graph_permission"       // the app lacks Microsoft Graph Mail.Send (or its consent)
+	GraphNotEnabled      Code = "graph_not_enabled"      // the mailbox is not enabled for Graph (REST)
+	GraphDraftPermission Code = "graph_draft_permission" // the app lacks Graph Mail.ReadWrite, needed for large messages
+	SMTPAuthDisabled     Code = "smtp_auth_disabled"     // SMTP AUTH is off for the tenant or mailbox
+	AuthFailed           Code = "auth_failed"            // the mail server refused the token
+	SendAsDenied         Code = "send_as_denied"         // the account may not send as that address
+	SenderMismatch       Code = "sender_mismatch"        // sender is not the signed-in account (refused locally)
+	Throttled            Code = "throttled"              // too many messages or connections; wait
+	MessageTooLarge      Code = "message_too_large"      // the message exceeds the server's size limit
+	TooManyRecipients    Code = "too_many_recipients"    // more recipients than one message may have
+	TLSFailure           Code = "tls_failure"            // TLS could not be set up
+	CertificateInvalid   Code = "certificate_invalid"    // the server certificate did not verify
+	Network              Code = "network"                // the server could not be reached
+	ServerUnavailable    Code = "server_unavailable"     // the service failed or answered nonsense
+	BadInput             Code = "bad_input"              // a setting or message field is invalid
+	StoreCorrupt         Code = "store_corrupt"          // the sign-in store is unreadable (or wrong key)
+	StorageFailed        Code = "storage_failed"         // the store or outbox could not be written on this device
+	Internal             Code = "internal"               // anything else
 )
 
 // ErrNotSignedIn is returned by methods that need a sign-in when the account has
@@ -80,6 +84,8 @@ func ErrorCode(err error) Code {
 		ce  *tokenstore.CorruptError
 		ie  *inputError
 		cfe *devicecode.ConfigError
+		gc  *graphConsentError
+		ge  *graphmail.Error
 		ne  net.Error
 		dns *net.DNSError
 		op  *net.OpError
@@ -89,6 +95,14 @@ func ErrorCode(err error) Code {
 		return SenderMismatch
 	case errors.Is(err, devicecode.ErrPasteNotAnswer), errors.Is(err, devicecode.ErrStateMismatch), errors.Is(err, errNoPaste):
 		return PasteRejected
+	case errors.As(err, &gc):
+		return GraphPermission
+	case errors.As(err, &ge):
+		return graphCode(ge)
+	case errors.Is(err, graphmail.ErrTooLarge):
+		return MessageTooLarge
+	case errors.Is(err, graphmail.ErrTooManyRecipients):
+		return TooManyRecipients
 	case errors.As(err, &hi), errors.As(err, &ie), errors.As(err, &cfe),
 		errors.Is(err, smtpx.ErrInvalidMessage):
 		return BadInput
@@ -220,6 +234,12 @@ var codes = map[Code]codeInfo{
 		"テナントが見つかりません。テナントIDまたはドメインを確認してください。"},
 	InvalidScope: {false, 375, "The requested permission (scope) is wrong or not granted. Leave the scope at its default and check the app's API permissions.",
 		"要求したアクセス許可（スコープ）が誤っているか付与されていません。スコープは既定のままにし、アプリのAPIのアクセス許可を確認してください。"},
+	GraphPermission: {false, 376, "The app may not send through Microsoft Graph. In the Entra admin center, open App registrations > this app > API permissions, add Microsoft Graph delegated permission Mail.Send (application permission for app-only sending), grant admin consent, then try again.",
+		"アプリはMicrosoft Graph経由で送信できません。Entra管理センターの［アプリの登録］＞このアプリ＞［APIのアクセス許可］で、Microsoft Graphの委任されたアクセス許可 Mail.Send（アプリのみの送信ではアプリケーションのアクセス許可）を追加し、管理者の同意を与えてから再試行してください。"},
+	GraphNotEnabled: {false, 377, "The mailbox cannot be used through Microsoft Graph (it is on-premises, inactive or has no Exchange Online licence). Ask the administrator to license the mailbox, or to enable SMTP AUTH for it.",
+		"このメールボックスはMicrosoft Graphから利用できません（オンプレミス、非アクティブ、またはExchange Onlineのライセンスがありません）。管理者にメールボックスへのライセンス割り当て、またはSMTP AUTHの有効化を依頼してください。"},
+	GraphDraftPermission: {false, 379, "Large messages are sent through Microsoft Graph drafts, which need the Mail.ReadWrite permission. In the Entra admin center, add Microsoft Graph Mail.ReadWrite under App registrations > this app > API permissions and grant admin consent, or send smaller attachments.",
+		"大きなメッセージはMicrosoft Graphの下書きを使って送信するため、Mail.ReadWrite のアクセス許可が必要です。Entra管理センターの［アプリの登録］＞このアプリ＞［APIのアクセス許可］でMicrosoft GraphのMail.ReadWriteを追加して管理者の同意を与えるか、添付ファイルを小さくしてください。"},
 	SMTPAuthDisabled: {false, 380, "SMTP AUTH is disabled for the organisation or the mailbox. Ask the Exchange administrator to enable it (it can take a while to apply).",
 		"組織またはメールボックスでSMTP AUTHが無効です。Exchange管理者に有効化を依頼してください（反映に時間がかかる場合があります）。"},
 	AuthFailed: {true, 381, "The mail server refused the sign-in. Check that the sender is the signed-in account's UPN and that the mailbox exists, then sign in again if it persists.",
@@ -259,7 +279,8 @@ var codes = map[Code]codeInfo{
 func Codes() []Code {
 	return []Code{NotSignedIn, SignInExpired, CodeExpired, Declined, ConsentRequired,
 		ConditionalAccess, DeviceFlowBlocked, MFARequired, PasteRejected, CertificateRejected, ReauthRequired, InvalidClient,
-		ClientSecretExpired, AppNotFound, TenantNotFound, InvalidScope, CertificateExpired, SMTPAuthDisabled,
+		ClientSecretExpired, AppNotFound, TenantNotFound, InvalidScope, GraphPermission, GraphNotEnabled,
+		CertificateExpired, GraphDraftPermission, SMTPAuthDisabled,
 		AuthFailed, SendAsDenied, SenderMismatch, MessageTooLarge, Throttled, TooManyRecipients, TLSFailure,
 		CertificateInvalid, Network, ServerUnavailable, BadInput, StoreCorrupt, StorageFailed, Internal}
 }
@@ -311,4 +332,43 @@ func (t PanelTable) Panel(c Code) int {
 		return n
 	}
 	return t[Internal]
+}
+
+// graphCode maps a Microsoft Graph error (https://learn.microsoft.com/graph/errors)
+// to a code.
+func graphCode(e *graphmail.Error) Code {
+	switch e.Code {
+	case "ErrorAccessDenied":
+		if e.Op == "draft" || e.Op == "attach" || e.Op == "createUploadSession" {
+			return GraphDraftPermission // drafts need Mail.ReadWrite
+		}
+		return GraphPermission
+	case "MailboxNotEnabledForRESTAPI", "MailboxNotSupportedForRESTAPI":
+		return GraphNotEnabled
+	case "ErrorSendAsDenied":
+		return SendAsDenied
+	case "ErrorMessageSizeExceeded", "ErrorRequestEntityTooLarge":
+		return MessageTooLarge
+	case "ErrorTooManyRecipients":
+		return TooManyRecipients
+	case "ErrorQuotaExceeded":
+		return Throttled
+	case "ErrorInvalidRecipients", "ErrorInvalidUser":
+		return BadInput
+	}
+	switch {
+	case e.StatusCode == 0:
+		return Network
+	case e.StatusCode == 401:
+		return AuthFailed
+	case e.StatusCode == 403:
+		return GraphPermission
+	case e.StatusCode == 413:
+		return MessageTooLarge
+	case e.StatusCode == 429:
+		return Throttled
+	case e.StatusCode >= 500:
+		return ServerUnavailable
+	}
+	return Internal
 }

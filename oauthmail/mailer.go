@@ -102,6 +102,14 @@ type Config struct {
 	Logger logging.Logger
 	// Debug, if set, receives the SMTP transcript with AUTH lines masked.
 	Debug io.Writer
+	// Transport is how mail is submitted: "" or [TransportAuto] (SMTP, and
+	// Microsoft Graph once SMTP AUTH is found switched off),
+	// [TransportSMTP] or [TransportGraph]. See transport.go's constants.
+	Transport Transport
+	// GraphURL is Microsoft Graph's v1.0 root; "" means the one of the
+	// authority's cloud (https://graph.microsoft.com/v1.0 for the global
+	// one; see transport.go). Graph requests go through HTTPClient.
+	GraphURL string
 	// Clock is the time source; nil means real time.
 	Clock devicecode.Clock
 	// Progress receives device-code sign-in progress (see devicecode.Config).
@@ -407,6 +415,12 @@ type Status struct {
 	// AppOnly marks an app-only (client credentials) sign-in: UPN is the
 	// mailbox the service sends as, and no refresh token lapses.
 	AppOnly bool `json:"app_only,omitempty"`
+	// Transport is how the next message will be sent: "smtp" or "graph"
+	// (Microsoft Graph: configured, or moved to after SMTP AUTH was found
+	// switched off; see [TransportAuto]).
+	Transport string `json:"transport,omitempty"`
+	// GraphSince is when the sign-in moved to Microsoft Graph; zero if it has not.
+	GraphSince time.Time `json:"graph_since,omitzero"`
 	// ClientSecret is the state of Config.ClientSecretExpires; nil when no
 	// expiry date was configured.
 	ClientSecret *devicecode.SecretExpiry `json:"client_secret,omitempty"`
@@ -451,6 +465,7 @@ func (m *Mailer) Status(ctx context.Context) (*Status, error) {
 	}
 	st.SignedIn = true
 	st.AppOnly = appOnly(rec)
+	m.transportStatus(st, rec) // transport.go
 	st.UPN, st.Email, st.Name, st.TenantID = rec.Account.UPN, rec.Account.Email, rec.Account.Name, rec.Account.TenantID
 	if st.Sender == "" {
 		st.Sender = rec.Account.UPN
@@ -632,8 +647,8 @@ func (m *Mailer) refresh(ctx context.Context, force bool, rejected string) (*tok
 		return nil, fmt.Errorf("oauthmail: account %q has no refresh token: %w", m.key, ErrNotSignedIn)
 	}
 	dc := m.deviceConfig()
-	if len(rec.Scopes) > 0 {
-		dc.Scopes = rec.Scopes
+	if s := refreshScopes(rec); len(s) > 0 { // Graph's once on Graph (transport.go)
+		dc.Scopes = s
 	}
 	if m.cfg.Logger != nil {
 		m.cfg.Logger.DebugContext(ctx, "refreshing token", "account", m.key, "expiry", rec.Expiry, "forced", force)
@@ -729,11 +744,12 @@ func (m *Mailer) Send(ctx context.Context, msg *smtpx.Message) error {
 	if err := checkMessage(msg, m.cfg.From, m.cfg.Sender.MaxRecipients, m.cfg.Sender.MaxSize); err != nil {
 		return fmt.Errorf("oauthmail: send: %w", err)
 	}
-	s, mm, r, err := m.prepare(ctx, msg)
+	s, mm, rec, r, err := m.prepare(ctx, msg)
 	if err != nil {
 		return err
 	}
-	if err := overlap(ctx, r, func(ctx context.Context) error { return s.Send(ctx, mm) }); err != nil {
+	smtp := func() error { return overlap(ctx, r, func(ctx context.Context) error { return s.Send(ctx, mm) }) }
+	if err := m.sendAny(ctx, rec, mm, smtp); err != nil {
 		return err
 	}
 	m.noteUsed(ctx)
@@ -742,30 +758,36 @@ func (m *Mailer) Send(ctx context.Context, msg *smtpx.Message) error {
 
 // prepare applies the sender policy (the account's UPN by default; another
 // From only when allow-listed) and returns the smtpx sender for the account
-// with the message to give it. If the access token needs a refresh, prepare
+// with the message to give it, and the record it used (which says the
+// transport). If the access token needs a refresh, prepare
 // starts it and returns it running: the sender's TokenSource waits for it,
 // so the caller connects meanwhile (see overlap). Send, Dial and
 // Session.Send share it.
-func (m *Mailer) prepare(ctx context.Context, msg *smtpx.Message) (*smtpx.Sender, *smtpx.Message, *refreshing, error) {
+func (m *Mailer) prepare(ctx context.Context, msg *smtpx.Message) (*smtpx.Sender, *smtpx.Message, *tokenstore.Record, *refreshing, error) {
 	rec, err := m.record(ctx)
+	if err == nil && m.mustMove(rec) {
+		// The configured transport is not the one the sign-in is on:
+		// move it first (once; transport.go).
+		rec, err = m.account(ctx)
+	}
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	from := msg.From.Email
 	if from == "" {
 		from = m.sender(rec)
 	}
 	if !m.allowed(rec, from) {
-		return nil, nil, nil, fmt.Errorf("oauthmail: send: %w", &smtpx.SenderMismatchError{From: from, Account: rec.Account.UPN})
+		return nil, nil, nil, nil, fmt.Errorf("oauthmail: send: %w", &smtpx.SenderMismatchError{From: from, Account: rec.Account.UPN})
 	}
-	if m.cfg.Sender.Addr == "" {
-		return nil, nil, nil, badInput("send: no SMTP server configured")
+	if m.cfg.Sender.Addr == "" && !m.onGraph(rec) {
+		return nil, nil, nil, nil, badInput("send: no SMTP server configured")
 	}
 	mm := *msg
 	mm.From.Email = from
 	mm.Attachments = tagAttachments(msg.Attachments) // an unreadable file is BadInput
 	r := m.startRefresh(ctx, rec)
-	return m.smtpSender(rec, r), &mm, r, nil
+	return m.smtpSender(rec, r), &mm, rec, r, nil
 }
 
 // smtpSender returns the smtpx sender for the account of rec: a copy of the

@@ -417,7 +417,9 @@ func TestRevokedIsReauthRequired(t *testing.T) {
 
 func TestSMTPAuthDisabled(t *testing.T) {
 	ctx := context.Background()
-	r := newRig(t, nil, oauthmailtest.ContosoTenantID, oauthmailtest.DeviceAppClientID, nil)
+	r := newRig(t, nil, oauthmailtest.ContosoTenantID, oauthmailtest.DeviceAppClientID, func(c *oauthmail.Config) {
+		c.Transport = oauthmail.TransportSMTP // Auto would try Graph: transport_test.go
+	})
 	r.signIn(t, r.m, "bob@contoso.com")
 	r.e.Update(func(d *oauthmailtest.Directory) {
 		for _, u := range d.Users {

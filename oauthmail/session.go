@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/devicemail/devicemail/smtpx"
+	"github.com/devicemail/devicemail/tokenstore"
 )
 
 // Session is one authenticated connection to the submission server, for
@@ -21,7 +22,7 @@ import (
 // message go out twice.
 type Session struct {
 	m  *Mailer
-	ss *smtpx.Session
+	ss *smtpx.Session // nil on Microsoft Graph, which has no connection to keep
 
 	mu   sync.Mutex
 	sent bool
@@ -35,14 +36,16 @@ type Session struct {
 func (m *Mailer) Dial(ctx context.Context) (*Session, error) {
 	// The sender is built for the account's own address; each Send then
 	// applies the sender policy to its message.
-	s, _, r, err := m.prepare(ctx, &smtpx.Message{})
+	s, _, rec, r, err := m.prepare(ctx, &smtpx.Message{})
 	if err != nil {
 		return nil, err
 	}
 	var ss *smtpx.Session
-	err = overlap(ctx, r, func(ctx context.Context) (err error) {
-		ss, err = s.Dial(ctx)
-		return err
+	err = m.sendAny(ctx, rec, nil, func() error {
+		return overlap(ctx, r, func(ctx context.Context) (err error) {
+			ss, err = s.Dial(ctx)
+			return err
+		})
 	})
 	if err != nil {
 		if ss != nil {
@@ -66,14 +69,22 @@ func (s *Session) Send(ctx context.Context, msg *smtpx.Message) error {
 	if err := checkMessage(msg, m.cfg.From, m.cfg.MaxRecipients, m.cfg.MaxMessageSize); err != nil {
 		return fmt.Errorf("oauthmail: send: %w", err)
 	}
-	_, mm, r, err := m.prepare(ctx, msg)
+	_, mm, _, r, err := m.prepare(ctx, msg)
 	if err == nil {
 		err = r.wait(ctx) // the session is authenticated; a reconnect uses the token
 	}
 	if err != nil {
 		return err
 	}
-	if err := s.ss.Send(ctx, mm); err != nil {
+	if s.ss == nil { // on Graph
+		var rec *tokenstore.Record
+		if rec, err = m.fresh(ctx, false, ""); err == nil {
+			err = m.graphSender(rec).Send(ctx, mm)
+		}
+	} else {
+		err = s.ss.Send(ctx, mm)
+	}
+	if err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -86,7 +97,10 @@ func (s *Session) Send(ctx context.Context, msg *smtpx.Message) error {
 // message was sent, records the time of the last send in the store, as
 // [Mailer.Send] does. A failed QUIT after accepted messages loses nothing.
 func (s *Session) Close() error {
-	err := s.ss.Close()
+	var err error
+	if s.ss != nil {
+		err = s.ss.Close()
+	}
 	s.mu.Lock()
 	sent := s.sent
 	s.sent = false

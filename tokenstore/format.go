@@ -11,12 +11,14 @@ import (
 // (File, Encrypted's plaintext, keyringstore) and offered to other Store
 // implementations through [MarshalRecord] and [UnmarshalRecord].
 //
-// Version 3 (current) is version 2 plus the object "pending": a sign-in
-// started and not finished (the device code, or the paste-back request's
-// state and PKCE verifier, which are secrets like the tokens). A record
-// without one is still written as version 2, so that an earlier build can
-// read it; a record with one is version 3, which an earlier build refuses
-// rather than silently dropping the pending sign-in on its next Save.
+// Version 3 (current) is version 2 plus two optional objects: "pending", a
+// sign-in started and not finished (the device code, or the paste-back
+// request's state and PKCE verifier, which are secrets like the tokens), and
+// "graph", when the sign-in moved its mail to Microsoft Graph ("since") and
+// the scopes its Graph tokens are redeemed with ("scopes"). A record with
+// neither is still written as version 2, so that an earlier build can read
+// it; a record with either is version 3, which an earlier build refuses
+// rather than silently dropping them on its next Save.
 //
 // Version 2 describes the sign-in: "version": 2, the account key it
 // was saved under, and the objects "account", "provider" (kind, name, tenant,
@@ -74,6 +76,11 @@ type mailV2 struct {
 	CAFile    string `json:"ca_file,omitempty"`
 }
 
+type graphV3 struct {
+	Since  time.Time `json:"since,omitzero"`
+	Scopes []string  `json:"scopes,omitempty"`
+}
+
 type tokenV2 struct {
 	AccessToken  string    `json:"access_token,omitempty"`
 	RefreshToken string    `json:"refresh_token,omitempty"`
@@ -89,6 +96,7 @@ type recordV2 struct {
 	Client    clientV2    `json:"client"`
 	Scopes    []string    `json:"scopes,omitempty"`
 	Mail      mailV2      `json:"mail,omitzero"`
+	Graph     *graphV3    `json:"graph,omitempty"` // version 3
 	Token     tokenV2     `json:"token"`
 	Obtained  time.Time   `json:"obtained,omitzero"`
 	Refreshed time.Time   `json:"refreshed,omitzero"`
@@ -124,6 +132,13 @@ type recordV0 struct {
 	Expiry       time.Time `json:"expiry,omitzero"`
 }
 
+func graphJSON(g GraphState) *graphV3 {
+	if g.Since.IsZero() && len(g.Scopes) == 0 {
+		return nil
+	}
+	return &graphV3{Since: g.Since, Scopes: g.Scopes}
+}
+
 func toAccount(a accountJSON) Account {
 	return Account(a)
 }
@@ -133,7 +148,7 @@ func toAccount(a accountJSON) Account {
 // result: keep it where the store keeps secrets.
 func MarshalRecord(key string, r *Record) ([]byte, error) {
 	version := 2
-	if r.Pending != nil {
+	if r.Pending != nil || !r.Graph.Since.IsZero() || len(r.Graph.Scopes) > 0 {
 		version = 3
 	}
 	f := recordV2{
@@ -153,6 +168,7 @@ func MarshalRecord(key string, r *Record) ([]byte, error) {
 		Scopes: r.Scopes,
 		Mail: mailV2{Transport: r.Mail.Transport, Host: r.Mail.Host, Port: r.Mail.Port, TLS: r.Mail.TLS,
 			CAFile: r.CAFile},
+		Graph: graphJSON(r.Graph),
 		Token: tokenV2{AccessToken: r.AccessToken, RefreshToken: r.RefreshToken, TokenType: r.TokenType,
 			Expiry: r.Expiry},
 		Obtained: r.Obtained, Refreshed: r.Refreshed, Used: r.Used,
@@ -200,6 +216,7 @@ func UnmarshalRecord(key string, data []byte) (*Record, error) {
 	case 1:
 		return decodeV1(key, data)
 	case 2, 3:
+		// Version 3 only adds "pending" and "graph", which version 2 lacks.
 		return decodeV2(key, data)
 	default:
 		return nil, corrupt(fmt.Sprintf("unsupported version %d (this build reads 0 to %d)", v, formatVersion))
@@ -218,7 +235,12 @@ func decodeV2(key string, data []byte) (*Record, error) {
 	if f.Key != key {
 		return nil, wrongKey(key, f.Key)
 	}
+	var graph GraphState
+	if f.Graph != nil && f.Version >= 3 {
+		graph = GraphState{Since: f.Graph.Since, Scopes: f.Graph.Scopes}
+	}
 	return &Record{
+		Graph:      graph,
 		Account:    toAccount(f.Account),
 		Provider:   f.Provider.Name,
 		ProviderID: f.Provider.ID,

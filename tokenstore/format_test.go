@@ -27,9 +27,22 @@ func fixtureV1() *tokenstore.Record {
 	}
 }
 
+// fixtureV2 is what testdata/format/v2.json (written by the version 2
+// encoder) holds.
+func fixtureV2() *tokenstore.Record {
+	r := fixtureV1()
+	r.ProviderID, r.Tenant, r.ClientAuth = "exchange", "contoso.onmicrosoft.com", tokenstore.ClientPublic
+	r.Endpoints = tokenstore.Endpoints{LoginURL: "https://login.microsoftonline.com",
+		DeviceAuthURL: "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/devicecode"}
+	r.SecretExpires = time.Date(2027, 6, 30, 0, 0, 0, 0, time.UTC)
+	r.Mail = tokenstore.MailEndpoint{Transport: "smtp", Host: "smtp.office365.com", Port: 587, TLS: "starttls"}
+	r.CAFile = "/etc/oauthmail/ca.pem"
+	return r
+}
+
 // Every version of the record format that was ever written still loads.
 func TestFormatReadsEveryVersion(t *testing.T) {
-	v2 := tokenstoretest.Sample("v2")
+	v3 := tokenstoretest.Sample("v3")
 	v0 := []byte(`{"access_token":"fixture-access-token","token_type":"Bearer","refresh_token":"fixture-refresh-token","expiry":"2026-11-30T10:00:00Z"}`)
 	for _, tc := range []struct {
 		name string
@@ -42,6 +55,7 @@ func TestFormatReadsEveryVersion(t *testing.T) {
 		{"v1 file", readFixture("testdata/format/v1.json"), fixtureV1()},
 		{"v1 keyring", readFixture("keyringstore/testdata/v1.json"), fixtureV1()},
 		{"v2 file", readFixture("testdata/format/v2.json"), fixtureV2()},
+		{"v2 file with an authorization endpoint", readFixture("testdata/format/v2-authcode.json"), fixtureV2AuthCode()},
 		{"v3 with a pending sign-in", func(t *testing.T) []byte {
 			b, err := tokenstore.MarshalRecord("printer", fixtureV3())
 			if err != nil {
@@ -49,13 +63,13 @@ func TestFormatReadsEveryVersion(t *testing.T) {
 			}
 			return b
 		}, fixtureV3()},
-		{"v2", func(t *testing.T) []byte {
-			b, err := tokenstore.MarshalRecord("printer", v2)
+		{"v3 with Graph state", func(t *testing.T) []byte {
+			b, err := tokenstore.MarshalRecord("printer", v3)
 			if err != nil {
 				t.Fatal(err)
 			}
 			return b
-		}, v2},
+		}, v3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := tokenstore.UnmarshalRecord("printer", tc.data(t))

@@ -10,9 +10,9 @@ import (
 	"github.com/devicemail/devicemail/tokenstore/tokenstoretest"
 )
 
-// fixtureV2 is what testdata/format/v2.json (written by the version 2
-// encoder) holds.
-func fixtureV2() *tokenstore.Record {
+// fixtureV2AuthCode is what testdata/format/v2-authcode.json (written by the
+// version 2 encoder, with an authorization endpoint) holds.
+func fixtureV2AuthCode() *tokenstore.Record {
 	r := fixtureV1()
 	r.ProviderID, r.Tenant, r.ClientAuth = "exchange", "contoso.onmicrosoft.com", tokenstore.ClientPublic
 	r.Endpoints = tokenstore.Endpoints{LoginURL: "https://login.microsoftonline.com",
@@ -23,9 +23,9 @@ func fixtureV2() *tokenstore.Record {
 	return r
 }
 
-// fixtureV3 is fixtureV2 with a pending device-code sign-in.
+// fixtureV3 is fixtureV2AuthCode with a pending device-code sign-in.
 func fixtureV3() *tokenstore.Record {
-	r := fixtureV2()
+	r := fixtureV2AuthCode()
 	r.Pending = &tokenstore.Pending{Flow: tokenstore.PendingDeviceCode, DeviceCode: "fixture-device-code",
 		UserCode: "ABCD-EFGH", VerificationURI: "https://microsoft.com/devicelogin", Message: "To sign in, ...",
 		Interval: 5 * time.Second, Scopes: []string{"https://outlook.office.com/SMTP.Send", "offline_access"},
@@ -34,14 +34,15 @@ func fixtureV3() *tokenstore.Record {
 }
 
 // The written version 2 file still loads unchanged after version 3, a
-// record without a pending sign-in is still written as version 2 (an earlier
+// record without a pending sign-in or Graph state is still written as
+// version 2 (an earlier
 // build reads it), and one with a pending sign-in round-trips as version 3.
 func TestFormatVersion3(t *testing.T) {
-	got, err := tokenstore.UnmarshalRecord("printer", readFixture("testdata/format/v2.json")(t))
+	got, err := tokenstore.UnmarshalRecord("printer", readFixture("testdata/format/v2-authcode.json")(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := tokenstoretest.Equal(fixtureV2(), got); d != "" {
+	if d := tokenstoretest.Equal(fixtureV2AuthCode(), got); d != "" {
 		t.Fatalf("v2 file: %s", d)
 	}
 	b, _ := tokenstore.MarshalRecord("printer", got)

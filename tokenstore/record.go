@@ -46,6 +46,9 @@ type Record struct {
 	// Mail is the mail endpoint the sign-in sends through; zero means the
 	// caller names it.
 	Mail MailEndpoint
+	// Graph is set when the sign-in sends through Microsoft Graph instead of
+	// SMTP: then AccessToken is a Graph token.
+	Graph GraphState
 	// CAFile is the path of a PEM file of extra certificate authorities the
 	// sign-in's endpoints are trusted with (a private CA, an emulator); "" means
 	// the system roots.
@@ -77,6 +80,12 @@ const (
 	ClientPrivateKeyJWT = "private_key_jwt"
 )
 
+// GraphState records a sign-in's move to Microsoft Graph for sending mail.
+type GraphState struct {
+	Since  time.Time // when the sign-in moved to Graph; zero means it sends by SMTP
+	Scopes []string  // the scopes Graph tokens are redeemed with
+}
+
 // Endpoints are the endpoints of a sign-in besides its token endpoint
 // ([Record.Authority]).
 type Endpoints struct {
@@ -102,6 +111,7 @@ func (r *Record) Clone() *Record {
 	c := *r
 	c.Scopes = slices.Clone(r.Scopes)
 	c.Pending = r.Pending.Clone()
+	c.Graph.Scopes = slices.Clone(r.Graph.Scopes)
 	return &c
 }
 

@@ -434,7 +434,7 @@ func (e *env) status(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	s, err := sf.sender("")
+	cfg, err := sf.config("")
 	if err != nil {
 		return err
 	}
@@ -442,8 +442,9 @@ func (e *env) status(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	m, _, err := e.mailerFor(ctx, &c, oauthmail.Config{Sender: s, ClientSecretExpires: expires, SecretWarnDays: *warnDays,
-		LapseWarnDays: *lapseDays, ClientCertificate: cc})
+	cfg.ClientSecretExpires, cfg.SecretWarnDays = expires, *warnDays
+	cfg.LapseWarnDays, cfg.ClientCertificate = *lapseDays, cc
+	m, _, err := e.mailerFor(ctx, &c, cfg)
 	if oauthmail.ErrorCode(err) == oauthmail.NotSignedIn {
 		st := &oauthmail.Status{Account: c.account}
 		if e.json {
@@ -504,6 +505,15 @@ func printStatus(w io.Writer, st *oauthmail.Status) {
 		fmt.Fprintf(w, "port:         %d\n", st.Port)
 	}
 	fmt.Fprintf(w, "TLS:          %s\n", st.TLS)
+	if st.Transport == "graph" {
+		since := ""
+		if !st.GraphSince.IsZero() {
+			since = " (since " + when(st.GraphSince) + ")"
+		}
+		fmt.Fprintf(w, "transport:    Microsoft Graph%s\n", since)
+	} else if st.Transport != "" {
+		fmt.Fprintf(w, "transport:    SMTP\n")
+	}
 	fmt.Fprintf(w, "verify cert:  %s\n", yesNo(st.VerifyCertificate))
 	fmt.Fprintf(w, "signed in at: %s\n", when(st.SignedInAt))
 	fmt.Fprintf(w, "token expiry: %s\n", when(st.TokenExpiry))
@@ -549,7 +559,7 @@ func (f *sendFlags) register(fs *flag.FlagSet) {
 
 // config is the mailer configuration the flags give, client secret included.
 func (f *sendFlags) config() (oauthmail.Config, error) {
-	s, err := f.smtp.sender(*f.mechanism)
+	cfg, err := f.smtp.config(*f.mechanism)
 	if err != nil {
 		return oauthmail.Config{}, err
 	}
@@ -561,17 +571,19 @@ func (f *sendFlags) config() (oauthmail.Config, error) {
 	if err != nil {
 		return oauthmail.Config{}, err
 	}
-	return oauthmail.Config{Sender: s, SendAs: f.sendAs, ClientSecret: secret, ClientCertificate: cc}, nil
+	cfg.SendAs, cfg.ClientSecret, cfg.ClientCertificate = f.sendAs, secret, cc
+	return cfg, nil
 }
 
 // testConfig is the mailer configuration of send --test: the flags' SMTP
 // settings, sender and send-as addresses; sendTest reads the secret.
 func (f *sendFlags) testConfig() (oauthmail.Config, error) {
-	s, err := f.smtp.sender(*f.mechanism)
+	cfg, err := f.smtp.config(*f.mechanism)
 	if err != nil {
 		return oauthmail.Config{}, err
 	}
-	return oauthmail.Config{Sender: s, From: *f.from, SendAs: f.sendAs}, nil
+	cfg.From, cfg.SendAs = *f.from, f.sendAs
+	return cfg, nil
 }
 
 // message checks the flags and builds the message they describe.

@@ -37,8 +37,9 @@
 //	3  sign in again (not_signed_in, sign_in_expired, reauth_required, code_expired, declined, mfa_required)
 //	4  an administrator must change a setting (consent_required, conditional_access,
 //	   device_flow_blocked, invalid_client, client_secret_expired, app_not_found,
-//	   tenant_not_found, invalid_scope, smtp_auth_disabled, auth_failed,
-//	   send_as_denied, sender_mismatch)
+//	   tenant_not_found, invalid_scope, smtp_auth_disabled, graph_permission,
+//	   graph_not_enabled, graph_draft_permission, auth_failed, send_as_denied,
+//	   sender_mismatch)
 //	5  temporary: try again later (throttled, network, server_unavailable)
 //	6  the message was refused (message_too_large, too_many_recipients)
 //	7  TLS or certificate problem (tls_failure, certificate_invalid)
@@ -113,6 +114,7 @@ func exitStatus(c oauthmail.Code) int {
 	case oauthmail.ConsentRequired, oauthmail.ConditionalAccess, oauthmail.DeviceFlowBlocked,
 		oauthmail.InvalidClient, oauthmail.ClientSecretExpired, oauthmail.AppNotFound,
 		oauthmail.TenantNotFound, oauthmail.InvalidScope, oauthmail.SMTPAuthDisabled,
+		oauthmail.GraphPermission, oauthmail.GraphNotEnabled, oauthmail.GraphDraftPermission,
 		oauthmail.AuthFailed, oauthmail.SendAsDenied, oauthmail.SenderMismatch,
 		oauthmail.CertificateRejected, oauthmail.CertificateExpired:
 		return exitAdmin

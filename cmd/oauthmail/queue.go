@@ -163,7 +163,7 @@ func (e *env) queue(ctx context.Context, args []string) error {
 	var m *oauthmail.Mailer
 	if sub == "run" || sub == "flush" {
 		var err error
-		s, err := sf.sender("")
+		cfg, err := sf.config("")
 		if err != nil {
 			return err
 		}
@@ -176,7 +176,8 @@ func (e *env) queue(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		if m, _, err = e.mailerFor(ctx, &c, oauthmail.Config{Sender: s, ClientSecret: secret, ClientCertificate: cc}); err != nil {
+		cfg.ClientSecret, cfg.ClientCertificate = secret, cc
+		if m, _, err = e.mailerFor(ctx, &c, cfg); err != nil {
 			return err
 		}
 	}

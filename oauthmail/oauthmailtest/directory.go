@@ -133,6 +133,10 @@ type User struct {
 	// Administrator, Cloud Application Administrator or Application
 	// Administrator; anyone else is told to ask an admin.
 	Roles []string `json:"roles,omitempty"`
+	// GraphRESTDisabled makes Microsoft Graph refuse the mailbox with 404
+	// MailboxNotEnabledForRESTAPI, as for a mailbox hosted on-premises or
+	// unlicensed (https://learn.microsoft.com/graph/api/resources/mail-api-overview).
+	GraphRESTDisabled bool `json:"graph_rest_disabled,omitempty"`
 	// NoMailbox marks an account without an Exchange mailbox.
 	NoMailbox bool `json:"no_mailbox,omitempty"`
 	// MaxSendSize is the mailbox's MaxSendSize in bytes (Set-Mailbox

@@ -75,6 +75,10 @@ type Options struct {
 	// AutoApprove signs this UPN in for every device code as soon as it is polled
 	// (for unattended runs of the emulator command).
 	AutoApprove string
+	// GraphRequestLimit is how many Graph requests one app may make for one
+	// mailbox in 10 minutes before 429 with Retry-After; zero means
+	// DefaultGraphRequestLimit (10,000), negative unlimited.
+	GraphRequestLimit int
 	// Logger receives one Debug record per request; nil discards.
 	Logger *slog.Logger
 }
@@ -85,6 +89,7 @@ type Emulator struct {
 	opts  Options
 	entra *entraServer
 	smtp  *smtpServer
+	graph *graphServer
 }
 
 // New starts an emulator. It panics if it cannot listen, like httptest.NewServer.
@@ -104,7 +109,9 @@ func New(opts *Options) *Emulator {
 		o.RefreshInactivity = 90 * 24 * time.Hour
 	}
 	e := &Emulator{opts: o, core: newCore(o.Directory, o.Clock, o.Hosts)}
+	e.graph = newGraph(e)
 	e.entra = startEntra(e.core, &e.opts)
+	e.entra.graph = e.graph
 	e.smtp = startSMTP(e.core, &e.opts)
 	// The Exchange side's accepted mail, as JSON, for the emulator command.
 	e.entra.mux.Handle("/_emulator/messages", e.smtp)

@@ -43,6 +43,7 @@ type entraServer struct {
 	faults    []*HTTPFault
 	slowDown  bool                 // answer slow_down to polls faster than the interval
 	jtis      map[string]time.Time // client|jti of client assertions used -> when to forget them
+	graph     http.Handler         // the Graph side, /v1.0/ and /upload/
 }
 
 // startEntra listens and serves the Entra side. It panics if it cannot listen.
@@ -133,6 +134,12 @@ func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 // ServeHTTP caps the body, applies injected faults, routes, and logs the request.
 func (s *entraServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := s.c.clock.Now()
+	if lp := strings.ToLower(r.URL.Path); s.graph != nil && (strings.HasPrefix(lp, "/v1.0/") || strings.HasPrefix(lp, "/upload/") || lp == "/_emulator/discard") {
+		rec := &recorder{ResponseWriter: w, status: http.StatusOK}
+		s.graph.ServeHTTP(rec, r)
+		s.logRequest(r.Context(), start, r, rec)
+		return
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 	rec := &recorder{ResponseWriter: w, status: http.StatusOK}
 	r.URL.Path, r.URL.RawPath = foldPath(r.URL.Path), ""

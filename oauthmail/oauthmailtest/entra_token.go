@@ -429,7 +429,7 @@ func (s *entraServer) issue(r *http.Request, ir *issueReq) (*tokenResponse, *aad
 		}
 		// Without admin consent in the tenant Entra still issues the token, with
 		// no roles; the resource then refuses it.
-		if consented && ir.scopes.family == resourceExchange {
+		if consented && (ir.scopes.family == resourceExchange || ir.scopes.family == resourceGraph) {
 			roles = append(roles, app.AppRoles...)
 		}
 		sp := servicePrincipalOID(app.ClientID, ir.tid)

@@ -48,6 +48,9 @@ type Message struct {
 	// it sends the sender later (for example a mailbox whose MaxReceiveSize
 	// the message exceeds).
 	NotDelivered []NonDelivery `json:"not_delivered,omitempty"`
+	// Transport is how the message was submitted: "smtp", or "graph" for
+	// Microsoft Graph's sendMail or a sent draft.
+	Transport string `json:"transport"`
 }
 
 // NonDelivery is one recipient of an accepted message that a non-delivery

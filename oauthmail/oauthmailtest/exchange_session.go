@@ -493,6 +493,7 @@ func (ss *exoSession) Data(r io.Reader) error {
 		From: from, To: to, User: auth.upn,
 		ClientID: auth.clientID, AppOnly: auth.appOnly, MessageID: id,
 		Received: clock.Now(), Header: hdr, Data: data, NotDelivered: lim.notDelivered,
+		Transport: "smtp",
 	})
 	ss.logDebug("smtp", "smtp.stage", "data", "account", auth.upn, "message_id", id)
 	// A *SMTPError with code 250 is how go-smtp lets Data choose the success text.

@@ -96,13 +96,15 @@ func Sample(seed string) *tokenstore.Record {
 		SecretExpires: time.Date(2027, 6, 30, 0, 0, 0, 0, time.UTC),
 		Mail:          tokenstore.MailEndpoint{Transport: "smtp", Host: "smtp.office365.com", Port: 587, TLS: "starttls"},
 		CAFile:        "/etc/oauthmail/ca.pem",
-		AccessToken:   "canary-access-" + seed,
-		RefreshToken:  "canary-refresh-" + seed,
-		TokenType:     "Bearer",
-		Expiry:        now.Add(time.Hour).In(loc),
-		Obtained:      now.Add(-48 * time.Hour),
-		Refreshed:     now.Add(-time.Minute).In(loc),
-		Used:          now,
+		Graph: tokenstore.GraphState{Since: now.Add(-time.Hour),
+			Scopes: []string{"https://graph.microsoft.com/Mail.Send", "offline_access"}},
+		AccessToken:  "canary-access-" + seed,
+		RefreshToken: "canary-refresh-" + seed,
+		TokenType:    "Bearer",
+		Expiry:       now.Add(time.Hour).In(loc),
+		Obtained:     now.Add(-48 * time.Hour),
+		Refreshed:    now.Add(-time.Minute).In(loc),
+		Used:         now,
 	}
 }
 
@@ -138,6 +140,8 @@ func Equal(want, got *tokenstore.Record) string {
 	diff("Mail", want.Mail == got.Mail, want.Mail, got.Mail)
 	diff("CAFile", want.CAFile == got.CAFile, want.CAFile, got.CAFile)
 	diff("Scopes", slices.Equal(want.Scopes, got.Scopes), want.Scopes, got.Scopes)
+	diff("Graph.Since", want.Graph.Since.Equal(got.Graph.Since), want.Graph.Since, got.Graph.Since)
+	diff("Graph.Scopes", slices.Equal(want.Graph.Scopes, got.Graph.Scopes), want.Graph.Scopes, got.Graph.Scopes)
 	secret("AccessToken", want.AccessToken, got.AccessToken)
 	secret("RefreshToken", want.RefreshToken, got.RefreshToken)
 	diff("TokenType", want.TokenType == got.TokenType, want.TokenType, got.TokenType)

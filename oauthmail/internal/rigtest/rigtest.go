@@ -75,6 +75,7 @@ func New(opts *oauthmailtest.Options, tenant, clientID string, mod func(*oauthma
 		Sender:     &smtpx.Sender{Addr: e.SMTPAddr(), TLSConfig: e.TLSConfig()},
 		HTTPClient: e.Client(),
 		Clock:      e.Clock(),
+		GraphURL:   e.GraphURL(),
 	}
 	if mod != nil {
 		mod(&cfg)
