@@ -16,4 +16,6 @@ require (
 // Test only: no package of the module imports these outside its tests.
 require github.com/google/go-cmp v0.7.0 // test only: cmp.Diff in fuzz and table tests
 
+require github.com/emersion/go-imap/v2 v2.0.0-beta.8
+
 require github.com/danieljoos/wincred v1.2.3 // indirect
