@@ -38,7 +38,7 @@
 //	4  an administrator must change a setting (consent_required, conditional_access,
 //	   device_flow_blocked, invalid_client, client_secret_expired, app_not_found,
 //	   tenant_not_found, invalid_scope, smtp_auth_disabled, auth_failed,
-//	   send_as_denied, sender_mismatch)
+//	   send_as_denied, sender_mismatch, imap_auth_failed, mailbox_not_found)
 //	5  temporary: try again later (throttled, network, server_unavailable)
 //	6  the message was refused (message_too_large, too_many_recipients)
 //	7  TLS or certificate problem (tls_failure, certificate_invalid)
@@ -113,7 +113,8 @@ func exitStatus(c oauthmail.Code) int {
 	case oauthmail.ConsentRequired, oauthmail.ConditionalAccess, oauthmail.DeviceFlowBlocked,
 		oauthmail.InvalidClient, oauthmail.ClientSecretExpired, oauthmail.AppNotFound,
 		oauthmail.TenantNotFound, oauthmail.InvalidScope, oauthmail.SMTPAuthDisabled,
-		oauthmail.AuthFailed, oauthmail.SendAsDenied, oauthmail.SenderMismatch:
+		oauthmail.AuthFailed, oauthmail.SendAsDenied, oauthmail.SenderMismatch,
+		oauthmail.IMAPAuthFailed, oauthmail.MailboxNotFound:
 		return exitAdmin
 	case oauthmail.Throttled, oauthmail.Network, oauthmail.ServerUnavailable:
 		return exitTemp
