@@ -67,7 +67,7 @@ func receiver(e *oauthmailtest.Emulator, ts imapx.TokenSource) *imapx.Receiver {
 
 type got struct {
 	subject, from string
-	files       map[string]string
+	files         map[string]string
 }
 
 func collect(out *[]got) imapx.Handler {

@@ -240,6 +240,8 @@ func New(cfg Config) (*Mailer, error) {
 	}
 	cfg.Scopes = append([]string(nil), cfg.Scopes...)
 	if cfg.Receiver != nil {
+		r := *cfg.Receiver
+		cfg.Receiver = &r
 		cfg.Scopes = withIMAPScope(cfg.Scopes)
 	}
 	cfg.SendAs = append([]string(nil), cfg.SendAs...)

@@ -160,4 +160,3 @@ var imapCodes = map[imapx.Reason]Code{
 	imapx.ReasonProtocol:    ServerUnavailable,
 	imapx.ReasonServer:      ServerUnavailable,
 }
-

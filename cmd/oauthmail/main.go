@@ -79,6 +79,7 @@ commands:
   send      send a message (--queue: through the durable outbox)
   queue     list, retry, drop or deliver outbox messages
   token     print a fresh access token (for msmtp passwordeval)
+  receive   receive new mail over IMAP, save attachments (login --receive first)
   logout    forget an account's sign-in
   emulator  run the Entra ID + Exchange Online emulator
   demo      sign in and send through an in-process emulator
@@ -177,6 +178,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = e.queue(ctx, rest)
 	case "token":
 		err = e.token(ctx, rest)
+	case "receive":
+		err = e.receive(ctx, rest)
 	case "logout":
 		err = e.logout(ctx, rest)
 	case "demo":
