@@ -63,7 +63,10 @@ func classify(stage string, err error) error {
 		return err
 	}
 	var ie *imap.Error
+	var ce *ChallengeError
 	switch {
+	case errors.As(err, &ce):
+		return &Error{Stage: stage, Reason: ReasonAuthFailed, Err: err}
 	case errors.Is(err, ErrLimit):
 		return &Error{Stage: stage, Reason: ReasonProtocol, Err: err}
 	case errors.As(err, &ie):

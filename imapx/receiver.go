@@ -265,7 +265,9 @@ func (r *Receiver) connect(ctx context.Context, refresh bool) (*session, error) 
 	log.LogAttrs(ctx, slog.LevelDebug, "imap authenticate", slog.String("account", r.Username),
 		slog.String("imap.mechanism", mech), slog.String("server", r.Addr))
 	if err := s.c.Authenticate(sc); err != nil {
-		s.close()
+		// No LOGOUT: after a challenge the server still waits for the
+		// SASL exchange.
+		s.c.Close()
 		return nil, classify("auth", err)
 	}
 	mbox := r.Mailbox

@@ -18,9 +18,14 @@ var errChallenge = errors.New("imapx: unexpected second SASL challenge")
 
 // xoauth2 is the XOAUTH2 client: initial response
 // "user=<user>^Aauth=Bearer <token>^A^A"
-// (https://learn.microsoft.com/exchange/client-developer/legacy-protocols/how-to-authenticate-an-imap-pop-smtp-application-by-using-oauth);
-// an error challenge is answered with an empty line so that the server
-// sends its final NO.
+// (https://learn.microsoft.com/exchange/client-developer/legacy-protocols/how-to-authenticate-an-imap-pop-smtp-application-by-using-oauth).
+//
+// The mechanism wants an error challenge (Google's and Dovecot's JSON
+// status) answered with an empty line, but go-imap v2.0.0-beta.8 encodes an
+// empty response as "=", which Dovecot refuses ("Invalid base64 data in
+// continued response", BAD). So the challenge ends the exchange on our
+// side: Next returns a *ChallengeError carrying the server's status, and
+// the connection is dropped.
 type xoauth2 struct {
 	user, token string
 	answered    bool
@@ -36,12 +41,34 @@ func (c *xoauth2) Start() (string, []byte, error) {
 	return MechanismXOAUTH2, []byte("user=" + c.user + "\x01auth=Bearer " + c.token + "\x01\x01"), nil
 }
 
-func (c *xoauth2) Next([]byte) ([]byte, error) {
-	if c.answered {
-		return nil, errChallenge
+func (c *xoauth2) Next(challenge []byte) ([]byte, error) {
+	return nil, &ChallengeError{Status: printable(challenge)}
+}
+
+// ChallengeError is the server's refusal of a token sent as an XOAUTH2
+// error challenge, typically JSON such as
+// {"status":"401","schemes":"bearer","scope":"..."}
+// (https://developers.google.com/workspace/gmail/imap/xoauth2-protocol).
+// It never contains the token.
+type ChallengeError struct {
+	Status string // the challenge, control characters removed, at most 512 bytes
+}
+
+func (e *ChallengeError) Error() string {
+	return "imapx: the server refused the token: " + e.Status
+}
+
+// printable keeps a server's challenge loggable.
+func printable(b []byte) string {
+	if len(b) > 512 {
+		b = b[:512]
 	}
-	c.answered = true
-	return []byte{}, nil
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, string(b))
 }
 
 // oauthBearer is the RFC 7628 client. It answers the error challenge with
