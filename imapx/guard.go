@@ -92,14 +92,14 @@ func (g *guard) announced() (size int64, body, ok bool) {
 		i--
 	}
 	digits := t[i:]
-	if len(digits) == 0 || len(digits) > 18 || i == 0 || (t[i-1] != '{' && !(t[i-1] == '~' && i >= 2 && t[i-2] == '{')) {
+	if len(digits) == 0 || len(digits) > 18 || i == 0 || t[i-1] != '{' {
 		return 0, false, false
 	}
 	for _, d := range digits {
 		size = size*10 + int64(d-'0')
 	}
 	j := i - 1
-	if t[j] == '~' { // literal8 "~{n}" (RFC 3516)
+	if j > 0 && t[j-1] == '~' { // literal8 "~{n}" (RFC 3516)
 		j--
 	}
 	return size, isBodySection(t[:j]), true

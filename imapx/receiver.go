@@ -159,6 +159,7 @@ type session struct {
 	c      *imapclient.Client
 	conn   *guardConn
 	notify chan struct{} // the mailbox grew (EXISTS)
+	caps   imap.CapSet   // after authentication
 	log    *slog.Logger
 }
 
@@ -242,13 +243,17 @@ func (r *Receiver) connect(ctx context.Context, refresh bool) (*session, error) 
 	})
 	stop := context.AfterFunc(ctx, func() { raw.Close() })
 	defer stop()
-	if err := s.c.WaitGreeting(); err != nil {
+	if err := s.within(timeout, s.c.WaitGreeting); err != nil {
 		s.close()
-		return nil, classify("dial", err)
+		return nil, s.fail("dial", err)
 	}
 	mech := r.Mechanism
 	if mech == "" {
-		caps := s.c.Caps()
+		var caps imap.CapSet
+		if err := s.within(timeout, func() error { caps = s.c.Caps(); return nil }); err != nil {
+			s.c.Close()
+			return nil, s.fail("dial", err)
+		}
 		switch {
 		case caps.Has(imap.AuthCap(MechanismXOAUTH2)):
 			mech = MechanismXOAUTH2
@@ -264,21 +269,37 @@ func (r *Receiver) connect(ctx context.Context, refresh bool) (*session, error) 
 	}
 	log.LogAttrs(ctx, slog.LevelDebug, "imap authenticate", slog.String("account", r.Username),
 		slog.String("imap.mechanism", mech), slog.String("server", r.Addr))
-	if err := s.c.Authenticate(sc); err != nil {
+	if err := s.within(timeout, func() error { return s.c.Authenticate(sc) }); err != nil {
 		// No LOGOUT: after a challenge the server still waits for the
 		// SASL exchange.
 		s.c.Close()
-		return nil, classify("auth", err)
+		return nil, s.fail("auth", err)
 	}
 	mbox := r.Mailbox
 	if mbox == "" {
 		mbox = "INBOX"
 	}
-	if _, err := s.c.Select(mbox, nil).Wait(); err != nil {
+	if err := s.within(timeout, func() error { _, err := s.c.Select(mbox, nil).Wait(); return err }); err != nil {
 		s.close()
-		return nil, classify("select", err)
+		return nil, s.fail("select", err)
+	}
+	if err := s.within(timeout, func() error { s.caps = s.c.Caps(); return nil }); err != nil {
+		s.close()
+		return nil, s.fail("select", err)
 	}
 	return s, nil
+}
+
+// fail classifies err from stage; when the guard cut the connection, its
+// ErrLimit is the cause (go-imap reports it only as text).
+func (s *session) fail(stage string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if g := s.conn.failed.Load(); g != nil && !errors.Is(err, ErrLimit) {
+		err = fmt.Errorf("%w (%v)", *g, err)
+	}
+	return classify(stage, err)
 }
 
 func (s *session) close() {
@@ -305,7 +326,7 @@ func (s *session) loop(ctx context.Context, handle Handler, n *int, once bool) e
 		if once || ctx.Err() != nil {
 			return nil
 		}
-		if s.c.Caps().Has(imap.CapIdle) || s.c.Caps().Has(imap.CapIMAP4rev2) {
+		if s.caps.Has(imap.CapIdle) || s.caps.Has(imap.CapIMAP4rev2) {
 			if err := s.idle(ctx, orDefault(r.IdleInterval, DefaultIdleInterval), timeout); err != nil {
 				return err
 			}
@@ -320,12 +341,12 @@ func (s *session) loop(ctx context.Context, handle Handler, n *int, once bool) e
 			return nil
 		case <-s.c.Closed():
 			t.Stop()
-			return classify("poll", errors.New("connection closed by the server"))
+			return s.fail("poll", errors.New("connection closed by the server"))
 		case <-t.C:
 		}
 		s.conn.allow(timeout)
-		if err := s.c.Noop().Wait(); err != nil {
-			return classify("poll", err)
+		if err := s.within(timeout, s.c.Noop().Wait); err != nil {
+			return s.fail("poll", err)
 		}
 	}
 }
@@ -335,7 +356,7 @@ func (s *session) idle(ctx context.Context, interval, timeout time.Duration) err
 	s.conn.allow(interval + timeout)
 	cmd, err := s.c.Idle()
 	if err != nil {
-		return classify("idle", err)
+		return s.fail("idle", err)
 	}
 	t := time.NewTimer(interval)
 	defer t.Stop()
@@ -349,16 +370,33 @@ func (s *session) idle(ctx context.Context, interval, timeout time.Duration) err
 	}
 	s.conn.allow(timeout)
 	if closed {
-		return classify("idle", errors.New("connection closed by the server"))
+		return s.fail("idle", errors.New("connection closed by the server"))
 	}
 	if err := cmd.Close(); err != nil {
-		return classify("idle", err)
+		return s.fail("idle", err)
 	}
-	if err := cmd.Wait(); err != nil {
-		return classify("idle", err)
-	}
-	return nil
+	return s.fail("idle", s.within(timeout, cmd.Wait))
 }
+
+// within runs wait, giving up (and closing the connection) if it has not
+// returned after d: a server that keeps talking without ever completing
+// the command (an endless IDLE, say) cannot hold the Receiver.
+func (s *session) within(d time.Duration, wait func() error) error {
+	done := make(chan error, 1)
+	go func() { done <- wait() }()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-t.C:
+		s.c.Close() // wait returns soon after; its result no longer matters
+		return fmt.Errorf("%w: no completion within %v", errSilent, d)
+	}
+}
+
+// errSilent is the cause of a command that did not complete in time.
+var errSilent = errors.New("imapx: server did not complete the command")
 
 // drain hands over every new message, oldest first.
 func (s *session) drain(ctx context.Context, handle Handler, n *int) error {
@@ -367,9 +405,13 @@ func (s *session) drain(ctx context.Context, handle Handler, n *int) error {
 		if s.r.MoveTo != "" {
 			crit = &imap.SearchCriteria{NotFlag: []imap.Flag{imap.FlagDeleted}}
 		}
-		data, err := s.c.UIDSearch(crit, nil).Wait()
+		var data *imap.SearchData
+		err := s.within(orDefault(s.r.Timeout, DefaultTimeout), func() (err error) {
+			data, err = s.c.UIDSearch(crit, nil).Wait()
+			return err
+		})
 		if err != nil {
-			return classify("search", err)
+			return s.fail("search", err)
 		}
 		uids := data.AllUIDs()
 		if len(uids) == 0 {
@@ -435,7 +477,7 @@ func (s *session) one(ctx context.Context, uid imap.UID, handle Handler) error {
 		}
 	}
 	if err := cmd.Close(); err != nil {
-		return classify("fetch", err)
+		return s.fail("fetch", err)
 	}
 	if herr != nil {
 		return fmt.Errorf("imapx: message uid %d not marked: %w", uid, herr)
@@ -443,7 +485,7 @@ func (s *session) one(ctx context.Context, uid imap.UID, handle Handler) error {
 	if !seen {
 		return nil // gone meanwhile (expunged elsewhere)
 	}
-	return s.mark(ctx, set)
+	return s.within(orDefault(s.r.Timeout, DefaultTimeout), func() error { return s.mark(ctx, set) })
 }
 
 func (s *session) hand(ctx context.Context, m *Message, body io.Reader, handle Handler) error {
@@ -459,20 +501,20 @@ func (s *session) hand(ctx context.Context, m *Message, body io.Reader, handle H
 func (s *session) mark(ctx context.Context, set imap.UIDSet) error {
 	if s.r.MoveTo == "" {
 		err := s.c.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagSeen}}, nil).Close()
-		return classify("mark", err)
+		return s.fail("mark", err)
 	}
-	if s.c.Caps().Has(imap.CapMove) || s.c.Caps().Has(imap.CapIMAP4rev2) {
+	if s.caps.Has(imap.CapMove) || s.caps.Has(imap.CapIMAP4rev2) {
 		_, err := s.c.Move(set, s.r.MoveTo).Wait()
-		return classify("mark", err)
+		return s.fail("mark", err)
 	}
 	if _, err := s.c.Copy(set, s.r.MoveTo).Wait(); err != nil {
-		return classify("mark", err)
+		return s.fail("mark", err)
 	}
 	if err := s.c.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close(); err != nil {
-		return classify("mark", err)
+		return s.fail("mark", err)
 	}
-	if s.c.Caps().Has(imap.CapUIDPlus) {
-		return classify("mark", s.c.UIDExpunge(set).Close())
+	if s.caps.Has(imap.CapUIDPlus) {
+		return s.fail("mark", s.c.UIDExpunge(set).Close())
 	}
-	return classify("mark", s.c.Expunge().Close())
+	return s.fail("mark", s.c.Expunge().Close())
 }
