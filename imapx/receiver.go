@@ -17,11 +17,11 @@ import (
 	"golang.org/x/oauth2"
 )
 
-// Defaults of the zero Receiver fields.
+// Defaults of the zero Receiver fields (documented on the fields).
 const (
-	DefaultPollInterval = time.Minute
-	DefaultIdleInterval = 10 * time.Minute
-	DefaultTimeout      = 2 * time.Minute
+	defaultPollInterval = time.Minute
+	defaultIdleInterval = 10 * time.Minute
+	defaultTimeout      = 2 * time.Minute
 )
 
 // TokenSource supplies the OAuth 2.0 access token for AUTHENTICATE. It is
@@ -81,15 +81,16 @@ type Receiver struct {
 	// only unseen ones are new.
 	MoveTo string
 	// PollInterval is how often a server without IDLE (RFC 2177) is asked
-	// for new mail; zero means DefaultPollInterval.
+	// for new mail; zero means one minute.
 	PollInterval time.Duration
 	// IdleInterval is how long one IDLE lasts before the Receiver checks
-	// the mailbox anyway and idles again; zero means DefaultIdleInterval.
+	// the mailbox anyway and idles again; zero means 10 minutes.
 	// RFC 2177 asks clients to re-issue IDLE at least every 29 minutes.
 	IdleInterval time.Duration
 	// Timeout is how long the server may stay silent while a command is
 	// under way before the connection is given up (ReasonNetwork); zero
-	// means DefaultTimeout. It also bounds the TLS dial.
+	// means 2 minutes. It also bounds the TLS dial and how long any
+	// command but FETCH may take in all.
 	Timeout time.Duration
 	// Dialer dials the TCP connection; nil means a net.Dialer.
 	Dialer *net.Dialer
@@ -203,7 +204,7 @@ func (r *Receiver) connect(ctx context.Context, refresh bool) (*session, error) 
 			return nil, err
 		}
 	}
-	timeout := orDefault(r.Timeout, DefaultTimeout)
+	timeout := orDefault(r.Timeout, defaultTimeout)
 	host, portStr, _ := net.SplitHostPort(r.Addr)
 	port, _ := strconv.Atoi(portStr)
 	conf := &tls.Config{}
@@ -318,7 +319,7 @@ func (s *session) close() {
 // loop handles what is new, then waits for more.
 func (s *session) loop(ctx context.Context, handle Handler, n *int, once bool) error {
 	r := s.r
-	timeout := orDefault(r.Timeout, DefaultTimeout)
+	timeout := orDefault(r.Timeout, defaultTimeout)
 	for {
 		if err := s.drain(ctx, handle, n); err != nil {
 			return err
@@ -327,12 +328,12 @@ func (s *session) loop(ctx context.Context, handle Handler, n *int, once bool) e
 			return nil
 		}
 		if s.caps.Has(imap.CapIdle) || s.caps.Has(imap.CapIMAP4rev2) {
-			if err := s.idle(ctx, orDefault(r.IdleInterval, DefaultIdleInterval), timeout); err != nil {
+			if err := s.idle(ctx, orDefault(r.IdleInterval, defaultIdleInterval), timeout); err != nil {
 				return err
 			}
 			continue
 		}
-		every := orDefault(r.PollInterval, DefaultPollInterval)
+		every := orDefault(r.PollInterval, defaultPollInterval)
 		s.conn.allow(every + timeout)
 		t := time.NewTimer(every)
 		select {
@@ -406,7 +407,7 @@ func (s *session) drain(ctx context.Context, handle Handler, n *int) error {
 			crit = &imap.SearchCriteria{NotFlag: []imap.Flag{imap.FlagDeleted}}
 		}
 		var data *imap.SearchData
-		err := s.within(orDefault(s.r.Timeout, DefaultTimeout), func() (err error) {
+		err := s.within(orDefault(s.r.Timeout, defaultTimeout), func() (err error) {
 			data, err = s.c.UIDSearch(crit, nil).Wait()
 			return err
 		})
@@ -485,7 +486,7 @@ func (s *session) one(ctx context.Context, uid imap.UID, handle Handler) error {
 	if !seen {
 		return nil // gone meanwhile (expunged elsewhere)
 	}
-	return s.within(orDefault(s.r.Timeout, DefaultTimeout), func() error { return s.mark(ctx, set) })
+	return s.within(orDefault(s.r.Timeout, defaultTimeout), func() error { return s.mark(ctx, set) })
 }
 
 func (s *session) hand(ctx context.Context, m *Message, body io.Reader, handle Handler) error {
