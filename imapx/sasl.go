@@ -28,7 +28,6 @@ var errChallenge = errors.New("imapx: unexpected second SASL challenge")
 // the connection is dropped.
 type xoauth2 struct {
 	user, token string
-	answered    bool
 }
 
 func (c *xoauth2) Start() (string, []byte, error) {

@@ -46,11 +46,6 @@ type imapServer struct {
 	delivered int                            // how many of smtp.msgs are delivered
 }
 
-// imapGreeting is the banner; Exchange's reads "The Microsoft Exchange IMAP4
-// service is ready." followed by a bracketed base64 front-end name
-// (UNVERIFIED: observed in client transcripts, not documented).
-const imapGreeting = "The Microsoft Exchange IMAP4 service is ready. [RU0xUFIwMUNBMDAwMQ==]"
-
 func startIMAP(c *core, o *Options, smtp *smtpServer) *imapServer {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
