@@ -47,13 +47,13 @@ func contains(l []string, s string) bool {
 // receiver returns the IMAP client for the account: a copy of the
 // Config.Receiver template with Username and TokenSource from the sign-in.
 // Zero Addr means outlook.office365.com:993 for Microsoft scopes.
-func (m *Mailer) receiver(ctx context.Context) (*imapx.Receiver, error) {
+func (m *Mailer) receiver(ctx context.Context) (*imapx.Receiver, time.Time, error) {
 	if m.cfg.Receiver == nil {
-		return nil, badInput("receive: Config.Receiver is not set")
+		return nil, time.Time{}, badInput("receive: Config.Receiver is not set")
 	}
 	rec, err := m.fresh(ctx, false, "")
 	if err != nil {
-		return nil, err
+		return nil, time.Time{}, err
 	}
 	r := *m.cfg.Receiver
 	if r.TLSConfig != nil {
@@ -67,7 +67,7 @@ func (m *Mailer) receiver(ctx context.Context) (*imapx.Receiver, error) {
 		}
 	}
 	if r.Addr == "" {
-		return nil, badInput("receive: no IMAP server configured (Config.Receiver.Addr)")
+		return nil, time.Time{}, badInput("receive: no IMAP server configured (Config.Receiver.Addr)")
 	}
 	if r.Username == "" {
 		r.Username = rec.Account.UPN
@@ -78,7 +78,7 @@ func (m *Mailer) receiver(ctx context.Context) (*imapx.Receiver, error) {
 	if r.Logger == nil {
 		r.Logger = m.cfg.Logger
 	}
-	return &r, nil
+	return &r, rec.Expiry, nil
 }
 
 // ReceiveOnce hands every new message of the account's mailbox to handle
@@ -87,7 +87,7 @@ func (m *Mailer) receiver(ctx context.Context) (*imapx.Receiver, error) {
 // it. Failures have the package's codes ([ErrorCode]): a refused token is
 // [IMAPAuthFailed], a missing folder [MailboxNotFound].
 func (m *Mailer) ReceiveOnce(ctx context.Context, handle imapx.Handler) (int, error) {
-	r, err := m.receiver(ctx)
+	r, _, err := m.receiver(ctx)
 	if err != nil {
 		return 0, err
 	}
@@ -101,16 +101,21 @@ func (m *Mailer) ReceiveOnce(ctx context.Context, handle imapx.Handler) (int, er
 // retryable failure ([Code.Retryable]) is logged and retried after a pause
 // that doubles from 5 s to 5 minutes; it returns the first failure that
 // retrying cannot fix, such as [IMAPAuthFailed] or [SignInExpired], or
-// handle's error when that is not retryable. Each connection takes a fresh
-// token, so the sign-in is kept alive as by [Mailer.KeepAlive].
+// handle's error when that is not retryable. A connection is closed and
+// opened again with a refreshed token when its access token comes within the
+// refresh margin of expiry, so that a long IDLE never outlives its token and
+// the sign-in is kept alive as by [Mailer.KeepAlive].
 func (m *Mailer) Receive(ctx context.Context, handle imapx.Handler) error {
 	pause := 5 * time.Second
 	for {
-		r, err := m.receiver(ctx)
+		r, expiry, err := m.receiver(ctx)
 		if err == nil {
-			start := m.cfg.Clock.Now()
-			err = r.Receive(ctx, handle)
-			if m.cfg.Clock.Now().Sub(start) > 10*time.Minute {
+			start := time.Now()
+			life := max(expiry.Sub(m.cfg.Clock.Now())-m.cfg.RefreshMargin, time.Minute)
+			sctx, cancel := context.WithTimeout(ctx, life)
+			err = r.Receive(sctx, handle)
+			cancel()
+			if time.Since(start) > 10*time.Minute {
 				pause = 5 * time.Second // it ran well for a while
 			}
 		}
