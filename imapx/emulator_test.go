@@ -132,6 +132,29 @@ func TestReceiveHandlerFailureKeepsMessage(t *testing.T) {
 	}
 }
 
+// A crash after the handler took the message but before it was marked
+// (here: the connection dies as the handler returns) loses nothing: the
+// next run hands the same message over again.
+func TestReceiveCrashBeforeMark(t *testing.T) {
+	e := oauthmailtest.Start(t, nil)
+	send(t, e, alice, "print me", nil)
+	r := receiver(e, static(e.IMAPAccessToken(alice)))
+	ctx, crash := context.WithCancel(t.Context())
+	var first string
+	_, err := r.ReceiveOnce(ctx, func(_ context.Context, m *imapx.Message) error {
+		first = m.Subject
+		crash()
+		return nil
+	})
+	if first != "print me" || err == nil {
+		t.Fatalf("first run: handled %q, err %v; want the message and an error", first, err)
+	}
+	var msgs []got
+	if n, err := r.ReceiveOnce(t.Context(), collect(&msgs)); err != nil || n != 1 || msgs[0].subject != "print me" {
+		t.Fatalf("after the crash: ReceiveOnce() = %d, %v, %+v; want the message again", n, err, msgs)
+	}
+}
+
 func TestReceiveMoveTo(t *testing.T) {
 	e := oauthmailtest.Start(t, nil)
 	send(t, e, alice, "fax", nil)

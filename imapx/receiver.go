@@ -161,6 +161,7 @@ type session struct {
 	conn   *guardConn
 	notify chan struct{} // the mailbox grew (EXISTS)
 	caps   imap.CapSet   // after authentication
+	stop   func() bool   // unregisters the close-on-cancel of the connection
 	log    *slog.Logger
 }
 
@@ -242,8 +243,14 @@ func (r *Receiver) connect(ctx context.Context, refresh bool) (*session, error) 
 			},
 		},
 	})
-	stop := context.AfterFunc(ctx, func() { raw.Close() })
-	defer stop()
+	// Ending ctx closes the connection, whatever the session is waiting for.
+	s.stop = context.AfterFunc(ctx, func() { raw.Close() })
+	ok := false
+	defer func() {
+		if !ok {
+			s.stop()
+		}
+	}()
 	if err := s.within(timeout, s.c.WaitGreeting); err != nil {
 		s.close()
 		return nil, s.fail("dial", err)
@@ -288,6 +295,7 @@ func (r *Receiver) connect(ctx context.Context, refresh bool) (*session, error) 
 		s.close()
 		return nil, s.fail("select", err)
 	}
+	ok = true
 	return s, nil
 }
 
@@ -304,6 +312,7 @@ func (s *session) fail(stage string, err error) error {
 }
 
 func (s *session) close() {
+	defer s.stop()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
