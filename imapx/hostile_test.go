@@ -77,7 +77,7 @@ func (c countWriter) Write(p []byte) (int, error) {
 
 func (s *scripted) receiver() *imapx.Receiver {
 	return &imapx.Receiver{Addr: s.addr, Username: "alice@contoso.com", TokenSource: static("tok"),
-		TLSConfig: &tls.Config{RootCAs: s.roots}, Timeout: 5 * time.Second, IdleInterval: 200 * time.Millisecond}
+		TLSConfig: &tls.Config{RootCAs: s.roots}, Timeout: 30 * time.Second, IdleInterval: 200 * time.Millisecond}
 }
 
 // login answers the greeting, AUTHENTICATE and SELECT, and returns the tag
@@ -147,7 +147,9 @@ func TestHostileRepliesBounded(t *testing.T) {
 			s := startScripted(t, script)
 			var before runtime.MemStats
 			runtime.ReadMemStats(&before)
-			_, err := s.receiver().ReceiveOnce(t.Context(), func(context.Context, *imapx.Message) error { return nil })
+			rc := s.receiver()
+			rc.Timeout = 2 * time.Minute // the limit, not the clock, must end it, even on a loaded machine
+			_, err := rc.ReceiveOnce(t.Context(), func(context.Context, *imapx.Message) error { return nil })
 			var ie *imapx.Error
 			if !errors.Is(err, imapx.ErrLimit) || !errors.As(err, &ie) || ie.Reason != imapx.ReasonProtocol {
 				t.Fatalf("ReceiveOnce() = %v, want ErrLimit, ReasonProtocol", err)
@@ -177,9 +179,11 @@ func TestHostileEndlessIdle(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	})
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
-	err := s.receiver().Receive(ctx, func(context.Context, *imapx.Message) error { return nil })
+	rc := s.receiver()
+	rc.Timeout = 15 * time.Second // generous for the steps before IDLE on a loaded machine
+	err := rc.Receive(ctx, func(context.Context, *imapx.Message) error { return nil })
 	var ie *imapx.Error
 	if ctx.Err() != nil || !errors.As(err, &ie) || ie.Stage != "idle" || !ie.Temporary() {
 		t.Fatalf("Receive() = %v (ctx %v), want a temporary idle failure", err, ctx.Err())
