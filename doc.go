@@ -19,6 +19,9 @@
 //     checks any Store.
 //   - [github.com/devicemail/devicemail/smtpx] sends: XOAUTH2 over STARTTLS, sender
 //     policy, streamed attachments, typed Exchange replies.
+//   - [github.com/devicemail/devicemail/imapx] receives: IMAP with XOAUTH2 or
+//     OAUTHBEARER over implicit TLS, IDLE or polling, attachments streamed,
+//     at-least-once marking; the facade's Receive and `oauthmail receive` use it.
 //   - [github.com/devicemail/devicemail/oauthmail/oauthmailtest] emulates Entra ID and
 //     Exchange Online for tests, in-process or as `oauthmail emulator`.
 //
@@ -27,6 +30,6 @@
 // whole job against the built-in emulator.
 //
 // The facade imports the packages below it and none of them imports the
-// facade or each other: a program that needs only smtpx, devicecode or
+// facade or each other: a program that needs only smtpx, imapx, devicecode or
 // tokenstore links only that package (and internal helpers).
 package devicemail

@@ -55,6 +55,8 @@ const (
 	BadInput             Code = "bad_input"              // a setting or message field is invalid
 	StoreCorrupt         Code = "store_corrupt"          // the sign-in store is unreadable (or wrong key)
 	StorageFailed        Code = "storage_failed"         // the store or outbox could not be written on this device
+	MailboxNotFound      Code = "mailbox_not_found"      // the folder to receive from or move to does not exist
+	IMAPAuthFailed       Code = "imap_auth_failed"       // the mail server refused the token for receiving (IMAP)
 	Internal             Code = "internal"               // anything else
 )
 
@@ -110,6 +112,8 @@ func ErrorCode(err error) Code {
 		return deviceCode(de.Reason)
 	case errors.As(err, &se):
 		return smtpCode(se.Reason)
+	case isIMAPError(err):
+		return imapCode(err)
 	case errors.Is(err, ErrNotSignedIn), errors.Is(err, tokenstore.ErrNotFound):
 		return NotSignedIn
 	case errors.As(err, &ce), errors.Is(err, tokenstore.ErrWrongKey):
@@ -271,6 +275,10 @@ var codes = map[Code]codeInfo{
 	// that failed only because the device's own disk did.
 	StorageFailed: {true, 397, "The sign-in store or the outbox could not be written on this device (disk full, read-only, no permission, or the path is not a directory). Free space or fix the path and its permissions, then try again.",
 		"この機器でサインイン情報の保存先または送信待ちフォルダーに書き込めませんでした（ディスクの空き不足、読み取り専用、権限なし、またはパスがフォルダーではありません）。空き容量を確保するかパスと権限を直してから、再試行してください。"},
+	MailboxNotFound: {false, 394, "The mail folder to receive from (or to move handled mail to) does not exist. Create it in the mailbox or correct the folder setting.",
+		"受信するメールフォルダー（または処理済みメールの移動先）が存在しません。メールボックスにフォルダーを作成するか、フォルダーの設定を直してください。"},
+	IMAPAuthFailed: {false, 398, "The mail server refused the sign-in for receiving (IMAP). Ask the administrator to enable IMAP for the mailbox and to grant the app IMAP.AccessAsUser.All, then sign in again.",
+		"メールサーバーが受信（IMAP）の認証を拒否しました。管理者にメールボックスのIMAPの有効化とアプリへのIMAP.AccessAsUser.Allの付与を依頼してから、再度サインインしてください。"},
 	Internal: {false, 399, "An unexpected error occurred. Contact support with the log.",
 		"予期しないエラーが発生しました。ログを添えてサポートに連絡してください。"},
 }
@@ -282,7 +290,7 @@ func Codes() []Code {
 		ClientSecretExpired, AppNotFound, TenantNotFound, InvalidScope, GraphPermission, GraphNotEnabled,
 		CertificateExpired, GraphDraftPermission, SMTPAuthDisabled,
 		AuthFailed, SendAsDenied, SenderMismatch, MessageTooLarge, Throttled, TooManyRecipients, TLSFailure,
-		CertificateInvalid, Network, ServerUnavailable, BadInput, StoreCorrupt, StorageFailed, Internal}
+		CertificateInvalid, Network, ServerUnavailable, MailboxNotFound, BadInput, StoreCorrupt, StorageFailed, IMAPAuthFailed, Internal}
 }
 
 // Retryable reports whether trying the same thing again later, without changing

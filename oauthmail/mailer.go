@@ -15,6 +15,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/devicemail/devicemail/devicecode"
+	"github.com/devicemail/devicemail/imapx"
 	"github.com/devicemail/devicemail/internal/clock"
 	"github.com/devicemail/devicemail/internal/logx"
 	"github.com/devicemail/devicemail/logging"
@@ -86,6 +87,10 @@ type Config struct {
 	// refused before connecting (and by [Outbox.Enqueue]) with
 	// [TooManyRecipients] or [MessageTooLarge].
 	Sender *smtpx.Sender
+	// Receiver, if set, configures receiving ([Mailer.Receive]): it is the
+	// template of the IMAP client (see receive.go), and sign-in then also
+	// asks for IMAP.AccessAsUser.All. nil means the Mailer only sends.
+	Receiver *imapx.Receiver
 	// From is the sender address; "" means the signed-in account's UPN.
 	From string
 	// SendAs lists further sender addresses the account has Send As rights on.
@@ -256,6 +261,11 @@ func New(cfg Config) (*Mailer, error) {
 		cfg.Scopes = cfg.Authority.Scopes
 	}
 	cfg.Scopes = append([]string(nil), cfg.Scopes...)
+	if cfg.Receiver != nil {
+		r := *cfg.Receiver
+		cfg.Receiver = &r
+		cfg.Scopes = withIMAPScope(cfg.Scopes)
+	}
 	cfg.SendAs = append([]string(nil), cfg.SendAs...)
 	return &Mailer{cfg: cfg, key: cfg.Account, shared: &shared{
 		flights: map[string]*flight{},

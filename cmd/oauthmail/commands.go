@@ -318,6 +318,11 @@ func (e *env) mailerFor(ctx context.Context, c *common, cfg oauthmail.Config) (*
 	}
 	s.TLSConfig = tc
 	cfg.Sender, cfg.HTTPClient = s, hc
+	if cfg.Receiver != nil { // the IMAP side trusts what SMTP trusts
+		r := *cfg.Receiver
+		r.TLSConfig = tc
+		cfg.Receiver = &r
+	}
 	m, err := oauthmail.New(cfg)
 	return m, rec, err
 }
@@ -336,6 +341,7 @@ func (e *env) login(ctx context.Context, args []string) error {
 	tokURL := fs.String("token-url", "", "token endpoint (--provider generic)")
 	issuer := fs.String("issuer", "", "OpenID Connect issuer URL whose discovery document names the endpoints (--provider generic)")
 	smtpAddr := fs.String("smtp", "", "SMTP server host:port of this sign-in (default: the provider's); stored, so send, status and queue need it no more")
+	receive := fs.Bool("receive", false, "also ask for IMAP access (IMAP.AccessAsUser.All), for oauthmail receive")
 	fs.Var(&scopes, "scope", "scope to request (repeatable; default: the provider's)")
 	var cf confidential
 	fs.StringVar(&cf.flow, "flow", "device", "device (device code), authcode (browser, client secret), paste (open an address on any PC, paste the final address back) or client-credentials (app-only)")
@@ -383,7 +389,8 @@ func (e *env) login(ctx context.Context, args []string) error {
 	m, err := oauthmail.New(oauthmail.Config{
 		Authority: a, ClientID: *clientID, Store: st, Account: c.account, CAFile: caFile,
 		Sender: &smtpx.Sender{TLSConfig: tc}, HTTPClient: hc, Progress: e.countdown(),
-		Locale: locale(e.getenv("LANG")),
+		Locale:   locale(e.getenv("LANG")),
+		Receiver: receiverFor(*receive),
 	})
 	if err != nil {
 		return err

@@ -34,12 +34,14 @@
 //	0  success
 //	1  internal error
 //	2  usage or input error (bad_input)
-//	3  sign in again (not_signed_in, sign_in_expired, reauth_required, code_expired, declined, mfa_required)
+//	3  sign in again (not_signed_in, sign_in_expired, reauth_required, code_expired, declined, mfa_required,
+//	   paste_rejected)
 //	4  an administrator must change a setting (consent_required, conditional_access,
 //	   device_flow_blocked, invalid_client, client_secret_expired, app_not_found,
 //	   tenant_not_found, invalid_scope, smtp_auth_disabled, graph_permission,
 //	   graph_not_enabled, graph_draft_permission, auth_failed, send_as_denied,
-//	   sender_mismatch)
+//	   sender_mismatch, certificate_rejected, certificate_expired,
+//	   imap_auth_failed, mailbox_not_found)
 //	5  temporary: try again later (throttled, network, server_unavailable)
 //	6  the message was refused (message_too_large, too_many_recipients)
 //	7  TLS or certificate problem (tls_failure, certificate_invalid)
@@ -80,6 +82,7 @@ commands:
   send      send a message (--queue: through the durable outbox)
   queue     list, retry, drop or deliver outbox messages
   token     print a fresh access token (for msmtp passwordeval)
+  receive   receive new mail over IMAP, save attachments (login --receive first)
   logout    forget an account's sign-in
   emulator  run the Entra ID + Exchange Online emulator
   demo      sign in and send through an in-process emulator
@@ -116,7 +119,8 @@ func exitStatus(c oauthmail.Code) int {
 		oauthmail.TenantNotFound, oauthmail.InvalidScope, oauthmail.SMTPAuthDisabled,
 		oauthmail.GraphPermission, oauthmail.GraphNotEnabled, oauthmail.GraphDraftPermission,
 		oauthmail.AuthFailed, oauthmail.SendAsDenied, oauthmail.SenderMismatch,
-		oauthmail.CertificateRejected, oauthmail.CertificateExpired:
+		oauthmail.CertificateRejected, oauthmail.CertificateExpired,
+		oauthmail.IMAPAuthFailed, oauthmail.MailboxNotFound:
 		return exitAdmin
 	case oauthmail.Throttled, oauthmail.Network, oauthmail.ServerUnavailable:
 		return exitTemp
@@ -179,6 +183,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = e.queue(ctx, rest)
 	case "token":
 		err = e.token(ctx, rest)
+	case "receive":
+		err = e.receive(ctx, rest)
 	case "logout":
 		err = e.logout(ctx, rest)
 	case "demo":

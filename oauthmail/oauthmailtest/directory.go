@@ -198,7 +198,7 @@ const (
 // *ClientID constants, and one Outlook.com user, carol@outlook.com.
 func DefaultDirectory() *Directory {
 	far := time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC)
-	delegated := []string{"https://outlook.office.com/SMTP.Send", "offline_access", "openid", "profile", "email", "User.Read"}
+	delegated := []string{"https://outlook.office.com/SMTP.Send", "https://outlook.office.com/IMAP.AccessAsUser.All", "offline_access", "openid", "profile", "email", "User.Read"}
 	return &Directory{
 		Tenants: []*Tenant{
 			{ID: ContosoTenantID, Name: "Contoso", Domains: []string{"contoso.onmicrosoft.com", ContosoDomain}},

@@ -90,6 +90,7 @@ type Emulator struct {
 	entra *entraServer
 	smtp  *smtpServer
 	graph *graphServer
+	imap  *imapServer
 }
 
 // New starts an emulator. It panics if it cannot listen, like httptest.NewServer.
@@ -113,6 +114,7 @@ func New(opts *Options) *Emulator {
 	e.entra = startEntra(e.core, &e.opts)
 	e.entra.graph = e.graph
 	e.smtp = startSMTP(e.core, &e.opts)
+	e.imap = startIMAP(e.core, &e.opts, e.smtp)
 	// The Exchange side's accepted mail, as JSON, for the emulator command.
 	e.entra.mux.Handle("/_emulator/messages", e.smtp)
 	return e
@@ -128,6 +130,7 @@ func Start(t testing.TB, opts *Options) *Emulator {
 
 // Close stops both servers.
 func (e *Emulator) Close() {
+	e.imap.close()
 	e.smtp.close()
 	e.entra.close()
 }
@@ -155,7 +158,10 @@ func (e *Emulator) Client() *http.Client {
 // (audience https://outlook.office.com, scp SMTP.Send) for the user upn, signed
 // by the emulator and valid for Options.AccessTokenLifetime. Tests that exercise
 // only the SMTP side use it instead of a sign-in. It panics if upn is unknown.
-func (e *Emulator) AccessToken(upn string) string {
+func (e *Emulator) AccessToken(upn string) string { return e.token(upn, "SMTP.Send") }
+
+// token mints a delegated Exchange Online access token with scp for upn.
+func (e *Emulator) token(upn, scp string) string {
 	e.core.mu.Lock()
 	u := e.core.dir.user(upn)
 	var tid, oid, name, UPN string
@@ -170,7 +176,7 @@ func (e *Emulator) AccessToken(upn string) string {
 	tok, err := e.core.sign(accessClaims{
 		Aud: AudienceDelegated, Iss: "https://sts.windows.net/" + tid + "/",
 		Iat: now.Unix(), Nbf: now.Unix(), Exp: now.Add(e.opts.AccessTokenLifetime).Unix(),
-		AppID: DeviceAppClientID, Scp: "SMTP.Send", UPN: UPN, UniqueName: UPN, Name: name,
+		AppID: DeviceAppClientID, Scp: scp, UPN: UPN, UniqueName: UPN, Name: name,
 		Oid: oid, Sub: oid, Tid: tid, Ver: "1.0", Uti: newGUID(),
 	})
 	if err != nil {

@@ -24,6 +24,7 @@ type dovecotPeer struct {
 	env         []string
 	submission  string // STARTTLS host:port
 	submissions string // implicit TLS host:port
+	imaps       string // IMAP with implicit TLS, host:port ("" without dovecot-imapd)
 	roots       *x509.CertPool
 	err         error // why it is not running
 }
@@ -201,7 +202,7 @@ func startDovecot(tmp, mode string) *dovecotPeer {
 		d.err = errors.New("Dovecot needs root to start")
 		return d
 	}
-	ps, err := freePorts(3)
+	ps, err := freePorts(4)
 	if err != nil {
 		d.err = err
 		return d
@@ -211,6 +212,7 @@ func startDovecot(tmp, mode string) *dovecotPeer {
 		"INTEROP_SUBMISSION_PORT=" + strconv.Itoa(ps[0]),
 		"INTEROP_SUBMISSIONS_PORT=" + strconv.Itoa(ps[1]),
 		"INTEROP_SINK_PORT=" + strconv.Itoa(ps[2]),
+		"INTEROP_IMAPS_PORT=" + strconv.Itoa(ps[3]),
 		"INTEROP_TOKEN_CHECK=" + mode,
 	}, peers.oidcEnv...)
 	if err := runScript(filepath.Join(peers.dir, "dovecot", "start.sh"), env); err != nil {
@@ -222,6 +224,9 @@ func startDovecot(tmp, mode string) *dovecotPeer {
 	d.env = env
 	d.submission = "127.0.0.1:" + strconv.Itoa(ps[0])
 	d.submissions = "127.0.0.1:" + strconv.Itoa(ps[1])
+	if _, err := os.Stat("/usr/lib/dovecot/imap"); err == nil {
+		d.imaps = "127.0.0.1:" + strconv.Itoa(ps[3])
+	}
 	pem, err := os.ReadFile(filepath.Join(d.state, "tls", "cert.pem"))
 	if err != nil {
 		d.err = err

@@ -12,6 +12,7 @@
 #   INTEROP_SUBMISSION_PORT   STARTTLS port          (default 19587)
 #   INTEROP_SUBMISSIONS_PORT  implicit TLS port      (default 19465)
 #   INTEROP_SINK_PORT         aiosmtpd relay sink    (default 19526)
+#   INTEROP_IMAPS_PORT        IMAP, implicit TLS     (default 19993; only with dovecot-imapd installed)
 #   INTEROP_OIDC_PORT         the provider's port    (default 19400)
 #   INTEROP_OIDC_STATE        the provider's state dir, for its public key in local mode
 #   INTEROP_TOKEN_CHECK       introspect (default): RFC 7662 POST to the provider, opaque tokens only
@@ -22,6 +23,7 @@ S="${INTEROP_DOVECOT_STATE:-${TMPDIR:-/tmp}/devicemail-interop-dovecot}"
 SUB="${INTEROP_SUBMISSION_PORT:-19587}"
 SUBS="${INTEROP_SUBMISSIONS_PORT:-19465}"
 SINK="${INTEROP_SINK_PORT:-19526}"
+IMAPS="${INTEROP_IMAPS_PORT:-19993}"
 OIDC="${INTEROP_OIDC_PORT:-19400}"
 OIDC_STATE="${INTEROP_OIDC_STATE:-${TMPDIR:-/tmp}/devicemail-interop-oidc}"
 CHECK="${INTEROP_TOKEN_CHECK:-introspect}"
@@ -41,6 +43,23 @@ if [ ! -s "$S/tls/cert.pem" ]; then
     -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
     -keyout "$S/tls/key.pem" -out "$S/tls/cert.pem" 2>"$S/openssl.log"
   chmod 600 "$S/tls/key.pem"
+fi
+
+# IMAP (dovecot-imapd) serves the same users' Maildirs over implicit TLS.
+PROTOCOLS=submission
+IMAP_CONF=
+if [ -x /usr/lib/dovecot/imap ]; then
+  PROTOCOLS="submission imap"
+  IMAP_CONF="service imap-login {
+  inet_listener imap {
+    port = 0
+  }
+  inet_listener imaps {
+    address = 127.0.0.1
+    port = $IMAPS
+    ssl = yes
+  }
+}"
 fi
 
 case "$CHECK" in
@@ -79,7 +98,7 @@ base_dir = $S/run
 state_dir = $S/lib
 log_path = $S/dovecot.log
 listen = 127.0.0.1
-protocols = submission
+protocols = $PROTOCOLS
 hostname = mail.interop.test
 default_internal_user = dovecot
 default_internal_group = dovecot
@@ -123,6 +142,8 @@ submission_relay_port = $SINK
 submission_relay_ssl = no
 submission_max_mail_size = 10M
 
+$IMAP_CONF
+
 service submission-login {
   inet_listener submission {
     address = 127.0.0.1
@@ -155,7 +176,7 @@ dovecot -c "$S/dovecot.conf"
 for _ in $(seq 1 60); do
   greeting="$(timeout 3 bash -c "exec 3<>/dev/tcp/127.0.0.1/$SUB && IFS= read -r l <&3 && printf 'QUIT\r\n' >&3 && echo \"\$l\"" 2>/dev/null || true)"
   if [[ "$greeting" == 220* ]]; then
-    echo "dovecot submission up ($CHECK): STARTTLS 127.0.0.1:$SUB, implicit TLS 127.0.0.1:$SUBS, sink 127.0.0.1:$SINK, cert $S/tls/cert.pem"
+    echo "dovecot submission up ($CHECK): STARTTLS 127.0.0.1:$SUB, implicit TLS 127.0.0.1:$SUBS, sink 127.0.0.1:$SINK, protocols $PROTOCOLS (imaps 127.0.0.1:$IMAPS), cert $S/tls/cert.pem"
     exit 0
   fi
   sleep 0.3
