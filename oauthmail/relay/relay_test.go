@@ -135,9 +135,8 @@ func startRelay(t *testing.T, o rigOpts) *relayRig {
 	if o.mod != nil {
 		o.mod(&cfg)
 	}
-	// The listeners are on 127.0.0.1:0; devices that connect from
-	// 127.0.0.2 reach them too (all of 127/8 is loopback).
-	cfg.Addr = strings.Replace(cfg.Addr, "127.0.0.1", "0.0.0.0", 1)
+	// The listeners are on 127.0.0.1; a device connecting from 127.0.0.2
+	// reaches them too (all of 127/8 is loopback).
 	r, err := relay.New(cfg)
 	if err != nil {
 		t.Fatalf("relay.New: %v", err)
