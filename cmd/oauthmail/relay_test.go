@@ -90,7 +90,9 @@ func startRelayCmd(t *testing.T, cfg string, args ...string) (string, *lockedBuf
 	ctx, cancel := context.WithCancel(context.Background())
 	stderr := &lockedBuffer{}
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, append([]string{"relay", "--config", cfg}, args...), &bytes.Buffer{}, stderr, func(string) string { return "" }) }()
+	go func() {
+		done <- run(ctx, append([]string{"relay", "--config", cfg}, args...), &bytes.Buffer{}, stderr, func(string) string { return "" })
+	}()
 	stop := func() int {
 		cancel()
 		select {
