@@ -183,4 +183,3 @@ func tail(b []byte, n int) string {
 	}
 	return string(b)
 }
-
