@@ -27,6 +27,7 @@ func Example() {
 	}
 	defer rig.Close()
 	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
 	if _, err := rig.M.SignIn(ctx, rig.Approve("alice@contoso.com")); err != nil {
 		fmt.Println(err)
 		return
