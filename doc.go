@@ -10,6 +10,9 @@
 //     panel number and an operator message in English and Japanese.
 //   - [github.com/devicemail/devicemail/oauthmail/outbox] is a durable queue in
 //     front of a Mailer for mail that must survive a power cut or an expired sign-in.
+//   - [github.com/devicemail/devicemail/oauthmail/relay] is an SMTP submission relay
+//     for devices that will never sign in with OAuth: admitted by address or
+//     password, their mail goes through an outbox as a signed-in account.
 //   - [github.com/devicemail/devicemail/devicecode] signs in: the RFC 8628 device
 //     authorization grant (a code on the panel) and the authorization-code flow with
 //     PKCE and a loopback redirect, admin-consent URLs, and the account identity.

@@ -9,8 +9,9 @@ require (
 	github.com/emersion/go-smtp v0.25.1
 	github.com/godbus/dbus/v5 v5.2.2 // go-keyring's Secret Service client; keyringstore's tests also talk to D-Bus directly
 	github.com/zalando/go-keyring v0.2.8
+	golang.org/x/crypto v0.59.0 // bcrypt password hashes of relay devices (oauthmail/relay)
 	golang.org/x/oauth2 v0.37.0
-	golang.org/x/sys v0.27.0 // file locking on Windows (tokenstore)
+	golang.org/x/sys v0.50.0 // file locking on Windows (tokenstore)
 	rsc.io/qr v0.2.0
 )
 

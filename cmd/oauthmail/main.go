@@ -12,6 +12,9 @@
 //	oauthmail queue list|status|retry|drop|flush|run [--spool DIR] [--account NAME] [--client-secret-file F] [ID...]
 //	oauthmail token  [--account NAME] [--client-secret-file F]
 //	oauthmail logout [--account NAME]
+//	oauthmail relay [run] --config FILE [--listen ADDR] [--listen-tls ADDR] [--smtp HOST:PORT] [--verbose]
+//	oauthmail relay status --config FILE [--json]
+//	oauthmail relay hash-password < password
 //	oauthmail emulator [flags]   run the Entra ID + Exchange Online emulator
 //	oauthmail demo [--interactive]
 //
@@ -84,6 +87,7 @@ commands:
   token     print a fresh access token (for msmtp passwordeval)
   receive   receive new mail over IMAP, save attachments (login --receive first)
   logout    forget an account's sign-in
+  relay     SMTP relay for devices without OAuth (password or address), through the outbox
   emulator  run the Entra ID + Exchange Online emulator
   demo      sign in and send through an in-process emulator
 
@@ -158,10 +162,15 @@ func (e *env) clean(s string) string {
 // run runs the command line args (without the program name) and returns the
 // exit status.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	return runIO(ctx, args, os.Stdin, stdout, stderr, getenv)
+}
+
+// runIO is run with the standard input given.
+func runIO(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
 	if getenv == nil {
 		getenv = func(string) string { return "" }
 	}
-	e := &env{stdout: stdout, stderr: stderr, getenv: getenv, stdin: os.Stdin, secrets: &redact.Masker{}}
+	e := &env{stdout: stdout, stderr: stderr, getenv: getenv, stdin: stdin, secrets: &redact.Masker{}}
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return exitUsage
@@ -189,6 +198,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = e.logout(ctx, rest)
 	case "demo":
 		err = e.demo(ctx, rest)
+	case "relay":
+		err = e.relay(ctx, rest)
 	case "emulator":
 		return runEmulator(ctx, rest, stdout, stderr)
 	case "help", "-h", "-help", "--help":

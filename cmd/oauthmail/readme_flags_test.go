@@ -45,6 +45,12 @@ func readmeUsages(t *testing.T) []readmeUsage {
 				sub, _, _ := strings.Cut(rest, " ")
 				cur.cmd = append(cur.cmd, strings.Split(sub, "|")[0])
 			}
+			if m[1] == "relay" { // relay [run] | status | hash-password
+				sub, _, _ := strings.Cut(strings.TrimSpace(rest), " ")
+				if sub = strings.Trim(sub, "[]"); sub != "" && !strings.HasPrefix(sub, "-") {
+					cur.cmd = append(cur.cmd, sub)
+				}
+			}
 			cur.addFlags(rest)
 			continue
 		}

@@ -1,0 +1,201 @@
+package relay
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"path"
+	"strings"
+
+	"github.com/emersion/go-message"
+	"github.com/emersion/go-message/mail"
+
+	"github.com/devicemail/devicemail/smtpx"
+)
+
+// errUnparsable is a message whose header cannot be read at all.
+var errUnparsable = errors.New("relay: the message header cannot be parsed")
+
+// keepHeader lists the header fields carried over from a device's message
+// besides those smtpx writes itself (From, To, Cc, Subject, Date,
+// Message-ID, MIME fields): threading and priority fields and the X- fields
+// that scanners and printers set (X-Mailer, X-Priority).
+var keepHeader = map[string]bool{
+	"in-reply-to": true, "references": true, "importance": true, "priority": true,
+	"auto-submitted": true, "keywords": true, "comments": true,
+}
+
+// toMessage converts a message received from a device (RFC 5322 bytes)
+// into the structured form the outbox queues. The envelope recipients
+// decide who receives it: header To and Cc addresses that are envelope
+// recipients stay where they are, the other envelope recipients become Bcc,
+// and header addresses that are not envelope recipients are dropped (a
+// client that splits one message over several transactions must not make
+// each copy go to everyone); dropped counts them.
+//
+// The first text/plain and text/html parts that are not attachments become
+// the body; every other leaf part becomes an attachment, byte for byte after
+// its transfer encoding is undone. A text part in a charset other than
+// UTF-8, US-ASCII or ISO-8859-1 cannot be converted without tables this
+// module does not carry, so it is kept as an attachment with its charset.
+func toMessage(data []byte, envelope []string) (msg *smtpx.Message, dropped int, err error) {
+	ent, rerr := message.Read(bytes.NewReader(data))
+	if rerr != nil && !message.IsUnknownCharset(rerr) && !message.IsUnknownEncoding(rerr) {
+		return nil, 0, fmt.Errorf("%w: %v", errUnparsable, rerr)
+	}
+	h := mail.Header{Header: ent.Header}
+	msg = &smtpx.Message{}
+	if from := addresses(h, "From"); len(from) > 0 {
+		msg.From = from[0]
+	}
+	inEnvelope := map[string]bool{}
+	for _, r := range envelope {
+		inEnvelope[strings.ToLower(r)] = true
+	}
+	placed := map[string]bool{}
+	keep := func(list []smtpx.Address) []smtpx.Address {
+		var out []smtpx.Address
+		for _, a := range list {
+			k := strings.ToLower(a.Email)
+			switch {
+			case !inEnvelope[k]:
+				dropped++
+			case !placed[k]:
+				placed[k] = true
+				out = append(out, a)
+			}
+		}
+		return out
+	}
+	msg.To = keep(addresses(h, "To"))
+	msg.Cc = keep(addresses(h, "Cc"))
+	for _, r := range envelope {
+		if k := strings.ToLower(r); !placed[k] {
+			placed[k] = true
+			msg.Bcc = append(msg.Bcc, smtpx.Address{Email: r})
+		}
+	}
+	msg.ReplyTo = addresses(h, "Reply-To")
+	if s, err := h.Subject(); err == nil {
+		msg.Subject = s
+	} else {
+		msg.Subject = h.Get("Subject") // encoded words of a charset we cannot decode pass through as they are
+	}
+	if id, err := h.MessageID(); err == nil && id != "" && strings.Count(id, "@") == 1 && !strings.ContainsAny(id, " \t<>\r\n") {
+		msg.MessageID = id
+	}
+	if d, err := h.Date(); err == nil {
+		msg.Date = d
+	}
+	fields := h.Fields()
+	for fields.Next() {
+		k := strings.ToLower(fields.Key())
+		if !keepHeader[k] && !strings.HasPrefix(k, "x-") {
+			continue
+		}
+		v := fields.Value()
+		if msg.Header == nil {
+			msg.Header = map[string]string{}
+		}
+		if _, dup := msg.Header[fields.Key()]; !dup && len(fields.Key()) < 64 && !strings.ContainsAny(v, "\r\n") {
+			msg.Header[fields.Key()] = v
+		}
+	}
+	n := 0
+	err = walk(ent, rerr, func(e *message.Entity, cerr error) error {
+		n++
+		mt, params, _ := e.Header.ContentType()
+		if mt == "" {
+			mt = "text/plain"
+		}
+		disp, dparams, _ := e.Header.ContentDisposition()
+		body, err := io.ReadAll(e.Body)
+		if err != nil {
+			return fmt.Errorf("relay: part %d: %w", n, err)
+		}
+		charsetOK := cerr == nil || !message.IsUnknownCharset(cerr)
+		if disp != "attachment" && charsetOK {
+			switch {
+			case mt == "text/plain" && msg.Text == "" && msg.HTML == "" && dparams["filename"] == "":
+				msg.Text = string(body)
+				return nil
+			case mt == "text/html" && msg.HTML == "" && dparams["filename"] == "":
+				msg.HTML = string(body)
+				return nil
+			}
+		}
+		ct := mt
+		if !charsetOK && params["charset"] != "" {
+			ct = mime.FormatMediaType(mt, map[string]string{"charset": params["charset"]})
+		}
+		msg.Attachments = append(msg.Attachments, smtpx.Attachment{
+			Name: partName(dparams["filename"], params["name"], mt, n), ContentType: ct,
+			Reader: bytes.NewReader(body), Size: int64(len(body)),
+		})
+		return nil
+	})
+	if err != nil {
+		return nil, dropped, err
+	}
+	return msg, dropped, nil
+}
+
+// walk calls leaf for every non-multipart part of e, depth first, with the
+// error go-message reported for the part (an unknown charset leaves the
+// body undecoded).
+func walk(e *message.Entity, eerr error, leaf func(*message.Entity, error) error) error {
+	mr := e.MultipartReader()
+	if mr == nil {
+		return leaf(e, eerr)
+	}
+	for {
+		p, err := mr.NextPart()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil && !message.IsUnknownCharset(err) && !message.IsUnknownEncoding(err) {
+			return fmt.Errorf("relay: multipart body: %w", err)
+		}
+		if p.MultipartReader() != nil {
+			if err := walk(p, err, leaf); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := leaf(p, err); err != nil {
+			return err
+		}
+	}
+}
+
+// partName is a file name for an attachment: the one the device gave
+// (reduced to its base name), else "part-N" with an extension for its type.
+func partName(filename, name, mediaType string, n int) string {
+	for _, f := range []string{filename, name} {
+		f = strings.TrimSpace(path.Base(strings.ReplaceAll(f, "\\", "/")))
+		if f != "" && f != "." && f != "/" && f != ".." && !strings.ContainsAny(f, "\r\n\x00") {
+			return f
+		}
+	}
+	ext := ""
+	if exts, _ := mime.ExtensionsByType(mediaType); len(exts) > 0 {
+		ext = exts[0]
+	}
+	return fmt.Sprintf("part-%d%s", n, ext)
+}
+
+// addresses is a header address list; a list that cannot be parsed is
+// empty (the envelope still decides delivery).
+func addresses(h mail.Header, key string) []smtpx.Address {
+	list, err := h.AddressList(key)
+	if err != nil {
+		return nil
+	}
+	out := make([]smtpx.Address, 0, len(list))
+	for _, a := range list {
+		out = append(out, smtpx.Address{Name: a.Name, Email: a.Address})
+	}
+	return out
+}
