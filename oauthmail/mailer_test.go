@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/devicemail/devicemail/devicecode"
+	"github.com/devicemail/devicemail/internal/testdir"
 	"github.com/devicemail/devicemail/oauthmail"
 	"github.com/devicemail/devicemail/oauthmail/internal/rigtest"
 	"github.com/devicemail/devicemail/oauthmail/oauthmailtest"
@@ -458,7 +459,7 @@ func TestNewChecksConfig(t *testing.T) {
 // them refresh once between them.
 func TestCrossProcessRefreshOnce(t *testing.T) {
 	ctx := context.Background()
-	dir := filepath.Join(t.TempDir(), "tokens") // created 0700 by the store
+	dir := filepath.Join(testdir.New(t), "tokens") // created 0700 by the store
 	r := newRig(t, &oauthmailtest.Options{MaxConcurrent: 1000}, oauthmailtest.ContosoTenantID, oauthmailtest.DeviceAppClientID,
 		func(c *oauthmail.Config) { c.Store = &tokenstore.File{Dir: dir} })
 	r.signIn(t, r.m, "alice@contoso.com")

@@ -8,12 +8,13 @@ import (
 	"testing"
 
 	"github.com/devicemail/devicemail/internal/atomicfile"
+	"github.com/devicemail/devicemail/internal/testdir"
 )
 
 // A held lock makes TryLock fail with ErrBusy and Lock wait until the context
 // ends; once released, both succeed.
 func TestLockExcludes(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "lock")
+	path := filepath.Join(testdir.New(t), "lock")
 	unlock, err := atomicfile.TryLock(path)
 	if err != nil {
 		t.Fatal(err)
@@ -39,7 +40,7 @@ func TestLockExcludes(t *testing.T) {
 
 // Replace leaves the new content and no temporary file.
 func TestReplace(t *testing.T) {
-	dir := t.TempDir()
+	dir := testdir.New(t)
 	path := filepath.Join(dir, "state.json")
 	for _, s := range []string{"one", "two"} {
 		if err := atomicfile.Replace(path, []byte(s), 0o600); err != nil {
