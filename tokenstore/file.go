@@ -175,7 +175,9 @@ func (d dirStore) read(ctx context.Context, key string, load bool) ([]byte, stri
 		d.sweep(ctx)
 	}
 	path := filepath.Join(d.dir, name+d.ext)
-	f, err := os.Open(path)
+	// Opened sharing delete, so that a reader never keeps a Save (of this or
+	// another process) from renaming over the file on Windows.
+	f, err := atomicfile.OpenShared(ctx, path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, path, fmt.Errorf("tokenstore: load %q: %w", key, ErrNotFound)
 	}
@@ -229,7 +231,7 @@ func (d dirStore) save(ctx context.Context, key string, data []byte) (err error)
 	}()
 	d.sweep(ctx)
 	for range 3 {
-		if err = d.saveOnce(name, data); !errors.Is(err, errTempTaken) {
+		if err = d.saveOnce(ctx, name, data); !errors.Is(err, errTempTaken) {
 			return err
 		}
 	}
@@ -240,7 +242,7 @@ func (d dirStore) save(ctx context.Context, key string, data []byte) (err error)
 // of this Save between its creation and its rename; the Save starts again.
 var errTempTaken = errors.New("temporary file removed by another process while in use; retry")
 
-func (d dirStore) saveOnce(name string, data []byte) (err error) {
+func (d dirStore) saveOnce(ctx context.Context, name string, data []byte) (err error) {
 	tmp, err := d.createTemp(name)
 	if err != nil {
 		return err
@@ -270,7 +272,9 @@ func (d dirStore) saveOnce(name string, data []byte) (err error) {
 			return err
 		}
 	}
-	if err := os.Rename(tmp.Name(), filepath.Join(d.dir, name+d.ext)); err != nil {
+	// On Windows, a rename over a file another program holds open fails;
+	// atomicfile.Rename waits for it to be closed.
+	if err := atomicfile.Rename(ctx, tmp.Name(), filepath.Join(d.dir, name+d.ext)); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return errTempTaken
 		}

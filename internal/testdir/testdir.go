@@ -15,15 +15,13 @@
 package testdir
 
 import (
-	"errors"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"runtime"
-	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/devicemail/devicemail/internal/atomicfile"
 )
 
 // New returns a new temporary directory for the test, removed (with
@@ -60,41 +58,16 @@ func pattern(name string) string {
 	return name + "-*"
 }
 
-// RemoveAll removes path and everything under it, as os.RemoveAll does. When
-// os.RemoveAll fails (under Wine) it removes the entries one by one, deepest
-// first, with os.Remove, retrying for a few seconds a file that another
-// process (an exiting child, an indexer) still holds open.
+// RemoveAll removes path and everything under it (atomicfile.RemoveAll,
+// which works under Wine), retrying for a few seconds while a file is still
+// held open (by a child process that is exiting, an indexer).
 func RemoveAll(path string) error {
-	if os.RemoveAll(path) == nil {
-		return nil
-	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		err := removeEach(path)
+		err := atomicfile.RemoveAll(path)
 		if err == nil || time.Now().After(deadline) {
 			return err
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-func removeEach(root string) error {
-	var paths []string
-	werr := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
-		paths = append(paths, p)
-		return nil
-	})
-	var errs []error
-	if werr != nil {
-		errs = append(errs, werr)
-	}
-	for _, p := range slices.Backward(paths) { // children before their directory
-		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
 }
