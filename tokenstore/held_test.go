@@ -1,66 +1,16 @@
 package tokenstore_test
 
 import (
-	"bufio"
 	"context"
-	"fmt"
-	"io"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/devicemail/devicemail/internal/testdir"
 )
 
-// envHold makes the test binary a child that opens the file named by it for
-// reading with os.Open (which, on Windows, does not share delete: the way most
-// programs open a file), prints "holding", and keeps it open until its stdin
-// is closed.
-const envHold = "TOKENSTORE_TEST_HOLD"
-
-// TestHoldChild is not a test: it is the body of the child process of
-// TestSaveWhileAnotherProcessReads.
-func TestHoldChild(t *testing.T) {
-	path := os.Getenv(envHold)
-	if path == "" {
-		t.Skip("helper process; runs only as a child of TestSaveWhileAnotherProcessReads")
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "hold: %v\n", err)
-		os.Exit(3)
-	}
-	fmt.Println("holding")
-	io.ReadAll(os.Stdin)
-	f.Close()
-	os.Exit(0)
-}
-
-// holdOpen starts a child process that holds path open for reading; closing
-// the returned writer makes it close the file and exit.
-func holdOpen(t *testing.T, path string) io.WriteCloser {
-	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHoldChild$", "-test.count=1")
-	cmd.Env = append(os.Environ(), envHold+"="+path)
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { stdin.Close(); cmd.Wait() })
-	if line, err := bufio.NewReader(stdout).ReadString('\n'); line != "holding\n" {
-		t.Fatalf("hold child: %q, %v", line, err)
-	}
-	return stdin
-}
+func TestHoldOpenChild(t *testing.T) { testdir.HoldOpenChild(t) }
 
 // Save while another process holds the record file open for reading (a second
 // instance of the tool, a backup or virus scanner). On Windows such a handle
@@ -86,7 +36,7 @@ func TestSaveWhileAnotherProcessReads(t *testing.T) {
 			record := fileName(dir, childKey, ext)
 
 			// The reader lets go while Save waits: Save succeeds.
-			release := holdOpen(t, record)
+			release := testdir.HoldOpen(t, record)
 			done := make(chan error, 1)
 			go func() { done <- s.Save(t.Context(), childKey, genRecord(1)) }()
 			var err error
@@ -108,10 +58,10 @@ func TestSaveWhileAnotherProcessReads(t *testing.T) {
 					} else if n, _ := genOf(r); n != 0 {
 						t.Errorf("Load while Save waits = generation %d, want 0", n)
 					}
-					release.Close()
+					release()
 				}
 			}
-			release.Close()
+			release()
 			if err != nil {
 				t.Fatalf("Save while another process had the file open = %v, want success once it closed it", err)
 			}
@@ -124,7 +74,7 @@ func TestSaveWhileAnotherProcessReads(t *testing.T) {
 
 			// The reader never lets go: Save fails when its context ends,
 			// naming the cause, and the record it would replace is intact.
-			holdOpen(t, record)
+			testdir.HoldOpen(t, record)
 			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
 			defer cancel()
 			err = s.Save(ctx, childKey, genRecord(2))
