@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/devicemail/devicemail/internal/atomicfile"
@@ -179,6 +180,9 @@ func (d dirStore) read(ctx context.Context, key string, load bool) ([]byte, stri
 	// another process) from renaming over the file on Windows.
 	f, err := atomicfile.OpenShared(ctx, path)
 	if errors.Is(err, fs.ErrNotExist) {
+		if nerr := notDir(d.dir); nerr != nil {
+			return nil, path, fmt.Errorf("tokenstore: load %q: %w", key, nerr)
+		}
 		return nil, path, fmt.Errorf("tokenstore: load %q: %w", key, ErrNotFound)
 	}
 	if err != nil {
@@ -498,3 +502,27 @@ func (d dirStore) lock(ctx context.Context, key string) (func() error, error) {
 }
 
 func syncDir(dir string) error { return atomicfile.SyncDir(dir) }
+
+// notDir returns an error if dir, or the nearest of its parents that exists,
+// is not a directory. Unix reports that as ENOTDIR when a file under dir is
+// opened; Windows reports "path not found", which would make a misconfigured
+// Dir (under a regular file) look like an empty store.
+func notDir(dir string) error {
+	for p := dir; ; {
+		fi, err := os.Stat(p)
+		if err == nil {
+			if !fi.IsDir() {
+				return &fs.PathError{Op: "open", Path: p, Err: syscall.ENOTDIR}
+			}
+			return nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		parent := filepath.Dir(p)
+		if parent == p {
+			return nil
+		}
+		p = parent
+	}
+}
