@@ -27,8 +27,12 @@ func heldOpen(err error, path string) bool {
 		windows.FILE_SHARE_READ|windows.FILE_SHARE_WRITE|windows.FILE_SHARE_DELETE,
 		nil, windows.OPEN_EXISTING, windows.FILE_FLAG_BACKUP_SEMANTICS, 0)
 	if oerr == nil {
-		windows.CloseHandle(h) // released meanwhile: worth another try
-		return true
+		// Released meanwhile: worth another try, unless the file is
+		// read-only (which also makes a rename over it "Access is denied").
+		var info windows.ByHandleFileInformation
+		ierr := windows.GetFileInformationByHandle(h, &info)
+		windows.CloseHandle(h)
+		return ierr == nil && info.FileAttributes&windows.FILE_ATTRIBUTE_READONLY == 0
 	}
 	return errors.Is(oerr, windows.ERROR_SHARING_VIOLATION)
 }
