@@ -60,7 +60,7 @@ func storageErr(op string, err error) error {
 func isStorageFailure(err error) bool {
 	var sg *StorageError
 	return errors.As(err, &sg) || errors.Is(err, syscall.EROFS) ||
-		errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+		errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) || deviceWriteFailure(err)
 }
 
 // isFileError reports whether err is a file system error (syscall.Errno

@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/devicemail/devicemail/internal/testdir"
 	"github.com/devicemail/devicemail/oauthmail"
 	"github.com/devicemail/devicemail/oauthmail/oauthmailtest"
 	"github.com/devicemail/devicemail/provider"
@@ -61,7 +62,7 @@ func TestErrorCodeLocalFailures(t *testing.T) {
 // A sign-in that cannot be saved (the store directory is under a regular
 // file) fails with a *StorageError, code storage_failed.
 func TestSignInStoreNotWritable(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "file")
+	file := filepath.Join(testdir.New(t), "file")
 	if err := os.WriteFile(file, []byte("x"), 0o600); err != nil {
 		t.Fatal(err)
 	}

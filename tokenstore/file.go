@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/devicemail/devicemail/internal/atomicfile"
@@ -171,8 +172,13 @@ func (d dirStore) read(ctx context.Context, key string, load bool) ([]byte, stri
 		d.sweep(ctx)
 	}
 	path := filepath.Join(d.dir, name+d.ext)
-	f, err := os.Open(path)
+	// Opened sharing delete, so that a reader never keeps a Save (of this or
+	// another process) from renaming over the file on Windows.
+	f, err := atomicfile.OpenShared(ctx, path)
 	if errors.Is(err, fs.ErrNotExist) {
+		if nerr := notDir(d.dir); nerr != nil {
+			return nil, path, fmt.Errorf("tokenstore: load %q: %w", key, nerr)
+		}
 		return nil, path, fmt.Errorf("tokenstore: load %q: %w", key, ErrNotFound)
 	}
 	if err != nil {
@@ -225,7 +231,7 @@ func (d dirStore) save(ctx context.Context, key string, data []byte) (err error)
 	}()
 	d.sweep(ctx)
 	for range 3 {
-		if err = d.saveOnce(name, data); !errors.Is(err, errTempTaken) {
+		if err = d.saveOnce(ctx, name, data); !errors.Is(err, errTempTaken) {
 			return err
 		}
 	}
@@ -236,7 +242,7 @@ func (d dirStore) save(ctx context.Context, key string, data []byte) (err error)
 // of this Save between its creation and its rename; the Save starts again.
 var errTempTaken = errors.New("temporary file removed by another process while in use; retry")
 
-func (d dirStore) saveOnce(name string, data []byte) (err error) {
+func (d dirStore) saveOnce(ctx context.Context, name string, data []byte) (err error) {
 	tmp, err := d.createTemp(name)
 	if err != nil {
 		return err
@@ -266,7 +272,9 @@ func (d dirStore) saveOnce(name string, data []byte) (err error) {
 			return err
 		}
 	}
-	if err := os.Rename(tmp.Name(), filepath.Join(d.dir, name+d.ext)); err != nil {
+	// On Windows, a rename over a file another program holds open fails;
+	// atomicfile.Rename waits for it to be closed.
+	if err := atomicfile.Rename(ctx, tmp.Name(), filepath.Join(d.dir, name+d.ext)); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return errTempTaken
 		}
@@ -492,3 +500,27 @@ func (d dirStore) lock(ctx context.Context, key string) (func() error, error) {
 }
 
 func syncDir(dir string) error { return atomicfile.SyncDir(dir) }
+
+// notDir returns an error if dir, or the nearest of its parents that exists,
+// is not a directory. Unix reports that as ENOTDIR when a file under dir is
+// opened; Windows reports "path not found", which would make a misconfigured
+// Dir (under a regular file) look like an empty store.
+func notDir(dir string) error {
+	for p := dir; ; {
+		fi, err := os.Stat(p)
+		if err == nil {
+			if !fi.IsDir() {
+				return &fs.PathError{Op: "open", Path: p, Err: syscall.ENOTDIR}
+			}
+			return nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		parent := filepath.Dir(p)
+		if parent == p {
+			return nil
+		}
+		p = parent
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/devicemail/devicemail/internal/testdir"
 	"github.com/devicemail/devicemail/tokenstore"
 	"github.com/devicemail/devicemail/tokenstore/tokenstoretest"
 )
@@ -25,7 +26,7 @@ func TestFilePermissionsAndNames(t *testing.T) {
 	if runtime.GOOS == "windows" {
 		t.Skip("Windows has no Unix permission bits (0700/0600) to check")
 	}
-	dir := filepath.Join(t.TempDir(), "tokens")
+	dir := filepath.Join(testdir.New(t), "tokens")
 	s := &tokenstore.File{Dir: dir}
 	keys := []string{"alice@contoso.com", "printer/1", "../../escape", "..", "/abs", `C:\x`, "a\x00b"}
 	for _, k := range keys {
@@ -313,7 +314,7 @@ func TestFileListIgnoresForeignFiles(t *testing.T) {
 // (of this key and another, just now and long ago) and checks that the next
 // Save removes them all: no Save holds them, so no Save will finish them.
 func TestFileRemovesLeftoverTempFiles(t *testing.T) {
-	s := &tokenstore.File{Dir: filepath.Join(t.TempDir(), "tokens")}
+	s := &tokenstore.File{Dir: filepath.Join(testdir.New(t), "tokens")}
 	if err := os.Mkdir(s.Dir, 0o700); err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/devicemail/devicemail/internal/testdir"
 	"github.com/devicemail/devicemail/tokenstore"
 	"github.com/devicemail/devicemail/tokenstore/tokenstoretest"
 )
@@ -19,7 +20,7 @@ import (
 // refuse.)
 func privateDir(t testing.TB) string {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), "tokens")
+	dir := filepath.Join(testdir.New(t), "tokens")
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +83,7 @@ func TestKilledSaveLeavesNoToken(t *testing.T) {
 		for name, op := range ops {
 			t.Run(kind+"/"+name, func(t *testing.T) {
 				ctx := t.Context()
-				dir := filepath.Join(t.TempDir(), "tokens")
+				dir := filepath.Join(testdir.New(t), "tokens")
 				s := storeOf(kind, dir)
 				if err := s.Save(ctx, childKey, genRecord(0)); err != nil {
 					t.Fatal(err)
@@ -138,7 +139,7 @@ func TestLiveSaveKeepsItsTempFile(t *testing.T) {
 	for _, kind := range []string{"file", "encrypted"} {
 		t.Run(kind, func(t *testing.T) {
 			ctx := t.Context()
-			dir := filepath.Join(t.TempDir(), "tokens")
+			dir := filepath.Join(testdir.New(t), "tokens")
 			writer, other := storeOf(kind, dir), storeOf(kind, dir)
 			if err := writer.Save(ctx, "bob", tokenstoretest.Sample("bob")); err != nil {
 				t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/devicemail/devicemail/internal/testdir"
 	"github.com/devicemail/devicemail/oauthmail/oauthmailtest"
 )
 
@@ -91,7 +92,7 @@ func writeFile(t *testing.T, dir, name, data string) string {
 // login --flow client-credentials followed by a send.
 func TestLoginAuthCodeAndClientCredentials(t *testing.T) {
 	e := oauthmailtest.Start(t, &oauthmailtest.Options{SendRate: -1})
-	dir := t.TempDir()
+	dir := testdir.New(t)
 	ca := writeFile(t, dir, "ca.pem", string(e.CAPEM()))
 	secret := writeFile(t, dir, "desktop.secret", oauthmailtest.DesktopAppSecret+"\n")
 	daemonSecret := writeFile(t, dir, "daemon.secret", oauthmailtest.DaemonAppSecret)

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/devicemail/devicemail/internal/testdir"
 	"github.com/devicemail/devicemail/oauthmail/oauthmailtest"
 )
 
@@ -86,7 +87,7 @@ func TestEmulatorCommand(t *testing.T) {
 }
 
 func TestEmulatorCommandErrors(t *testing.T) {
-	dir := t.TempDir()
+	dir := testdir.New(t)
 	bad := filepath.Join(dir, "bad.json")
 	os.WriteFile(bad, []byte(`{"tenants":[{"id":"x"}],"typo":1}`), 0o600)
 	for _, tt := range []struct {

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/devicemail/devicemail/internal/redact"
+	"github.com/devicemail/devicemail/internal/testdir"
 	"github.com/devicemail/devicemail/tokenstore"
 )
 
@@ -111,7 +112,7 @@ func TestTokenHostileErrorDescription(t *testing.T) {
 				json.NewEncoder(w).Encode(tc.body(got))
 			}))
 			defer srv.Close()
-			store := signedIn(t, t.TempDir(), srv.URL+"/token", tokenstore.Record{
+			store := signedIn(t, testdir.New(t), srv.URL+"/token", tokenstore.Record{
 				AccessToken: at, RefreshToken: rt, Expiry: time.Now().Add(-time.Hour)})
 
 			for _, args := range [][]string{
@@ -253,7 +254,7 @@ func selfSigned(t *testing.T) (*tls.Config, []byte) {
 // --json, and neither "send --queue" nor "queue list/status" writes it to the
 // spool or prints it.
 func TestSendHostileAuthReply(t *testing.T) {
-	dir := t.TempDir()
+	dir := testdir.New(t)
 	srvTLS, caPEM := selfSigned(t)
 	ca := filepath.Join(dir, "ca.pem")
 	if err := os.WriteFile(ca, caPEM, 0o600); err != nil {

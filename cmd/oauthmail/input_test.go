@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/devicemail/devicemail/internal/testdir"
 	"github.com/devicemail/devicemail/oauthmail"
 	"github.com/devicemail/devicemail/oauthmail/oauthmailtest"
 )
@@ -116,7 +117,7 @@ func TestBodyFileStdinBounded(t *testing.T) {
 // Every file flag refuses what is not a regular file, and one larger than
 // its bound, naming the file.
 func TestFileFlagsBounded(t *testing.T) {
-	dir := t.TempDir()
+	dir := testdir.New(t)
 	big := filepath.Join(dir, "big")
 	if err := os.WriteFile(big, nil, 0o600); err != nil {
 		t.Fatal(err)
@@ -155,7 +156,7 @@ func TestFileFlagsBounded(t *testing.T) {
 func signedInOnEmulator(t *testing.T) (e *oauthmailtest.Emulator, dir string, common []string) {
 	t.Helper()
 	e = oauthmailtest.Start(t, &oauthmailtest.Options{AutoApprove: "alice@contoso.com", SendRate: -1})
-	dir = t.TempDir()
+	dir = testdir.New(t)
 	ca := filepath.Join(dir, "ca.pem")
 	if err := os.WriteFile(ca, e.CAPEM(), 0o600); err != nil {
 		t.Fatal(err)
@@ -173,7 +174,7 @@ func signedInOnEmulator(t *testing.T) (e *oauthmailtest.Emulator, dir string, co
 // before any network use: an --smtp without a port, an empty, over-long or
 // path-like --account, an unknown --mechanism, a short store key.
 func TestBadFlagValues(t *testing.T) {
-	t.Setenv("XDG_CONFIG_HOME", t.TempDir()) // where a default spool would go
+	t.Setenv("XDG_CONFIG_HOME", testdir.New(t)) // where a default spool would go
 	e, dir, common := signedInOnEmulator(t)
 	send := func(extra ...string) []string {
 		return append(append([]string{"send", "--to", "bob@contoso.com", "--body", "hi", "--smtp", e.SMTPAddr()}, common...), extra...)

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/devicemail/devicemail/internal/testdir"
 	"github.com/devicemail/devicemail/oauthmail"
 	"github.com/devicemail/devicemail/oauthmail/oauthmailtest"
 )
@@ -26,7 +27,7 @@ func TestLoginAuthorityMustBeHTTPSOrLoopback(t *testing.T) {
 	}))
 	defer srv.Close()
 	port := srv.URL[strings.LastIndex(srv.URL, ":")+1:]
-	secret := filepath.Join(t.TempDir(), "secret")
+	secret := filepath.Join(testdir.New(t), "secret")
 	if err := os.WriteFile(secret, []byte(oauthmailtest.DaemonAppSecret), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -71,11 +72,11 @@ func TestLoginUntrustedCA(t *testing.T) {
 // invalid_scope with a hint about the scopes, never "signed in as" nobody.
 func TestLoginWithoutAddressClaims(t *testing.T) {
 	e := oauthmailtest.Start(t, &oauthmailtest.Options{AutoApprove: "alice@contoso.com"})
-	ca := filepath.Join(t.TempDir(), "ca.pem")
+	ca := filepath.Join(testdir.New(t), "ca.pem")
 	if err := os.WriteFile(ca, e.CAPEM(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	store := "file:" + filepath.Join(t.TempDir(), "tokens")
+	store := "file:" + filepath.Join(testdir.New(t), "tokens")
 	r := runCmd(t, nil, "login", "--store", store, "--no-qr", "--tenant", oauthmailtest.ContosoTenantID,
 		"--client-id", oauthmailtest.DeviceAppClientID, "--authority", e.URL(), "--ca-file", ca,
 		"--scope", "https://outlook.office.com/SMTP.Send", "--scope", "offline_access", "--scope", "openid")

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/devicemail/devicemail/internal/testdir"
 	"github.com/devicemail/devicemail/oauthmail"
 	"github.com/devicemail/devicemail/oauthmail/oauthmailtest"
 )
@@ -46,7 +47,7 @@ func TestDemo(t *testing.T) {
 // login, status, send, token and logout against the emulator, with a file store.
 func TestCommands(t *testing.T) {
 	e := oauthmailtest.Start(t, &oauthmailtest.Options{AutoApprove: "alice@contoso.com", SendRate: -1})
-	dir := t.TempDir()
+	dir := testdir.New(t)
 	ca := filepath.Join(dir, "ca.pem")
 	if err := os.WriteFile(ca, e.CAPEM(), 0o600); err != nil {
 		t.Fatal(err)
@@ -145,7 +146,7 @@ func TestExitStatusPerCode(t *testing.T) {
 // admin-consent URL and exits 4.
 func TestLoginConsentRequired(t *testing.T) {
 	e := oauthmailtest.Start(t, &oauthmailtest.Options{AutoApprove: "alice@contoso.com"})
-	ca := filepath.Join(t.TempDir(), "ca.pem")
+	ca := filepath.Join(testdir.New(t), "ca.pem")
 	if err := os.WriteFile(ca, e.CAPEM(), 0o600); err != nil {
 		t.Fatal(err)
 	}

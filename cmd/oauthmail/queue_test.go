@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/devicemail/devicemail/internal/testdir"
 	"github.com/devicemail/devicemail/oauthmail"
 	"github.com/devicemail/devicemail/oauthmail/oauthmailtest"
 	"github.com/devicemail/devicemail/oauthmail/outbox"
@@ -92,7 +93,7 @@ func TestQueueCommands(t *testing.T) {
 func queueLogin(t *testing.T) (e *oauthmailtest.Emulator, tokens string, common []string) {
 	t.Helper()
 	e = oauthmailtest.Start(t, &oauthmailtest.Options{AutoApprove: "alice@contoso.com", SendRate: -1})
-	dir := t.TempDir()
+	dir := testdir.New(t)
 	ca := filepath.Join(dir, "ca.pem")
 	if err := os.WriteFile(ca, e.CAPEM(), 0o600); err != nil {
 		t.Fatal(err)

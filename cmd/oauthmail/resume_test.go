@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/devicemail/devicemail/internal/testdir"
 	"github.com/devicemail/devicemail/oauthmail"
 	"github.com/devicemail/devicemail/oauthmail/oauthmailtest"
 )
@@ -18,7 +19,7 @@ import (
 // commands find both in the stored sign-in and never ask for them again.
 func TestLoginStoresSMTPAndCA(t *testing.T) {
 	e := oauthmailtest.Start(t, &oauthmailtest.Options{AutoApprove: "alice@contoso.com", SendRate: -1})
-	dir := t.TempDir()
+	dir := testdir.New(t)
 	ca := writeFile(t, dir, "ca.pem", string(e.CAPEM()))
 	store := []string{"--store", "file:" + filepath.Join(dir, "tokens"), "--account", "printer"}
 	r := runCmd(t, nil, append([]string{"login", "--tenant", oauthmailtest.ContosoTenantID, "--no-qr",
@@ -72,7 +73,7 @@ func TestLoginGenericIssuer(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	issuer = srv.URL
-	dir := t.TempDir()
+	dir := testdir.New(t)
 	ca := writeFile(t, dir, "ca.pem", string(e.CAPEM()))
 	store := []string{"--store", "file:" + filepath.Join(dir, "tokens"), "--account", "generic"}
 	r := runCmd(t, nil, append([]string{"login", "--provider", "generic", "--issuer", issuer, "--no-qr",

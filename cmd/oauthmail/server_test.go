@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/devicemail/devicemail/devicecode"
+	"github.com/devicemail/devicemail/internal/testdir"
 	"github.com/devicemail/devicemail/oauthmail"
 	"github.com/devicemail/devicemail/oauthmail/oauthmailtest"
 	"github.com/devicemail/devicemail/provider"
@@ -24,7 +25,7 @@ import (
 func authCodeSetup(t *testing.T, login ...string) (e *oauthmailtest.Emulator, common []string, secret, storeDir string) {
 	t.Helper()
 	e = oauthmailtest.Start(t, &oauthmailtest.Options{SendRate: -1})
-	dir := t.TempDir()
+	dir := testdir.New(t)
 	ca := writeFile(t, dir, "ca.pem", string(e.CAPEM()))
 	secret = writeFile(t, dir, "desktop.secret", oauthmailtest.DesktopAppSecret+"\n")
 	storeDir = filepath.Join(dir, "tokens")
@@ -55,7 +56,7 @@ func statusJSON(t *testing.T, args ...string) oauthmail.Status {
 // server send uses without --smtp, and sends through a given --smtp.
 func TestGoogleSignInServerAndSend(t *testing.T) {
 	e := oauthmailtest.Start(t, &oauthmailtest.Options{SendRate: -1})
-	dir := t.TempDir()
+	dir := testdir.New(t)
 	ca := writeFile(t, dir, "ca.pem", string(e.CAPEM()))
 	secret := writeFile(t, dir, "desktop.secret", oauthmailtest.DesktopAppSecret)
 	store := []string{"--store", "file:" + filepath.Join(dir, "tokens"), "--account", "gmail"}
@@ -97,7 +98,7 @@ func TestGoogleSignInServerAndSend(t *testing.T) {
 // --smtp before any network use.
 func TestGenericSignInNeedsSMTP(t *testing.T) {
 	e := oauthmailtest.Start(t, &oauthmailtest.Options{SendRate: -1})
-	dir := t.TempDir()
+	dir := testdir.New(t)
 	ca := writeFile(t, dir, "ca.pem", string(e.CAPEM()))
 	secret := writeFile(t, dir, "desktop.secret", oauthmailtest.DesktopAppSecret)
 	common := []string{"--store", "file:" + filepath.Join(dir, "tokens"), "--account", "gen", "--ca-file", ca}
@@ -133,7 +134,7 @@ func TestGenericSignInNeedsSMTP(t *testing.T) {
 // Outlook.com's server; status shows that server, the one send uses.
 func TestStatusServerOfPersonalAccountOnCommon(t *testing.T) {
 	e := oauthmailtest.Start(t, &oauthmailtest.Options{AutoApprove: "carol@outlook.com"})
-	dir := t.TempDir()
+	dir := testdir.New(t)
 	ca := writeFile(t, dir, "ca.pem", string(e.CAPEM()))
 	flags := []string{"--store", "file:" + filepath.Join(dir, "tokens"), "--account", "carol"}
 	r := runCmd(t, nil, append([]string{"login", "--tenant", "common", "--no-qr", "--client-id", oauthmailtest.DeviceAppClientID,
@@ -244,7 +245,7 @@ func TestLoginGoogleNeedsAuthCode(t *testing.T) {
 // the secret reaches no output.
 func TestQueueFlushRenewsAuthCodeSignIn(t *testing.T) {
 	e, common, secret, storeDir := authCodeSetup(t, "--tenant", oauthmailtest.ContosoTenantID)
-	spool := filepath.Join(t.TempDir(), "spool")
+	spool := filepath.Join(testdir.New(t), "spool")
 	r := runCmd(t, nil, append([]string{"send", "--queue", "--no-deliver", "--spool", spool,
 		"--to", "bob@contoso.com", "--subject", "queued scan", "--body", "hi"}, common...)...)
 	if r.status != 0 {

@@ -23,6 +23,7 @@ import (
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
+	"github.com/devicemail/devicemail/internal/testdir"
 	"github.com/devicemail/devicemail/oauthmail"
 	"github.com/devicemail/devicemail/oauthmail/oauthmailtest"
 	"github.com/devicemail/devicemail/smtpx"
@@ -113,7 +114,7 @@ func (acceptToken) Next(resp []byte) ([]byte, bool, error) {
 func TestSMTPFlagsImplicitTLSAndLocalName(t *testing.T) {
 	e := oauthmailtest.Start(t, &oauthmailtest.Options{AutoApprove: "alice@contoso.com", SendRate: -1})
 	is := startImplicitServer(t)
-	dir := t.TempDir()
+	dir := testdir.New(t)
 	ca := filepath.Join(dir, "ca.pem") // the emulator's CA (sign-in) and the SMTP server's certificate
 	if err := os.WriteFile(ca, append(e.CAPEM(), is.certPEM...), 0o600); err != nil {
 		t.Fatal(err)

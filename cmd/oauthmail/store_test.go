@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/devicemail/devicemail/internal/testdir"
 	"github.com/devicemail/devicemail/oauthmail"
 	"github.com/devicemail/devicemail/tokenstore"
 )
@@ -20,7 +21,7 @@ import (
 // returns its directory and the record's file.
 func savedStore(t *testing.T, rt string) (dir, file string) {
 	t.Helper()
-	dir = filepath.Join(t.TempDir(), "tokens")
+	dir = filepath.Join(testdir.New(t), "tokens")
 	rec := &tokenstore.Record{
 		Account:  tokenstore.Account{UPN: "alice@contoso.com"},
 		Provider: "exchange", ClientID: "11111111-2222-3333-4444-555555555555",

@@ -37,15 +37,16 @@ func WriteSync(path string, b []byte, perm os.FileMode) error {
 }
 
 // Replace atomically replaces path with b: it writes and fsyncs path+".tmp",
-// renames it over path and fsyncs the directory, so that after a crash path
-// holds either its old content or b.
+// renames it over path ([Rename]: on Windows it waits while another program
+// holds path open) and fsyncs the directory, so that after a crash path holds
+// either its old content or b.
 func Replace(path string, b []byte, perm os.FileMode) error {
 	tmp := path + ".tmp"
 	if err := WriteSync(tmp, b, perm); err != nil {
 		os.Remove(tmp)
 		return err
 	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := Rename(context.Background(), tmp, path); err != nil {
 		os.Remove(tmp)
 		return err
 	}

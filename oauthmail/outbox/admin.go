@@ -193,7 +193,7 @@ func (o *Outbox) remove(area, id string) error {
 		return err
 	}
 	syncDir(filepath.Join(o.cfg.Dir, area))
-	return os.RemoveAll(gone)
+	return removeAll(gone)
 }
 
 func randHex(n int) string {

@@ -47,7 +47,7 @@ func (o *Outbox) Enqueue(ctx context.Context, msg *smtpx.Message) (string, error
 		return "", storageErr(err)
 	}
 	fail := func(err error) (string, error) {
-		os.RemoveAll(stage)
+		removeAll(stage)
 		return "", err
 	}
 	// Base64 makes n bytes at least 4n/3, so attachments of more than

@@ -221,10 +221,10 @@ func (o *Outbox) sweep() {
 		name := de.Name()
 		switch {
 		case strings.HasPrefix(name, "del-"):
-			os.RemoveAll(filepath.Join(dir, name))
+			removeAll(filepath.Join(dir, name))
 		case strings.HasPrefix(name, "new-"):
 			if fi, err := de.Info(); err == nil && time.Since(fi.ModTime()) > time.Hour {
-				os.RemoveAll(filepath.Join(dir, name))
+				removeAll(filepath.Join(dir, name))
 			}
 		}
 	}

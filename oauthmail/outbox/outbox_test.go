@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/devicemail/devicemail/devicecode"
+	"github.com/devicemail/devicemail/internal/testdir"
 	"github.com/devicemail/devicemail/oauthmail"
 	"github.com/devicemail/devicemail/oauthmail/oauthmailtest"
 	"github.com/devicemail/devicemail/oauthmail/outbox"
@@ -30,7 +31,7 @@ func outboxRig(t *testing.T, mod func(*oauthmail.Config), omod func(*outbox.Conf
 	t.Helper()
 	r := newRig(t, nil, oauthmailtest.ContosoTenantID, oauthmailtest.DeviceAppClientID, mod)
 	r.signIn(t, r.m, alice)
-	oc := outbox.Config{Dir: t.TempDir(), Mailer: r.m}
+	oc := outbox.Config{Dir: testdir.New(t), Mailer: r.m}
 	if omod != nil {
 		omod(&oc)
 	}
@@ -290,7 +291,7 @@ func TestOutboxSendRate(t *testing.T) {
 func TestOutboxAttachmentCopied(t *testing.T) {
 	ctx := t.Context()
 	r, o := outboxRig(t, nil, nil)
-	path := filepath.Join(t.TempDir(), "scan.pdf")
+	path := filepath.Join(testdir.New(t), "scan.pdf")
 	if err := os.WriteFile(path, []byte("%PDF-1.4 scan-bytes-4711"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -361,7 +362,7 @@ func TestOutboxEnqueueRefusesBadInput(t *testing.T) {
 // A damaged spool entry is dead-lettered with a typed error, not fatal.
 func TestOutboxCorruptSpoolEntry(t *testing.T) {
 	ctx := t.Context()
-	dir := t.TempDir()
+	dir := testdir.New(t)
 	r, o := outboxRig(t, nil, func(c *outbox.Config) { c.Dir = dir })
 	id, _ := o.Enqueue(ctx, msgTo("bob@contoso.com"))
 	good, _ := o.Enqueue(ctx, msgTo("bob@contoso.com"))
@@ -386,7 +387,7 @@ func TestOutboxCanaries(t *testing.T) {
 	ctx := t.Context()
 	var logs bytes.Buffer
 	logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	dir := t.TempDir()
+	dir := testdir.New(t)
 	r, o := outboxRig(t, func(c *oauthmail.Config) { c.Logger = logger },
 		func(c *outbox.Config) { c.Dir = dir; c.Logger = logger })
 	var secrets []string
@@ -460,7 +461,7 @@ func TestNewOutboxChecksConfig(t *testing.T) {
 // the send rate together.
 func TestOutboxSendRateAcrossInstances(t *testing.T) {
 	ctx := t.Context()
-	dir := t.TempDir()
+	dir := testdir.New(t)
 	r, _ := outboxRig(t, nil, func(c *outbox.Config) { c.Dir = dir })
 	for range 40 {
 		o, err := outbox.New(outbox.Config{Dir: dir, Mailer: r.m})
@@ -484,7 +485,7 @@ func TestOutboxSendRateAcrossInstances(t *testing.T) {
 func TestOutboxRunAndLock(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	dir := t.TempDir()
+	dir := testdir.New(t)
 	r, o := outboxRig(t, nil, func(c *outbox.Config) { c.Dir = dir })
 	done := make(chan error, 1)
 	go func() { done <- o.Run(ctx) }()

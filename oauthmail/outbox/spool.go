@@ -205,7 +205,7 @@ func decodeSpool(name string, b []byte) (*spoolMessage, error) {
 
 func readSpool(dir string) (*spoolMessage, error) {
 	name := filepath.Join(dir, fileMsg)
-	f, err := os.Open(name)
+	f, err := atomicfile.OpenShared(context.Background(), name)
 	if err != nil {
 		return nil, err
 	}
@@ -236,7 +236,7 @@ func decodeState(b []byte) (spoolState, error) {
 }
 
 func readState(dir string) spoolState {
-	f, err := os.Open(filepath.Join(dir, fileSt))
+	f, err := atomicfile.OpenShared(context.Background(), filepath.Join(dir, fileSt))
 	if err != nil {
 		return spoolState{}
 	}
@@ -305,3 +305,7 @@ func lockSpool(path string) (func(), error) {
 	}
 	return func() { unlock() }, nil
 }
+
+// removeAll removes an entry directory and its files (atomicfile.RemoveAll:
+// os.RemoveAll, entry by entry where that fails, as under Wine).
+func removeAll(path string) error { return atomicfile.RemoveAll(path) }

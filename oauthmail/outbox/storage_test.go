@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/devicemail/devicemail/internal/testdir"
 	"github.com/devicemail/devicemail/oauthmail"
 	"github.com/devicemail/devicemail/oauthmail/oauthmailtest"
 	"github.com/devicemail/devicemail/oauthmail/outbox"
@@ -16,7 +17,7 @@ import (
 // An outbox whose directory is a file is refused with storage_failed, and
 // the file is left alone.
 func TestOutboxSpoolIsAFile(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "spool")
+	file := filepath.Join(testdir.New(t), "spool")
 	if err := os.WriteFile(file, []byte("x"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -34,13 +35,13 @@ func TestUnreadableAttachment(t *testing.T) {
 	ctx := context.Background()
 	r := newRig(t, nil, oauthmailtest.ContosoTenantID, oauthmailtest.DeviceAppClientID, nil)
 	r.signIn(t, r.m, "alice@contoso.com")
-	dir := t.TempDir()
+	dir := testdir.New(t)
 	missing := filepath.Join(dir, "missing.pdf")
 	attachments := map[string]smtpx.Attachment{
 		"open fails": {Name: "missing.pdf", Open: func() (io.ReadCloser, error) { return os.Open(missing) }},
 		"read fails": {Name: "dir.pdf", Open: func() (io.ReadCloser, error) { return os.Open(dir) }}, // EISDIR on read
 	}
-	spool := filepath.Join(t.TempDir(), "spool")
+	spool := filepath.Join(testdir.New(t), "spool")
 	o, err := outbox.New(outbox.Config{Dir: spool, Mailer: r.m})
 	if err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/devicemail/devicemail/tokenstore"
@@ -72,7 +73,14 @@ type noCopy struct{}
 
 var aliased = map[string]*tokenstore.Record{}
 
+// aliasedMu guards aliased: the suite's Concurrent subtest must find the
+// aliasing, not crash on a map written concurrently (a crash loses the
+// "--- FAIL" lines this test reads; seen on Windows).
+var aliasedMu sync.Mutex
+
 func (noCopy) Load(ctx context.Context, key string) (*tokenstore.Record, error) {
+	aliasedMu.Lock()
+	defer aliasedMu.Unlock()
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -83,6 +91,8 @@ func (noCopy) Load(ctx context.Context, key string) (*tokenstore.Record, error) 
 	return r, nil
 }
 func (noCopy) Save(ctx context.Context, key string, r *tokenstore.Record) error {
+	aliasedMu.Lock()
+	defer aliasedMu.Unlock()
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -93,6 +103,8 @@ func (noCopy) Save(ctx context.Context, key string, r *tokenstore.Record) error 
 	return nil
 }
 func (noCopy) Delete(ctx context.Context, key string) error {
+	aliasedMu.Lock()
+	defer aliasedMu.Unlock()
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -100,6 +112,8 @@ func (noCopy) Delete(ctx context.Context, key string) error {
 	return nil
 }
 func (noCopy) List(ctx context.Context) ([]string, error) {
+	aliasedMu.Lock()
+	defer aliasedMu.Unlock()
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
