@@ -16,4 +16,13 @@ require (
 // Test only: no package of the module imports these outside its tests.
 require github.com/google/go-cmp v0.7.0 // test only: cmp.Diff in fuzz and table tests
 
-require github.com/danieljoos/wincred v1.2.3 // indirect
+require github.com/jackc/pgx/v5 v5.12.0
+
+require (
+	github.com/danieljoos/wincred v1.2.3 // indirect
+	github.com/jackc/pgpassfile v1.0.0 // indirect
+	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect
+	github.com/jackc/puddle/v2 v2.2.3 // indirect
+	golang.org/x/sync v0.22.0 // indirect
+	golang.org/x/text v0.41.0 // indirect
+)
