@@ -13,9 +13,6 @@ package outbox
 
 import (
 	"log/slog"
-	"os"
-	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -48,7 +45,13 @@ const (
 type Config struct {
 	// Dir is the spool directory. It is created (mode 0700) if missing and
 	// holds queue/, dead/ and tmp/ subdirectories and a lock file.
+	// It is required unless Storage is set.
 	Dir string
+	// Storage, if not nil, keeps the messages instead of the spool
+	// directory: oauthmail/outbox/pgoutbox keeps them in PostgreSQL, where
+	// several instances share one queue and one SendRate per mailbox. Dir is
+	// then ignored.
+	Storage Storage
 	// Mailer sends the messages. The outbox holds mail while its account
 	// needs a new sign-in, and watches its Status to resume. It may be nil
 	// for an Outbox that only lists, retries or drops (an administration
@@ -144,9 +147,9 @@ type Outbox struct {
 	cfg  Config
 	log  *slog.Logger
 	kick chan struct{}
+	st   Storage
 
 	mu        sync.Mutex
-	sent      []time.Time // send times in the last minute, for SendRate
 	hold      *hold
 	lastErr   string
 	lastCode  oauthmail.Code
@@ -162,9 +165,10 @@ type hold struct {
 	checked    time.Time
 }
 
-// New checks cfg, creates the spool directories and returns an Outbox.
+// New checks cfg, creates the spool directories (without a Storage) and
+// returns an Outbox.
 func New(cfg Config) (*Outbox, error) {
-	if cfg.Dir == "" {
+	if cfg.Dir == "" && cfg.Storage == nil {
 		return nil, oauthmail.InputError("outbox: Dir is empty", nil)
 	}
 	if cfg.SendRate == 0 {
@@ -198,38 +202,15 @@ func New(cfg Config) (*Outbox, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	for _, d := range []string{cfg.Dir, filepath.Join(cfg.Dir, dirQueue), filepath.Join(cfg.Dir, dirDead), filepath.Join(cfg.Dir, dirTmp)} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			return nil, storageErr(err)
+	st := cfg.Storage
+	if st == nil {
+		ds, err := newDirStorage(cfg.Dir)
+		if err != nil {
+			return nil, err
 		}
+		st = ds
 	}
-	o := &Outbox{cfg: cfg, log: log, kick: make(chan struct{}, 1)}
-	o.sweep()
-	o.loadRate()
-	return o, nil
-}
-
-// sweep removes what crashes left in tmp/: entries already taken out of
-// the queue ("del-"), and staging directories of Enqueue calls that died
-// before publishing (never promised to anyone) once they are an hour old,
-// so that a concurrent Enqueue in another process is not disturbed.
-func (o *Outbox) sweep() {
-	dir := filepath.Join(o.cfg.Dir, dirTmp)
-	des, err := os.ReadDir(dir)
-	if err != nil {
-		return
-	}
-	for _, de := range des {
-		name := de.Name()
-		switch {
-		case strings.HasPrefix(name, "del-"):
-			os.RemoveAll(filepath.Join(dir, name))
-		case strings.HasPrefix(name, "new-"):
-			if fi, err := de.Info(); err == nil && time.Since(fi.ModTime()) > time.Hour {
-				os.RemoveAll(filepath.Join(dir, name))
-			}
-		}
-	}
+	return &Outbox{cfg: cfg, log: log, kick: make(chan struct{}, 1), st: st}, nil
 }
 
 const (
