@@ -251,6 +251,10 @@ func TestTwoInstancesOneRefresh(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.E.Clock().Advance(2 * time.Hour) // the access token has expired
+	// The token endpoint answers slowly, so that both instances are
+	// waiting to refresh while the first request is in flight: without a
+	// lock across instances, the second would send its own.
+	r.E.InjectHTTP(oauthmailtest.HTTPFault{Path: "/token", Count: 2, Delay: 2 * time.Second})
 	before := rigtest.RefreshCount(r.E)
 	var wg sync.WaitGroup
 	for i := range 20 {
