@@ -24,6 +24,10 @@
 // delete did not commit). Instances without a Mailer (administration) may
 // List, Retry and Drop.
 //
+// A hold for a new sign-in is kept by each instance for itself: an instance
+// holds when one of its own attempts needs a new sign-in, and resumes when its
+// Mailer sees one (instances sharing a tokenstore/pgstore see the same).
+//
 // SendRate counts per mailbox (the account's UPN) across all instances: each
 // send is recorded in a table under a transaction-scoped advisory lock on the
 // mailbox, so the instances together keep to Exchange Online's 30 messages a
