@@ -9,7 +9,9 @@
 //     sign in once, then Send for years; every failure maps to a stable code with a
 //     panel number and an operator message in English and Japanese.
 //   - [github.com/devicemail/devicemail/oauthmail/outbox] is a durable queue in
-//     front of a Mailer for mail that must survive a power cut or an expired sign-in.
+//     front of a Mailer for mail that must survive a power cut or an expired sign-in;
+//     [github.com/devicemail/devicemail/oauthmail/outbox/pgoutbox] keeps its queue in
+//     PostgreSQL for several instances.
 //   - [github.com/devicemail/devicemail/oauthmail/relay] is an SMTP submission relay
 //     for devices that will never sign in with OAuth: admitted by address or
 //     password, their mail goes through an outbox as a signed-in account.
@@ -18,7 +20,8 @@
 //     PKCE and a loopback redirect, admin-consent URLs, and the account identity.
 //   - [github.com/devicemail/devicemail/tokenstore] keeps sign-ins: memory, atomic
 //     file and encrypted file stores; [github.com/devicemail/devicemail/tokenstore/keyringstore]
-//     uses the OS keyring; [github.com/devicemail/devicemail/tokenstore/tokenstoretest]
+//     uses the OS keyring; [github.com/devicemail/devicemail/tokenstore/pgstore] uses
+//     PostgreSQL; [github.com/devicemail/devicemail/tokenstore/tokenstoretest]
 //     checks any Store.
 //   - [github.com/devicemail/devicemail/smtpx] sends: XOAUTH2 over STARTTLS, sender
 //     policy, streamed attachments, typed Exchange replies.

@@ -181,9 +181,24 @@ func (s *Encrypted) Save(ctx context.Context, key string, r *Record) error {
 			return fmt.Errorf("tokenstore: save %q: refusing to replace %s: %w", key, path, ErrWrongKey)
 		}
 	}
-	plain, err := MarshalRecord(key, r)
+	data, err := s.Seal(key, r)
 	if err != nil {
 		return err
+	}
+	return d.save(ctx, key, append(data, '\n'))
+}
+
+// Seal returns r encrypted for key in the format of an Encrypted file (a
+// JSON envelope, see [Encrypted]), for a [Store] that keeps records elsewhere
+// than in files, as tokenstore/pgstore keeps them in PostgreSQL. Only Secret is
+// used. Seal does no I/O.
+func (s *Encrypted) Seal(key string, r *Record) ([]byte, error) {
+	if r == nil {
+		return nil, errNilRecord(key)
+	}
+	plain, err := MarshalRecord(key, r)
+	if err != nil {
+		return nil, err
 	}
 	env := envelope{Version: envelopeVersion, Cipher: encCipher, KDF: encKDF,
 		Salt: make([]byte, 32), Nonce: make([]byte, 12)}
@@ -191,15 +206,26 @@ func (s *Encrypted) Save(ctx context.Context, key string, r *Record) error {
 	rand.Read(env.Nonce)
 	aead, check, err := s.keys("save", key, env.Salt)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	env.Check = check
 	env.Ciphertext = aead.Seal(nil, env.Nonce, plain, []byte(encAADPrefix+key))
 	data, err := json.Marshal(&env)
 	if err != nil {
-		return fmt.Errorf("tokenstore: save %q: %w", key, err)
+		return nil, fmt.Errorf("tokenstore: save %q: %w", key, err)
 	}
-	return d.save(ctx, key, append(data, '\n'))
+	return data, nil
+}
+
+// Open decrypts data that [Encrypted.Seal] (or an Encrypted file) holds for
+// key. Its errors are those of [Encrypted.Load]: a *CorruptError, wrapping
+// [ErrWrongKey] when data was sealed with another Secret. Open does no I/O.
+func (s *Encrypted) Open(key string, data []byte) (*Record, error) {
+	plain, err := s.open(key, data)
+	if err != nil {
+		return nil, err
+	}
+	return UnmarshalRecord(key, plain)
 }
 
 // Delete removes the file under key, whatever Secret wrote it; an absent key is

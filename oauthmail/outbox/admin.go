@@ -5,10 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"fmt"
-	"os"
-	"path/filepath"
-	"slices"
 	"time"
 
 	"github.com/devicemail/devicemail/oauthmail"
@@ -48,74 +44,44 @@ type Status struct {
 
 // List returns the queued messages, oldest first, then the dead ones.
 func (o *Outbox) List(ctx context.Context) ([]Entry, error) {
-	var out []Entry
-	for _, area := range []string{dirQueue, dirDead} {
-		ids, err := o.ids(area)
-		if err != nil {
-			return nil, err
-		}
-		for _, id := range ids {
-			if err := ctx.Err(); err != nil {
-				return nil, err
-			}
-			e, err := o.entry(area, id)
-			if err != nil {
-				continue // removed meanwhile
-			}
-			out = append(out, e)
-		}
+	stored, err := o.st.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Entry, 0, len(stored))
+	for _, s := range stored {
+		out = append(out, o.entry(s))
 	}
 	return out, nil
 }
 
-func (o *Outbox) entry(area, id string) (Entry, error) {
-	dir := filepath.Join(o.cfg.Dir, area, id)
-	sm, err := readSpool(dir)
-	e := Entry{ID: id, State: "queued"}
-	if area == dirDead {
+func (o *Outbox) entry(s Stored) Entry {
+	e := Entry{ID: s.ID, State: "queued"}
+	if !s.State.Dead.IsZero() {
 		e.State = "dead"
 	}
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return e, err
-		}
-		e.LastCode, e.LastError = oauthmail.Internal, err.Error()
-	} else {
-		e.Enqueued, e.From, e.Subject = sm.Enqueued, sm.From.Email, sm.Subject
-		for _, l := range [][]spoolAddress{sm.To, sm.Cc, sm.Bcc} {
-			for _, a := range l {
-				e.To = append(e.To, a.Email)
+	if s.Doc != nil {
+		if sm, err := decodeSpool(s.ID+"/"+fileMsg, s.Doc); err == nil {
+			e.Enqueued, e.From, e.Subject = sm.Enqueued, sm.From.Email, sm.Subject
+			for _, l := range [][]spoolAddress{sm.To, sm.Cc, sm.Bcc} {
+				for _, a := range l {
+					e.To = append(e.To, a.Email)
+				}
+			}
+			e.Size = int64(len(sm.Text) + len(sm.HTML))
+			for _, a := range sm.Attachments {
+				e.Size += a.Size
 			}
 		}
-		e.Size = int64(len(sm.Text) + len(sm.HTML))
-		for _, a := range sm.Attachments {
-			e.Size += a.Size
-		}
 	}
-	st := readState(dir)
+	st := s.State
 	e.Attempts, e.LastAttempt, e.NextAttempt, e.LastCode, e.LastError = st.Attempts, st.LastAttempt, st.NextAttempt, st.LastCode, st.LastError
 	o.mu.Lock()
-	if o.hold != nil && area == dirQueue {
+	if o.hold != nil && e.State == "queued" {
 		e.State = "held"
 	}
 	o.mu.Unlock()
-	return e, nil
-}
-
-// ids lists the entries of an area, oldest first.
-func (o *Outbox) ids(area string) ([]string, error) {
-	des, err := os.ReadDir(filepath.Join(o.cfg.Dir, area))
-	if err != nil {
-		return nil, fmt.Errorf("outbox: %w", err)
-	}
-	var ids []string
-	for _, de := range des {
-		if de.IsDir() && validID(de.Name()) {
-			ids = append(ids, de.Name())
-		}
-	}
-	slices.Sort(ids)
-	return ids, nil
+	return e
 }
 
 func validID(id string) bool {
@@ -136,34 +102,11 @@ var ErrNoEntry = errors.New("outbox: no such message")
 // Retry moves a dead message back into the queue, or makes a queued one due
 // now, and releases a hold.
 func (o *Outbox) Retry(ctx context.Context, id string) error {
-	if !validID(id) {
-		return ErrNoEntry
-	}
 	o.mu.Lock()
 	o.hold = nil
 	o.mu.Unlock()
-	q := filepath.Join(o.cfg.Dir, dirQueue, id)
-	d := filepath.Join(o.cfg.Dir, dirDead, id)
-	if _, err := os.Stat(d); err == nil {
-		st := readState(d)
-		st.NextAttempt = time.Time{}
-		st.Dead = time.Time{}
-		if err := o.writeState(d, st); err != nil {
-			return err
-		}
-		if err := os.Rename(d, q); err != nil {
-			return fmt.Errorf("outbox: %w", err)
-		}
-		syncDir(filepath.Join(o.cfg.Dir, dirDead))
-		syncDir(filepath.Join(o.cfg.Dir, dirQueue))
-	} else if _, err := os.Stat(q); err == nil {
-		st := readState(q)
-		st.NextAttempt = time.Time{}
-		if err := o.writeState(q, st); err != nil {
-			return err
-		}
-	} else {
-		return ErrNoEntry
+	if err := o.st.Retry(ctx, id); err != nil {
+		return err
 	}
 	select {
 	case o.kick <- struct{}{}:
@@ -173,28 +116,7 @@ func (o *Outbox) Retry(ctx context.Context, id string) error {
 }
 
 // Drop deletes a queued or dead message.
-func (o *Outbox) Drop(ctx context.Context, id string) error {
-	if !validID(id) {
-		return ErrNoEntry
-	}
-	for _, area := range []string{dirQueue, dirDead} {
-		if err := o.remove(area, id); err == nil {
-			return nil
-		}
-	}
-	return ErrNoEntry
-}
-
-// remove takes an entry out of its area with one rename (so a crash leaves
-// it either queued or gone), then deletes its files.
-func (o *Outbox) remove(area, id string) error {
-	gone := filepath.Join(o.cfg.Dir, dirTmp, "del-"+id+"-"+randHex(4))
-	if err := os.Rename(filepath.Join(o.cfg.Dir, area, id), gone); err != nil {
-		return err
-	}
-	syncDir(filepath.Join(o.cfg.Dir, area))
-	return removeAll(gone)
-}
+func (o *Outbox) Drop(ctx context.Context, id string) error { return o.st.Drop(ctx, id) }
 
 func randHex(n int) string {
 	b := make([]byte, n)

@@ -3,17 +3,11 @@ package outbox
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"math/big"
-	"os"
-	"path/filepath"
-	"slices"
 	"time"
 
 	"github.com/devicemail/devicemail/devicecode"
-	"github.com/devicemail/devicemail/graphmail"
 	"github.com/devicemail/devicemail/oauthmail"
 	"github.com/devicemail/devicemail/smtpx"
 )
@@ -29,7 +23,7 @@ func (o *Outbox) Run(ctx context.Context) error {
 	if o.cfg.Mailer == nil {
 		return oauthmail.InputError("outbox: Mailer is nil", nil)
 	}
-	unlock, err := lockSpool(filepath.Join(o.cfg.Dir, lockFile))
+	unlock, err := o.st.Deliver(ctx)
 	if err != nil {
 		return err
 	}
@@ -83,7 +77,7 @@ func (o *Outbox) Flush(ctx context.Context) (int, error) {
 	if o.cfg.Mailer == nil {
 		return 0, oauthmail.InputError("outbox: Mailer is nil", nil)
 	}
-	unlock, err := lockSpool(filepath.Join(o.cfg.Dir, lockFile))
+	unlock, err := o.st.Deliver(ctx)
 	if err != nil {
 		return 0, err
 	}
@@ -101,40 +95,41 @@ func (o *Outbox) Flush(ctx context.Context) (int, error) {
 // pass tries every due entry once and returns how long until the next one
 // is due.
 func (o *Outbox) pass(ctx context.Context) (time.Duration, error) {
-	ids, err := o.ids(dirQueue)
-	if err != nil {
-		return 0, err
-	}
-	next := time.Duration(1<<63 - 1)
-	if len(ids) == 0 {
-		return o.cfg.HoldPoll, nil
-	}
 	if o.held(ctx) {
 		return o.cfg.HoldPoll, nil
 	}
-	for _, id := range ids {
+	tried := map[string]bool{}
+	for {
 		if ctx.Err() != nil {
 			return 0, ctx.Err()
 		}
-		dir := filepath.Join(o.cfg.Dir, dirQueue, id)
-		st := readState(dir)
 		now := o.cfg.Clock.Now()
-		if st.NextAttempt.After(now) {
-			next = min(next, st.NextAttempt.Sub(now))
-			continue
-		}
-		if err := o.pace(ctx); err != nil {
+		c, next, err := o.st.Claim(ctx, now)
+		if err != nil {
 			return 0, err
 		}
-		held := o.attempt(ctx, id, dir, st)
-		if held {
+		if c == nil {
+			if next.IsZero() {
+				return o.cfg.HoldPoll, nil
+			}
+			return max(next.Sub(now), 0), nil
+		}
+		e := c.Entry()
+		if tried[e.ID] {
+			// Still due after its attempt (it could not be removed or
+			// updated): leave it to the next pass.
+			c.Update(ctx, e.State)
+			return o.cfg.MinBackoff, nil
+		}
+		tried[e.ID] = true
+		if err := o.pace(ctx); err != nil {
+			c.Update(context.WithoutCancel(ctx), e.State)
+			return 0, err
+		}
+		if o.attempt(ctx, c) {
 			return o.cfg.HoldPoll, nil
 		}
 	}
-	if next == time.Duration(1<<63-1) {
-		next = o.cfg.HoldPoll
-	}
-	return max(next, 0), nil
 }
 
 // held reports whether the outbox is held, releasing the hold when the
@@ -159,47 +154,29 @@ func (o *Outbox) held(ctx context.Context) bool {
 	return false
 }
 
-// loadRate reads the send times a previous process recorded, so that
-// successive short-lived processes (oauthmail send --queue in a loop) keep
-// to SendRate together.
-func (o *Outbox) loadRate() {
-	b, err := os.ReadFile(filepath.Join(o.cfg.Dir, fileRate))
-	if err != nil || len(b) > 64<<10 {
-		return
+// mailbox is the key SendRate is counted under: the account's UPN (the
+// mailbox Exchange Online counts), else its store key.
+func (o *Outbox) mailbox(ctx context.Context) string {
+	if st, err := o.cfg.Mailer.Status(ctx); err == nil {
+		if st.UPN != "" {
+			return st.UPN
+		}
+		return st.Account
 	}
-	var ts []time.Time
-	if json.Unmarshal(b, &ts) == nil {
-		o.sent = ts
-	}
+	return ""
 }
 
-// noteSent records a send time in memory and, best effort, in the spool
-// (under the delivery lock, so there is one writer).
-func (o *Outbox) noteSent(t time.Time) {
-	o.mu.Lock()
-	o.sent = append(o.sent, t)
-	b, _ := json.Marshal(o.sent)
-	o.mu.Unlock()
-	path := filepath.Join(o.cfg.Dir, fileRate)
-	if os.WriteFile(path+".tmp", b, 0o600) == nil {
-		os.Rename(path+".tmp", path)
-	}
-}
-
-// pace waits until sending one more message keeps within SendRate.
+// pace waits until one more message keeps within SendRate and records it.
 func (o *Outbox) pace(ctx context.Context) error {
 	if o.cfg.SendRate < 0 {
 		return nil
 	}
+	mb := o.mailbox(ctx)
 	for {
-		now := o.cfg.Clock.Now()
-		o.mu.Lock()
-		o.sent = slices.DeleteFunc(o.sent, func(t time.Time) bool { return !t.After(now.Add(-time.Minute)) })
-		var wait time.Duration
-		if len(o.sent) >= o.cfg.SendRate {
-			wait = o.sent[0].Add(time.Minute).Sub(now)
+		wait, err := o.st.Reserve(ctx, mb, o.cfg.Clock.Now(), o.cfg.SendRate)
+		if err != nil {
+			return err
 		}
-		o.mu.Unlock()
 		if wait <= 0 {
 			return nil
 		}
@@ -218,28 +195,28 @@ var holdCodes = map[oauthmail.Code]bool{
 	oauthmail.InvalidClient: true, oauthmail.ClientSecretExpired: true, oauthmail.AppNotFound: true, oauthmail.TenantNotFound: true, oauthmail.InvalidScope: true,
 }
 
-// attempt sends one entry and files the outcome. It reports whether the
-// outbox is now held.
-func (o *Outbox) attempt(ctx context.Context, id, dir string, st spoolState) bool {
-	sm, err := readSpool(dir)
+// attempt sends one claimed entry and files the outcome. It reports
+// whether the outbox is now held.
+func (o *Outbox) attempt(ctx context.Context, c Claim) bool {
+	e := c.Entry()
+	id, st := e.ID, e.State
+	var sm *spoolMessage
+	err := errors.New("outbox: unreadable entry")
+	if e.Doc != nil {
+		sm, err = decodeSpool(id+"/"+fileMsg, e.Doc)
+	}
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return false // dropped meanwhile
-		}
 		st.LastCode, st.LastError = oauthmail.Internal, err.Error()
-		o.bury(ctx, id, dir, st)
+		o.bury(ctx, c, st)
 		return false
 	}
-	msg := sm.message(dir)
+	msg := sm.message(c.Attachment)
 	actx, cancel := context.WithTimeout(ctx, o.cfg.AttemptTimeout)
 	now := o.cfg.Clock.Now()
-	if o.cfg.SendRate >= 0 {
-		o.noteSent(now)
-	}
 	err = o.send(actx, msg, func() {
 		// The duplicate window: from the server receiving the final dot (or
-		// BDAT LAST) to this rename; see the Outbox doc.
-		if rerr := o.remove(dirQueue, id); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+		// BDAT LAST) to this removal; see the Outbox doc.
+		if rerr := c.Done(context.WithoutCancel(ctx)); rerr != nil {
 			if o.log != nil {
 				o.log.WarnContext(ctx, "outbox: delivered message could not be removed; it may be sent again", "outbox.id", id, "error", rerr.Error())
 			}
@@ -257,7 +234,8 @@ func (o *Outbox) attempt(ctx context.Context, id, dir string, st spoolState) boo
 		return false
 	}
 	if ctx.Err() != nil {
-		return false // shutting down: not an attempt
+		c.Update(context.WithoutCancel(ctx), e.State) // shutting down: not an attempt
+		return false
 	}
 	code := oauthmail.ErrorCode(err)
 	st.Attempts++
@@ -279,15 +257,25 @@ func (o *Outbox) attempt(ctx context.Context, id, dir string, st spoolState) boo
 		o.hold = &hold{code: code, signedInAt: signedIn, checked: now}
 		o.mu.Unlock()
 		st.NextAttempt = time.Time{}
-		o.writeState(dir, st)
+		o.update(ctx, c, st)
 		return true
 	case temporary(err, code) && now.Sub(sm.Enqueued) < o.cfg.MaxAge:
 		st.NextAttempt = now.Add(max(o.backoff(st.Attempts), min(retryAfter(err), o.cfg.MaxBackoff)))
-		o.writeState(dir, st)
+		o.update(ctx, c, st)
 	default:
-		o.bury(ctx, id, dir, st)
+		o.bury(ctx, c, st)
 	}
 	return false
+}
+
+// update files the state of a failed attempt; a failure to do so is logged
+// (the entry stays queued with its previous state: at least once).
+func (o *Outbox) update(ctx context.Context, c Claim, st State) {
+	if err := c.Update(context.WithoutCancel(ctx), st); err != nil {
+		if o.log != nil {
+			o.log.WarnContext(ctx, "outbox: could not record a failed attempt", "outbox.id", c.Entry().ID, "error", err.Error())
+		}
+	}
 }
 
 // send sends msg on a session of its own and calls accepted as soon as the
@@ -317,18 +305,13 @@ func temporary(err error, code oauthmail.Code) bool {
 	return errors.As(err, &se) && se.Temporary()
 }
 
-// retryAfter is the wait the token endpoint or Microsoft Graph asked for
-// with Retry-After (on 429 or 503, carried by devicecode.Error or
-// graphmail.Error), or 0. The outbox waits at
+// retryAfter is the wait the token endpoint asked for with Retry-After
+// (on 429 or 503, carried by devicecode.Error), or 0. The outbox waits at
 // least that long, up to MaxBackoff, before the next attempt.
 func retryAfter(err error) time.Duration {
 	var de *devicecode.Error
 	if errors.As(err, &de) {
 		return de.RetryAfter
-	}
-	var ge *graphmail.Error // Microsoft Graph's 429 and 503
-	if errors.As(err, &ge) {
-		return ge.RetryAfter
 	}
 	return 0
 }
@@ -349,30 +332,16 @@ func (o *Outbox) backoff(n int) time.Duration {
 }
 
 // bury moves an entry to the dead-letter area with its last code.
-func (o *Outbox) bury(ctx context.Context, id, dir string, st spoolState) {
+func (o *Outbox) bury(ctx context.Context, c Claim, st State) {
 	st.Dead = o.cfg.Clock.Now()
 	st.NextAttempt = time.Time{}
-	o.writeState(dir, st)
-	if err := os.Rename(dir, filepath.Join(o.cfg.Dir, dirDead, id)); err != nil {
+	if err := c.Update(context.WithoutCancel(ctx), st); err != nil {
 		if o.log != nil {
-			o.log.WarnContext(ctx, "outbox: could not move a failed message to dead/", "outbox.id", id, "error", err.Error())
+			o.log.WarnContext(ctx, "outbox: could not move a failed message to the dead letters", "outbox.id", c.Entry().ID, "error", err.Error())
 		}
 		return
 	}
-	syncDir(filepath.Join(o.cfg.Dir, dirQueue))
-	syncDir(filepath.Join(o.cfg.Dir, dirDead))
 	if o.log != nil {
-		o.log.DebugContext(ctx, "outbox dead-lettered", "outbox.id", id, "code", string(st.LastCode))
+		o.log.DebugContext(ctx, "outbox dead-lettered", "outbox.id", c.Entry().ID, "code", string(st.LastCode))
 	}
-}
-
-func (o *Outbox) writeState(dir string, st spoolState) error {
-	b, err := encodeState(st)
-	if err != nil {
-		return err
-	}
-	if err := replaceSync(filepath.Join(dir, fileSt), b); err != nil {
-		return fmt.Errorf("outbox: %w", err)
-	}
-	return nil
 }

@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -42,56 +40,52 @@ func (o *Outbox) Enqueue(ctx context.Context, msg *smtpx.Message) (string, error
 	now := o.cfg.Clock.Now()
 	sm := toSpool(msg, now, o.senderDomain(ctx, msg))
 	id := newEntryID(now)
-	stage := filepath.Join(o.cfg.Dir, dirTmp, "new-"+id)
-	if err := os.Mkdir(stage, 0o700); err != nil {
-		return "", storageErr(err)
-	}
-	fail := func(err error) (string, error) {
-		removeAll(stage)
-		return "", err
-	}
 	// Base64 makes n bytes at least 4n/3, so attachments of more than
 	// three quarters of the limit together can never be sent: the copy
 	// stops there.
-	budget := maxSize / 4 * 3
-	var sizes []int64
+	budget := &budget{left: maxSize / 4 * 3}
+	srcs := make([]*attachmentSource, len(msg.Attachments))
+	readers := make([]io.Reader, len(msg.Attachments))
 	for i, a := range msg.Attachments {
-		name := fmt.Sprintf("att-%d", i)
-		n, err := copyAttachment(filepath.Join(stage, name), a, budget)
-		sizes = append(sizes, n)
-		if errors.Is(err, errOverBudget) {
-			return fail(fmt.Errorf("outbox: attachment %q: %w", a.Name, tooLarge(msg, sizes, from, maxRcpt, maxSize)))
+		srcs[i] = &attachmentSource{a: a, budget: budget}
+		readers[i] = srcs[i]
+	}
+	defer func() {
+		for _, s := range srcs {
+			s.close()
 		}
+	}()
+	doc := func(sizes []int64) ([]byte, error) {
+		sm.Attachments = nil
+		for i, a := range msg.Attachments {
+			sm.Attachments = append(sm.Attachments, spoolAttachment{Name: a.Name, ContentType: a.ContentType, File: fmt.Sprintf("att-%d", i), Size: sizes[i]})
+		}
+		// The same checks on what will be sent: the stored copies and
+		// their real sizes.
+		if err := checkMessage(sm.message(nil), from, maxRcpt, maxSize); err != nil {
+			return nil, fmt.Errorf("outbox: %w", err)
+		}
+		b, err := encodeSpool(sm)
 		if err != nil {
-			return fail(fmt.Errorf("outbox: attachment %q: %w", a.Name, err))
+			return nil, fmt.Errorf("outbox: %w", err)
 		}
-		budget -= n
-		sm.Attachments = append(sm.Attachments, spoolAttachment{Name: a.Name, ContentType: a.ContentType, File: name, Size: n})
+		return b, nil
 	}
-	// The same checks on what will be sent: the spooled copies and their
-	// real sizes.
-	if err := checkMessage(sm.message(stage), from, maxRcpt, maxSize); err != nil {
-		return fail(fmt.Errorf("outbox: %w", err))
+	if err := o.st.Add(ctx, id, readers, doc); err != nil {
+		for i, s := range srcs {
+			if errors.Is(err, errOverBudget) && s.over {
+				sizes := make([]int64, i+1)
+				for j := range sizes {
+					sizes[j] = srcs[j].n
+				}
+				return "", fmt.Errorf("outbox: attachment %q: %w", s.a.Name, tooLarge(msg, sizes, from, maxRcpt, maxSize))
+			}
+			if s.err != nil && errors.Is(err, s.err) {
+				return "", fmt.Errorf("outbox: attachment %q: %w", s.a.Name, s.err)
+			}
+		}
+		return "", err
 	}
-	b, err := encodeSpool(sm)
-	if err != nil {
-		return fail(fmt.Errorf("outbox: %w", err))
-	}
-	if err := writeSync(filepath.Join(stage, fileMsg), b); err != nil {
-		return fail(fmt.Errorf("outbox: %w", err))
-	}
-	if err := syncDir(stage); err != nil {
-		return fail(fmt.Errorf("outbox: %w", err))
-	}
-	// The rename publishes the complete entry at once; syncing both
-	// directories makes the rename itself durable.
-	if err := os.Rename(stage, filepath.Join(o.cfg.Dir, dirQueue, id)); err != nil {
-		return fail(storageErr(err))
-	}
-	if err := syncDir(filepath.Join(o.cfg.Dir, dirQueue)); err != nil {
-		return "", fmt.Errorf("outbox: %w", err)
-	}
-	syncDir(filepath.Join(o.cfg.Dir, dirTmp))
 	if o.log != nil {
 		o.log.DebugContext(ctx, "outbox enqueued", "outbox.id", id, "outbox.attachments", len(sm.Attachments))
 	}
@@ -186,65 +180,69 @@ func tooLarge(msg *smtpx.Message, sizes []int64, from string, maxRcpt int, maxSi
 		Message: fmt.Sprintf("attachments exceed the limit of %d bytes", maxSize)}
 }
 
-// copyAttachment copies a's content to a new file at path, syncs it, and
-// returns its size. It reads at most limit+1 bytes: a longer content (or one
-// that never ends) gives errOverBudget; the caller removes the file. A failure
-// to read a is the caller's (BadInput), a failure to write path the spool's
-// (StorageFailed).
-func copyAttachment(path string, a smtpx.Attachment, limit int64) (int64, error) {
-	r := a.Reader
-	if a.Open != nil {
-		rc, err := a.Open()
-		if err != nil {
-			return 0, attachmentError(a.Name, err)
+// budget is what is left of the attachments' size limit.
+type budget struct{ left int64 }
+
+// attachmentSource reads an attachment the caller supplied for a Storage to
+// copy: it opens it on the first Read, tags read errors as the caller's
+// (BadInput), and stops with errOverBudget once the attachments together
+// pass the size limit (so an endless one ends). A failure to write the copy
+// is the Storage's (StorageFailed).
+type attachmentSource struct {
+	a      smtpx.Attachment
+	budget *budget
+	r      io.Reader
+	rc     io.Closer
+	n      int64
+	over   bool
+	err    error // the caller's error, returned from Read
+}
+
+func (s *attachmentSource) Read(p []byte) (int, error) {
+	if s.err != nil {
+		return 0, s.err
+	}
+	if s.r == nil {
+		s.r = s.a.Reader
+		if s.a.Open != nil {
+			rc, err := s.a.Open()
+			if err != nil {
+				s.err = attachmentError(s.a.Name, err)
+				return 0, s.err
+			}
+			s.r, s.rc = rc, rc
 		}
-		defer rc.Close()
-		r = rc
+		if s.r == nil {
+			s.err = oauthmail.InputError(fmt.Sprintf("outbox: attachment %q: neither Open nor Reader is set", s.a.Name), nil)
+			return 0, s.err
+		}
 	}
-	if r == nil {
-		return 0, errors.New("neither Open nor Reader is set")
+	// Read one byte past the budget to tell "exactly at" from "over".
+	if int64(len(p)) > s.budget.left+1 {
+		p = p[:s.budget.left+1]
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return 0, storageErr(err)
+	n, err := s.r.Read(p)
+	s.n += int64(n)
+	s.budget.left -= int64(n)
+	if s.budget.left < 0 {
+		s.over = true
+		return n, errOverBudget
 	}
-	n, err := io.Copy(spoolWriter{f}, io.LimitReader(&attachmentReader{a.Name, r}, max(limit, 0)+1))
-	if err == nil && n > limit {
-		err = errOverBudget
-	}
-	if err == nil {
-		err = storageErr(f.Sync())
-	}
-	if cerr := f.Close(); err == nil {
-		err = storageErr(cerr)
+	if err != nil && err != io.EOF {
+		s.err = attachmentError(s.a.Name, err)
+		return n, s.err
 	}
 	return n, err
+}
+
+func (s *attachmentSource) close() {
+	if s.rc != nil {
+		s.rc.Close()
+	}
 }
 
 // attachmentError is a failure to open or read an attachment the caller
 // supplied: the caller named a file that cannot be read (BadInput).
 func attachmentError(name string, err error) error {
 	return oauthmail.InputError(fmt.Sprintf("outbox: attachment %q cannot be read", name), err)
-}
-
-// attachmentReader tags the read errors of an attachment.
-type attachmentReader struct {
-	name string
-	r    io.Reader
-}
-
-func (a *attachmentReader) Read(p []byte) (int, error) {
-	n, err := a.r.Read(p)
-	if err != nil && err != io.EOF {
-		err = attachmentError(a.name, err)
-	}
-	return n, err
-}
-
-// spoolWriter tags the write errors of a spool file.
-type spoolWriter struct{ f *os.File }
-
-func (w spoolWriter) Write(p []byte) (int, error) {
-	n, err := w.f.Write(p)
-	return n, storageErr(err)
 }

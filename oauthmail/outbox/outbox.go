@@ -12,16 +12,13 @@
 package outbox
 
 import (
-	"os"
-	"path/filepath"
-	"strings"
+	"github.com/devicemail/devicemail/internal/logx"
+	"github.com/devicemail/devicemail/logging"
 	"sync"
 	"time"
 
 	"github.com/devicemail/devicemail/devicecode"
 	"github.com/devicemail/devicemail/internal/clock"
-	"github.com/devicemail/devicemail/internal/logx"
-	"github.com/devicemail/devicemail/logging"
 	"github.com/devicemail/devicemail/oauthmail"
 )
 
@@ -49,7 +46,13 @@ const (
 type Config struct {
 	// Dir is the spool directory. It is created (mode 0700) if missing and
 	// holds queue/, dead/ and tmp/ subdirectories and a lock file.
+	// It is required unless Storage is set.
 	Dir string
+	// Storage, if not nil, keeps the messages instead of the spool
+	// directory: oauthmail/outbox/pgoutbox keeps them in PostgreSQL, where
+	// several instances share one queue and one SendRate per mailbox. Dir is
+	// then ignored.
+	Storage Storage
 	// Mailer sends the messages. The outbox holds mail while its account
 	// needs a new sign-in, and watches its Status to resume. It may be nil
 	// for an Outbox that only lists, retries or drops (an administration
@@ -145,9 +148,9 @@ type Outbox struct {
 	cfg  Config
 	log  logging.Logger // nil discards
 	kick chan struct{}
+	st   Storage
 
 	mu        sync.Mutex
-	sent      []time.Time // send times in the last minute, for SendRate
 	hold      *hold
 	lastErr   string
 	lastCode  oauthmail.Code
@@ -163,9 +166,10 @@ type hold struct {
 	checked    time.Time
 }
 
-// New checks cfg, creates the spool directories and returns an Outbox.
+// New checks cfg, creates the spool directories (without a Storage) and
+// returns an Outbox.
 func New(cfg Config) (*Outbox, error) {
-	if cfg.Dir == "" {
+	if cfg.Dir == "" && cfg.Storage == nil {
 		return nil, oauthmail.InputError("outbox: Dir is empty", nil)
 	}
 	if cfg.SendRate == 0 {
@@ -196,38 +200,15 @@ func New(cfg Config) (*Outbox, error) {
 		cfg.Clock = clock.Real{}
 	}
 	log := logx.Or(cfg.Logger)
-	for _, d := range []string{cfg.Dir, filepath.Join(cfg.Dir, dirQueue), filepath.Join(cfg.Dir, dirDead), filepath.Join(cfg.Dir, dirTmp)} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			return nil, storageErr(err)
+	st := cfg.Storage
+	if st == nil {
+		ds, err := newDirStorage(cfg.Dir)
+		if err != nil {
+			return nil, err
 		}
+		st = ds
 	}
-	o := &Outbox{cfg: cfg, log: log, kick: make(chan struct{}, 1)}
-	o.sweep()
-	o.loadRate()
-	return o, nil
-}
-
-// sweep removes what crashes left in tmp/: entries already taken out of
-// the queue ("del-"), and staging directories of Enqueue calls that died
-// before publishing (never promised to anyone) once they are an hour old,
-// so that a concurrent Enqueue in another process is not disturbed.
-func (o *Outbox) sweep() {
-	dir := filepath.Join(o.cfg.Dir, dirTmp)
-	des, err := os.ReadDir(dir)
-	if err != nil {
-		return
-	}
-	for _, de := range des {
-		name := de.Name()
-		switch {
-		case strings.HasPrefix(name, "del-"):
-			removeAll(filepath.Join(dir, name))
-		case strings.HasPrefix(name, "new-"):
-			if fi, err := de.Info(); err == nil && time.Since(fi.ModTime()) > time.Hour {
-				removeAll(filepath.Join(dir, name))
-			}
-		}
-	}
+	return &Outbox{cfg: cfg, log: log, kick: make(chan struct{}, 1), st: st}, nil
 }
 
 const (

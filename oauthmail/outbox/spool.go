@@ -60,14 +60,7 @@ type spoolAttachment struct {
 
 // spoolState is state.json of a spool entry: delivery bookkeeping, rewritten
 // atomically after every attempt.
-type spoolState struct {
-	Attempts    int            `json:"attempts"`
-	LastAttempt time.Time      `json:"last_attempt,omitzero"`
-	NextAttempt time.Time      `json:"next_attempt,omitzero"`
-	LastCode    oauthmail.Code `json:"last_code,omitempty"`
-	LastError   string         `json:"last_error,omitempty"`
-	Dead        time.Time      `json:"dead,omitzero"`
-}
+type spoolState = State
 
 // SpoolError is a spool entry that cannot be read: a damaged or foreign
 // message.json. The outbox moves such entries to the dead-letter area.
@@ -122,9 +115,10 @@ func toSpool(m *smtpx.Message, now time.Time, domain string) *spoolMessage {
 	return sm
 }
 
-// message rebuilds the smtpx.Message of an entry in dir; attachments are
-// opened from the spool at upload time.
-func (sm *spoolMessage) message(dir string) *smtpx.Message {
+// message rebuilds the smtpx.Message of an entry; attachment i is opened
+// with open(i) at upload time (open may be nil for a message that is only
+// checked).
+func (sm *spoolMessage) message(open func(i int) (io.ReadCloser, error)) *smtpx.Message {
 	conv := func(as []spoolAddress) []smtpx.Address {
 		if len(as) == 0 {
 			return nil
@@ -141,11 +135,15 @@ func (sm *spoolMessage) message(dir string) *smtpx.Message {
 		Subject: sm.Subject, Text: sm.Text, HTML: sm.HTML, Header: sm.Header,
 		MessageID: sm.MessageID, Date: sm.Date,
 	}
-	for _, a := range sm.Attachments {
-		path := filepath.Join(dir, a.File)
+	for i, a := range sm.Attachments {
 		m.Attachments = append(m.Attachments, smtpx.Attachment{
 			Name: a.Name, ContentType: a.ContentType, Size: a.Size,
-			Open: func() (io.ReadCloser, error) { return os.Open(path) },
+			Open: func() (io.ReadCloser, error) {
+				if open == nil {
+					return nil, errors.New("outbox: attachment not stored yet")
+				}
+				return open(i)
+			},
 		})
 	}
 	return m
@@ -201,23 +199,6 @@ func decodeSpool(name string, b []byte) (*spoolMessage, error) {
 		}
 	}
 	return &sm, nil
-}
-
-func readSpool(dir string) (*spoolMessage, error) {
-	name := filepath.Join(dir, fileMsg)
-	f, err := atomicfile.OpenShared(context.Background(), name)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxSpoolFile+1))
-	if err != nil {
-		return nil, &SpoolError{File: name, Reason: "unreadable", Err: err}
-	}
-	if len(b) > maxSpoolFile {
-		return nil, &SpoolError{File: name, Reason: "too large"}
-	}
-	return decodeSpool(name, b)
 }
 
 func encodeState(st spoolState) ([]byte, error) { return json.Marshal(st) }
