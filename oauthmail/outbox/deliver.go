@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/devicemail/devicemail/devicecode"
+	"github.com/devicemail/devicemail/graphmail"
 	"github.com/devicemail/devicemail/oauthmail"
 	"github.com/devicemail/devicemail/smtpx"
 )
@@ -305,13 +306,18 @@ func temporary(err error, code oauthmail.Code) bool {
 	return errors.As(err, &se) && se.Temporary()
 }
 
-// retryAfter is the wait the token endpoint asked for with Retry-After
-// (on 429 or 503, carried by devicecode.Error), or 0. The outbox waits at
+// retryAfter is the wait the token endpoint or Microsoft Graph asked for
+// with Retry-After (on 429 or 503, carried by devicecode.Error or
+// graphmail.Error), or 0. The outbox waits at
 // least that long, up to MaxBackoff, before the next attempt.
 func retryAfter(err error) time.Duration {
 	var de *devicecode.Error
 	if errors.As(err, &de) {
 		return de.RetryAfter
+	}
+	var ge *graphmail.Error // Microsoft Graph's 429 and 503
+	if errors.As(err, &ge) {
+		return ge.RetryAfter
 	}
 	return 0
 }
