@@ -278,37 +278,7 @@ func (a *AuthCode) Start(ctx context.Context) (*AuthRequest, error) {
 	if r.timeout <= 0 {
 		r.timeout = DefaultAuthCodeTimeout
 	}
-	sum := sha256.Sum256([]byte(r.verifier))
-	q := url.Values{
-		"client_id":             {c.ClientID},
-		"response_type":         {"code"},
-		"redirect_uri":          {r.RedirectURI},
-		"scope":                 {strings.Join(scopes, " ")},
-		"state":                 {string(r.state)},
-		"code_challenge":        {base64.RawURLEncoding.EncodeToString(sum[:])},
-		"code_challenge_method": {"S256"},
-	}
-	if a.ResponseMode != "" {
-		q.Set("response_mode", a.ResponseMode)
-	}
-	if a.LoginHint != "" {
-		q.Set("login_hint", a.LoginHint)
-	}
-	if a.Prompt != "" {
-		q.Set("prompt", a.Prompt)
-	}
-	for k, v := range a.Params {
-		if !q.Has(k) {
-			q.Set(k, v)
-		}
-	}
-	u, _ := url.Parse(c.Authority.AuthURL)
-	uq := u.Query()
-	for k, v := range q {
-		uq[k] = v
-	}
-	u.RawQuery = uq.Encode()
-	r.URL = u.String()
+	r.URL = a.authorizationURL(c, r.RedirectURI, string(r.state), string(r.verifier), scopes, a.ResponseMode)
 
 	r.srv = &http.Server{
 		Handler:           http.HandlerFunc(r.serve(path)),
@@ -643,4 +613,42 @@ func basicAuthClient(hc *http.Client, tokenURL, id, secret string) *http.Client 
 	c := *hc
 	c.Transport = &basicAuthTransport{base: base, host: u.Host, path: u.Path, id: id, secret: secret}
 	return &c
+}
+
+// authorizationURL is the authorization request (RFC 6749 §4.1.1) with PKCE
+// (RFC 7636 §4.3, S256) for c's authorization endpoint: the loopback flow's
+// and the paste-back flow's. Params never override the request's own
+// parameters.
+func (a *AuthCode) authorizationURL(c Config, redirect, state, verifier string, scopes []string, responseMode string) string {
+	sum := sha256.Sum256([]byte(verifier))
+	q := url.Values{
+		"client_id":             {c.ClientID},
+		"response_type":         {"code"},
+		"redirect_uri":          {redirect},
+		"scope":                 {strings.Join(scopes, " ")},
+		"state":                 {state},
+		"code_challenge":        {base64.RawURLEncoding.EncodeToString(sum[:])},
+		"code_challenge_method": {"S256"},
+	}
+	if responseMode != "" {
+		q.Set("response_mode", responseMode)
+	}
+	if a.LoginHint != "" {
+		q.Set("login_hint", a.LoginHint)
+	}
+	if a.Prompt != "" {
+		q.Set("prompt", a.Prompt)
+	}
+	for k, v := range a.Params {
+		if !q.Has(k) {
+			q.Set(k, v)
+		}
+	}
+	u, _ := url.Parse(c.Authority.AuthURL)
+	uq := u.Query()
+	for k, v := range q {
+		uq[k] = v
+	}
+	u.RawQuery = uq.Encode()
+	return u.String()
 }

@@ -2,8 +2,6 @@ package devicecode
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -113,34 +111,7 @@ func (a *AuthCode) StartPaste(ctx context.Context) (*PasteRequest, error) {
 		Issued:      now,
 		Expires:     now.Add(timeout),
 	}
-	sum := sha256.Sum256([]byte(p.Verifier))
-	q := url.Values{
-		"client_id":             {c.ClientID},
-		"response_type":         {"code"},
-		"redirect_uri":          {redirect},
-		"scope":                 {strings.Join(scopes, " ")},
-		"state":                 {p.State},
-		"code_challenge":        {base64.RawURLEncoding.EncodeToString(sum[:])},
-		"code_challenge_method": {"S256"},
-	}
-	if a.LoginHint != "" {
-		q.Set("login_hint", a.LoginHint)
-	}
-	if a.Prompt != "" {
-		q.Set("prompt", a.Prompt)
-	}
-	for k, v := range a.Params {
-		if !q.Has(k) {
-			q.Set(k, v)
-		}
-	}
-	u, _ := url.Parse(c.Authority.AuthURL)
-	uq := u.Query()
-	for k, v := range q {
-		uq[k] = v
-	}
-	u.RawQuery = uq.Encode()
-	p.URL = u.String()
+	p.URL = a.authorizationURL(c, redirect, p.State, p.Verifier, scopes, "")
 	return p, nil
 }
 
