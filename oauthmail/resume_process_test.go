@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"github.com/devicemail/devicemail/internal/testdir"
 	"net/http"
 	"os"
 	"os/exec"
@@ -99,11 +100,11 @@ func startSignInChild(t *testing.T, e *oauthmailtest.Emulator, caFile, dir strin
 // code is requested, and the saved sign-in sends.
 func TestDeviceCodeSurvivesRestart(t *testing.T) {
 	e := oauthmailtest.Start(t, &oauthmailtest.Options{}) // wall clock: two processes share it
-	dir := t.TempDir()
+	dir := testdir.New(t)
 	if err := os.Chmod(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	caFile := filepath.Join(testdir.New(t), "ca.pem")
 	if err := os.WriteFile(caFile, e.CAPEM(), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/devicemail/devicemail/internal/testdir"
 	"io"
 	"log/slog"
 	"net/http"
@@ -37,7 +38,7 @@ func blockDeviceCode(e *oauthmailtest.Emulator) {
 // Mailer on the same store (a restart), and the account sends.
 func TestPasteBackSignInSends(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
+	dir := testdir.New(t)
 	if err := os.Chmod(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}

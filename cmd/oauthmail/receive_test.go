@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"github.com/devicemail/devicemail/internal/testdir"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,7 +16,7 @@ import (
 // leave the directory), and a second run finds nothing new.
 func TestReceiveCommand(t *testing.T) {
 	e := oauthmailtest.Start(t, &oauthmailtest.Options{AutoApprove: "alice@contoso.com", SendRate: -1})
-	dir := t.TempDir()
+	dir := testdir.New(t)
 	ca := filepath.Join(dir, "ca.pem")
 	if err := os.WriteFile(ca, e.CAPEM(), 0o600); err != nil {
 		t.Fatal(err)
@@ -71,7 +72,7 @@ func TestReceiveCommand(t *testing.T) {
 // imap_auth_failed (panel 398).
 func TestReceiveWithoutReceiveLogin(t *testing.T) {
 	e := oauthmailtest.Start(t, &oauthmailtest.Options{AutoApprove: "alice@contoso.com"})
-	dir := t.TempDir()
+	dir := testdir.New(t)
 	ca := filepath.Join(dir, "ca.pem")
 	if err := os.WriteFile(ca, e.CAPEM(), 0o600); err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"github.com/devicemail/devicemail/internal/testdir"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -14,7 +15,7 @@ import (
 // stdinFile returns a file holding s, to be a command's stdin.
 func stdinFile(t *testing.T, s string) *os.File {
 	t.Helper()
-	p := filepath.Join(t.TempDir(), "stdin")
+	p := filepath.Join(testdir.New(t), "stdin")
 	if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +42,7 @@ func TestLoginPaste(t *testing.T) {
 			tn.BlockDeviceCodeFlow = true
 		}
 	})
-	dir := t.TempDir()
+	dir := testdir.New(t)
 	ca := filepath.Join(dir, "ca.pem")
 	if err := os.WriteFile(ca, e.CAPEM(), 0o600); err != nil {
 		t.Fatal(err)
@@ -91,7 +92,7 @@ func TestLoginPaste(t *testing.T) {
 // an app-only daemon in without a secret, and send delivers.
 func TestLoginClientCertificate(t *testing.T) {
 	e := oauthmailtest.Start(t, &oauthmailtest.Options{SendRate: -1})
-	dir := t.TempDir()
+	dir := testdir.New(t)
 	certPEM, keyPEM := oauthmailtest.NewClientCertificate("daemon", e.Clock().Now().AddDate(0, 0, -1), e.Clock().Now().AddDate(1, 0, 0))
 	e.AddCertificate(oauthmailtest.DaemonAppClientID, certPEM)
 	files := map[string][]byte{"ca.pem": e.CAPEM(), "cert.pem": certPEM, "key.pem": keyPEM}

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"github.com/devicemail/devicemail/internal/testdir"
 	"io"
 	"mime"
 	"mime/multipart"
@@ -38,7 +39,7 @@ func TestSendAutoMovesToGraphWith40MB(t *testing.T) {
 	if _, err := rand.Read(data); err != nil {
 		t.Fatal(err)
 	}
-	file := filepath.Join(t.TempDir(), "scan.pdf")
+	file := filepath.Join(testdir.New(t), "scan.pdf")
 	if err := os.WriteFile(file, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
