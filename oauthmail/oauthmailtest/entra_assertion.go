@@ -46,8 +46,11 @@ func assertionErr(aadsts int, msg string) *aadError {
 // against the app's certificates and the signature (700027), and the jti
 // against assertions already used (50013). The numbers and messages are those
 // of https://learn.microsoft.com/entra/identity-platform/reference-error-codes
-// and of the error bodies users report; the number Entra gives a replayed
-// jti is UNVERIFIED (InvalidAssertion, 50013, is used).
+// and https://learn.microsoft.com/azure/developer/java/sdk/troubleshooting-authentication-service-principal
+// (700021, 700023, 700027), and of the error bodies users report
+// (https://github.com/Azure/aks-set-context/issues/101 for 700024); the
+// number Entra gives a replayed jti is UNVERIFIED (InvalidAssertion, 50013,
+// is used).
 func (s *entraServer) checkAssertion(r *http.Request, app *App) *aadError {
 	if t := r.PostForm.Get("client_assertion_type"); t != jwtBearer {
 		return &aadError{status: 400, code: "invalid_request", aadsts: 50027,
