@@ -133,67 +133,81 @@ func ErrorCode(err error) Code {
 	return Internal
 }
 
-// deviceCode maps a devicecode reason to a code through deviceCodes.
+// deviceCode maps a devicecode reason to its Code; a reason missing here is
+// Internal, and the package tests check that every reason is present. A
+// switch rather than a map literal: a map literal of fewer than 26 rows is
+// built by start-up code, one insert per row, linked into every binary.
 func deviceCode(r devicecode.Reason) Code {
-	if c, ok := deviceCodes[r]; ok {
-		return c
+	switch r {
+	case devicecode.ReasonDeclined, devicecode.ReasonAccessDenied:
+		return Declined
+	case devicecode.ReasonExpired, devicecode.ReasonBadCode:
+		return CodeExpired
+	case devicecode.ReasonConditionalAccess:
+		return ConditionalAccess
+	case devicecode.ReasonDeviceFlowBlocked:
+		return DeviceFlowBlocked
+	case devicecode.ReasonMFARequired:
+		return MFARequired
+	case devicecode.ReasonConsentRequired:
+		return ConsentRequired
+	case devicecode.ReasonPublicClientNotAllowed, devicecode.ReasonInvalidClient, devicecode.ReasonRedirectMismatch:
+		return InvalidClient
+	case devicecode.ReasonAppNotFound:
+		return AppNotFound
+	case devicecode.ReasonTenantNotFound:
+		return TenantNotFound
+	case devicecode.ReasonInvalidScope, devicecode.ReasonNoAddress: // the scopes lacked profile and email
+		return InvalidScope
+	case devicecode.ReasonClientSecretExpired:
+		return ClientSecretExpired
+	case devicecode.ReasonClientAssertion:
+		return CertificateRejected
+	case devicecode.ReasonClientCertExpired:
+		return CertificateExpired
+	case devicecode.ReasonRefreshExpired:
+		return SignInExpired
+	case devicecode.ReasonReauthRequired:
+		return ReauthRequired
+	case devicecode.ReasonServer, devicecode.ReasonProtocol:
+		return ServerUnavailable
+	case devicecode.ReasonNetwork:
+		return Network
+	case devicecode.ReasonCertificate:
+		return CertificateInvalid
 	}
 	return Internal
 }
 
-// deviceCodes maps every [devicecode.Reason] to its Code. A reason missing
-// here is Internal; the package tests check that every reason is present.
-var deviceCodes = map[devicecode.Reason]Code{
-	devicecode.ReasonDeclined:               Declined,
-	devicecode.ReasonAccessDenied:           Declined,
-	devicecode.ReasonExpired:                CodeExpired,
-	devicecode.ReasonBadCode:                CodeExpired,
-	devicecode.ReasonConditionalAccess:      ConditionalAccess,
-	devicecode.ReasonDeviceFlowBlocked:      DeviceFlowBlocked,
-	devicecode.ReasonMFARequired:            MFARequired,
-	devicecode.ReasonConsentRequired:        ConsentRequired,
-	devicecode.ReasonPublicClientNotAllowed: InvalidClient,
-	devicecode.ReasonInvalidClient:          InvalidClient,
-	devicecode.ReasonRedirectMismatch:       InvalidClient,
-	devicecode.ReasonAppNotFound:            AppNotFound,
-	devicecode.ReasonTenantNotFound:         TenantNotFound,
-	devicecode.ReasonInvalidScope:           InvalidScope,
-	devicecode.ReasonNoAddress:              InvalidScope, // the scopes lacked profile and email
-	devicecode.ReasonClientSecretExpired:    ClientSecretExpired,
-	devicecode.ReasonClientAssertion:        CertificateRejected,
-	devicecode.ReasonClientCertExpired:      CertificateExpired,
-	devicecode.ReasonRefreshExpired:         SignInExpired,
-	devicecode.ReasonReauthRequired:         ReauthRequired,
-	devicecode.ReasonServer:                 ServerUnavailable,
-	devicecode.ReasonProtocol:               ServerUnavailable,
-	devicecode.ReasonNetwork:                Network,
-	devicecode.ReasonCertificate:            CertificateInvalid,
-}
-
-// smtpCode maps an smtpx reason to a code through smtpCodes.
+// smtpCode maps an smtpx reason to its Code (a switch, as deviceCode); a
+// reason missing here is Internal, and the package tests check that every
+// reason is present.
 func smtpCode(r smtpx.Reason) Code {
-	if c, ok := smtpCodes[r]; ok {
-		return c
+	switch r {
+	case smtpx.ReasonAuthFailed, smtpx.ReasonNotAuthenticated, smtpx.ReasonTokenExpiring:
+		return AuthFailed
+	case smtpx.ReasonSMTPAuthDisabled:
+		return SMTPAuthDisabled
+	case smtpx.ReasonSendAsDenied:
+		return SendAsDenied
+	case smtpx.ReasonThrottled:
+		return Throttled
+	case smtpx.ReasonTooLarge:
+		return MessageTooLarge
+	case smtpx.ReasonTooManyRecipients:
+		return TooManyRecipients
+	case smtpx.ReasonTLS:
+		return TLSFailure
+	case smtpx.ReasonCertificate:
+		return CertificateInvalid
+	case smtpx.ReasonNetwork:
+		return Network
+	case smtpx.ReasonTemporary:
+		return ServerUnavailable
+	case smtpx.ReasonRejected:
+		return BadInput
 	}
 	return Internal
-}
-
-// smtpCodes maps every [smtpx.Reason] to its Code. A reason missing here is
-// Internal; the package tests check that every reason is present.
-var smtpCodes = map[smtpx.Reason]Code{
-	smtpx.ReasonAuthFailed:        AuthFailed,
-	smtpx.ReasonNotAuthenticated:  AuthFailed,
-	smtpx.ReasonTokenExpiring:     AuthFailed,
-	smtpx.ReasonSMTPAuthDisabled:  SMTPAuthDisabled,
-	smtpx.ReasonSendAsDenied:      SendAsDenied,
-	smtpx.ReasonThrottled:         Throttled,
-	smtpx.ReasonTooLarge:          MessageTooLarge,
-	smtpx.ReasonTooManyRecipients: TooManyRecipients,
-	smtpx.ReasonTLS:               TLSFailure,
-	smtpx.ReasonCertificate:       CertificateInvalid,
-	smtpx.ReasonNetwork:           Network,
-	smtpx.ReasonTemporary:         ServerUnavailable,
-	smtpx.ReasonRejected:          BadInput,
 }
 
 type codeInfo struct {

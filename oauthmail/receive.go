@@ -143,25 +143,26 @@ func isIMAPError(err error) bool {
 	return errors.As(err, &e)
 }
 
-// imapCode maps an *imapx.Error to a code through imapCodes.
+// imapCode maps an *imapx.Error to its Code.
 func imapCode(err error) Code {
 	var e *imapx.Error
 	if !errors.As(err, &e) {
 		return Internal
 	}
-	if c, ok := imapCodes[e.Reason]; ok {
-		return c
+	// A switch, as deviceCode: no start-up code in every binary.
+	switch e.Reason {
+	case imapx.ReasonAuthFailed:
+		return IMAPAuthFailed
+	case imapx.ReasonNoMailbox:
+		return MailboxNotFound
+	case imapx.ReasonTLS:
+		return TLSFailure
+	case imapx.ReasonCertificate:
+		return CertificateInvalid
+	case imapx.ReasonNetwork:
+		return Network
+	case imapx.ReasonProtocol, imapx.ReasonServer:
+		return ServerUnavailable
 	}
 	return Internal
-}
-
-// imapCodes maps every [imapx.Reason] to its Code.
-var imapCodes = map[imapx.Reason]Code{
-	imapx.ReasonAuthFailed:  IMAPAuthFailed,
-	imapx.ReasonNoMailbox:   MailboxNotFound,
-	imapx.ReasonTLS:         TLSFailure,
-	imapx.ReasonCertificate: CertificateInvalid,
-	imapx.ReasonNetwork:     Network,
-	imapx.ReasonProtocol:    ServerUnavailable,
-	imapx.ReasonServer:      ServerUnavailable,
 }
