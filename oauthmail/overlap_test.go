@@ -303,7 +303,7 @@ func TestColdSendRefreshFailureQuits(t *testing.T) {
 	addr := commandLog(t, ev)
 	gate := make(chan struct{})
 	r := newRig(t, nil, oauthmailtest.ContosoTenantID, oauthmailtest.DeviceAppClientID, func(c *oauthmail.Config) {
-		c.Sender = &smtpx.Sender{Addr: addr, InsecureAllowPlaintextAuth: true}
+		c.Sender = &smtpx.Sender{Addr: addr, InsecureAllowPlaintextAuth: true, Dialer: &readWatch{ev: ev}}
 		c.HTTPClient = &http.Client{Transport: &gatedTokens{next: c.HTTPClient.Transport, ev: ev, gate: gate}}
 	})
 	r.signIn(t, r.m, "alice@contoso.com")
@@ -313,7 +313,10 @@ func TestColdSendRefreshFailureQuits(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- r.m.Send(ctx, msgTo("bob@contoso.com")) }()
-	await(t, "the SMTP set-up", ev.when("smtp ready"))
+	// The set-up is done when the client has read the second EHLO reply, not
+	// when the server wrote it: a refresh failing in between abandons a
+	// set-up still under way, without QUIT.
+	await(t, "the SMTP set-up", ev.when("client ready"))
 	close(gate) // now the refresh fails: the refresh token was revoked
 	err := <-done
 	wantCode(t, "Send with a revoked refresh token", err, oauthmail.ReauthRequired)
@@ -321,6 +324,35 @@ func TestColdSendRefreshFailureQuits(t *testing.T) {
 	if ev.index("smtp QUIT") < 0 || ev.index("smtp AUTH") >= 0 {
 		t.Errorf("server saw %s; want QUIT and no AUTH", ev)
 	}
+}
+
+// readWatch dials TCP and logs "client ready" once the client has read the
+// second EHLO reply of commandLog's server (the end of the set-up).
+type readWatch struct{ ev *events }
+
+func (d *readWatch) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	return &watchedConn{Conn: c, ev: d.ev}, nil
+}
+
+type watchedConn struct {
+	net.Conn
+	ev   *events
+	seen int
+}
+
+func (c *watchedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if k := strings.Count(string(p[:n]), "250 AUTH XOAUTH2\r\n"); k > 0 {
+		if c.seen < 2 && c.seen+k >= 2 {
+			c.ev.add("client ready")
+		}
+		c.seen += k
+	}
+	return n, err
 }
 
 // gatedDialer holds the SMTP dial until its context ends, and reports why it
