@@ -759,7 +759,7 @@ func (m *Mailer) Send(ctx context.Context, msg *smtpx.Message) error {
 		return err
 	}
 	smtp := func() error { return overlap(ctx, r, func(ctx context.Context) error { return s.Send(ctx, mm) }) }
-	if err := m.sendAny(ctx, rec, mm, smtp); err != nil {
+	if err := m.sendAny(ctx, rec, r, mm, smtp); err != nil {
 		return err
 	}
 	m.noteUsed(ctx)
