@@ -7,6 +7,7 @@ import (
 	"net/http/httptrace"
 	"net/url"
 	"sync"
+	"time"
 
 	"github.com/devicemail/devicemail/smtpx"
 	"github.com/devicemail/devicemail/tokenstore"
@@ -135,13 +136,21 @@ func warmGraph(ctx context.Context, client *http.Client, base string) (stop func
 	wctx, cancel := context.WithCancel(ctx)
 	returned := make(chan struct{})
 	var once sync.Once
-	// dialing runs on the transport's dial goroutine: it cancels the HEAD
-	// and lets the dial go on only once Do has returned, so that the new
-	// connection cannot be handed to the HEAD.
+	// dialing runs on net/http's dial goroutine: it cancels the HEAD and
+	// lets the dial go on once Do has returned, so that the new connection
+	// cannot be handed to the HEAD. A RoundTripper that dials on the
+	// caller's goroutine (x/net/http2's, used directly) would wait for
+	// itself: the wait is bounded, and its dial then ends with the
+	// cancelled context, which opens nothing and costs the send nothing.
 	dialing := func() {
 		once.Do(func() {
 			cancel()
-			<-returned
+			t := time.NewTimer(time.Second)
+			defer t.Stop()
+			select {
+			case <-returned:
+			case <-t.C:
+			}
 		})
 	}
 	trace := &httptrace.ClientTrace{
