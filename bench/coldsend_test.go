@@ -55,6 +55,7 @@ func BenchmarkColdSend(b *testing.B) {
 			b.Run("overlapped", func(b *testing.B) { r.send(b, false) })
 		})
 	}
+	b.Run("graph-login20-graph20", benchmarkColdSendGraph)
 	b.Run("reconnect", benchmarkReconnect)
 }
 

@@ -741,7 +741,9 @@ func (m *Mailer) allowed(rec *tokenstore.Record, addr string) bool {
 // sender (Config.From, else the UPN). A sender that is neither the UPN nor in
 // Config.SendAs is refused before connecting, with *smtpx.SenderMismatchError.
 // When the access token needs a refresh, the refresh runs while the SMTP
-// connection is set up, and AUTH waits until the refreshed sign-in is saved;
+// connection is set up (on Microsoft Graph: while the HTTPS connection to
+// the Graph host is opened), and AUTH (the first Graph request) waits until
+// the refreshed sign-in is saved;
 // the errors are those of refreshing first (a failed refresh is reported as
 // such, whatever the connection did). The token is refreshed once more if the
 // server rejects it (535).
@@ -759,7 +761,7 @@ func (m *Mailer) Send(ctx context.Context, msg *smtpx.Message) error {
 		return err
 	}
 	smtp := func() error { return overlap(ctx, r, func(ctx context.Context) error { return s.Send(ctx, mm) }) }
-	if err := m.sendAny(ctx, rec, mm, smtp); err != nil {
+	if err := m.sendAny(ctx, rec, r, mm, smtp); err != nil {
 		return err
 	}
 	m.noteUsed(ctx)

@@ -7,7 +7,6 @@ import (
 	"sync"
 
 	"github.com/devicemail/devicemail/smtpx"
-	"github.com/devicemail/devicemail/tokenstore"
 )
 
 // Session is one authenticated connection to the submission server, for
@@ -41,7 +40,7 @@ func (m *Mailer) Dial(ctx context.Context) (*Session, error) {
 		return nil, err
 	}
 	var ss *smtpx.Session
-	err = m.sendAny(ctx, rec, nil, func() error {
+	err = m.sendAny(ctx, rec, r, nil, func() error {
 		return overlap(ctx, r, func(ctx context.Context) (err error) {
 			ss, err = s.Dial(ctx)
 			return err
@@ -70,18 +69,12 @@ func (s *Session) Send(ctx context.Context, msg *smtpx.Message) error {
 		return fmt.Errorf("oauthmail: send: %w", err)
 	}
 	_, mm, _, r, err := m.prepare(ctx, msg)
-	if err == nil {
-		err = r.wait(ctx) // the session is authenticated; a reconnect uses the token
-	}
 	if err != nil {
 		return err
 	}
-	if s.ss == nil { // on Graph
-		var rec *tokenstore.Record
-		if rec, err = m.fresh(ctx, false, ""); err == nil {
-			err = m.graphSender(rec).Send(ctx, mm)
-		}
-	} else {
+	if s.ss == nil { // on Graph: the connection is opened while r refreshes
+		err = m.sendGraph(ctx, r, mm)
+	} else if err = r.wait(ctx); err == nil { // the session is authenticated; a reconnect uses the token
 		err = s.ss.Send(ctx, mm)
 	}
 	if err != nil {

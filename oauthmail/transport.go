@@ -259,18 +259,14 @@ func (m *Mailer) transportStatus(st *Status, rec *tokenstore.Record) {
 // prepares the transport (Dial). On SMTP it calls smtp, which overlaps a
 // refresh prepare started with the connection set-up (overlap.go). With
 // TransportAuto, an SMTP send refused because SMTP AUTH is off moves the
-// sign-in to Graph and sends there. On Graph the send waits for the fresh
-// token first.
-func (m *Mailer) sendAny(ctx context.Context, rec *tokenstore.Record, mm *smtpx.Message, smtp func() error) error {
+// sign-in to Graph and sends there. On Graph the connection to the Graph
+// host is opened while r (if not nil) refreshes the token (overlap.go).
+func (m *Mailer) sendAny(ctx context.Context, rec *tokenstore.Record, r *refreshing, mm *smtpx.Message, smtp func() error) error {
 	if m.onGraph(rec) {
 		if mm == nil {
 			return nil // Dial: nothing to connect
 		}
-		rec, err := m.fresh(ctx, false, "")
-		if err != nil {
-			return err
-		}
-		return m.graphSender(rec).Send(ctx, mm)
+		return m.sendGraph(ctx, r, mm)
 	}
 	err := smtp()
 	if err == nil || m.cfg.Transport == TransportSMTP || ErrorCode(err) != SMTPAuthDisabled {

@@ -95,7 +95,12 @@ func (s *imapServer) watch() {
 }
 
 // deliver appends what the SMTP side accepted since the last call to the
-// INBOX of every recipient that is a user of the directory.
+// INBOX of every recipient whose mailbox store exists. A store is made when
+// its user first signs in to IMAP, with the mail accepted for the user
+// until then (userLocked): what a client sees is the same as if every
+// message had been appended on arrival, and an emulator that nobody reads
+// by IMAP does not copy every message into a second store (a 50 MB
+// attachment would cost it a 67 MB copy grown by doubling).
 func (s *imapServer) deliver() {
 	s.smtp.mu.Lock()
 	msgs := append([]Message(nil), s.smtp.msgs...)
@@ -104,20 +109,23 @@ func (s *imapServer) deliver() {
 	defer s.mu.Unlock()
 	for _, m := range msgs[min(s.delivered, len(msgs)):] {
 		for _, rcpt := range m.To {
-			u := s.userLocked(rcpt)
-			if u == nil {
-				continue
-			}
-			if _, err := u.Append("INBOX", literal{bytes.NewReader(m.Data)}, &imap.AppendOptions{Time: m.Received}); err != nil {
-				s.log.Debug("imap delivery failed", "account", rcpt, "error", err)
+			if u := s.users[strings.ToLower(rcpt)]; u != nil {
+				s.appendLocked(u, rcpt, m)
 			}
 		}
 	}
 	s.delivered = len(msgs)
 }
 
-// userLocked returns the mailbox store of upn, creating it on first use, or
-// nil if the directory has no such mailbox.
+func (s *imapServer) appendLocked(u *imapmemserver.User, rcpt string, m Message) {
+	if _, err := u.Append("INBOX", literal{bytes.NewReader(m.Data)}, &imap.AppendOptions{Time: m.Received}); err != nil {
+		s.log.Debug("imap delivery failed", "account", rcpt, "error", err)
+	}
+}
+
+// userLocked returns the mailbox store of upn, creating it on first use
+// with the mail delivered for upn so far, or nil if the directory has no
+// such mailbox.
 func (s *imapServer) userLocked(upn string) *imapmemserver.User {
 	key := strings.ToLower(upn)
 	if u := s.users[key]; u != nil {
@@ -137,6 +145,16 @@ func (s *imapServer) userLocked(upn string) *imapmemserver.User {
 	u := imapmemserver.NewUser(key, randomToken("imap", 16))
 	_ = u.Create("INBOX", nil)
 	s.users[key] = u
+	s.smtp.mu.Lock()
+	msgs := append([]Message(nil), s.smtp.msgs[:min(s.delivered, len(s.smtp.msgs))]...)
+	s.smtp.mu.Unlock()
+	for _, m := range msgs {
+		for _, rcpt := range m.To {
+			if strings.ToLower(rcpt) == key {
+				s.appendLocked(u, rcpt, m)
+			}
+		}
+	}
 	return u
 }
 

@@ -5,16 +5,25 @@ import "fmt"
 // coldSendRows are the rows of figure 7: a send with an expired token and no
 // open connection, sequential (refresh, then send) against overlapped
 // (refresh during the SMTP set-up) and the floor max(refresh, set-up) +
-// AUTH + transaction; and an SMTP reconnect with and without TLS session
+// AUTH + transaction, for SMTP and for Microsoft Graph (the connection to
+// the Graph host opened during the refresh); and an SMTP reconnect with and without TLS session
 // resumption.
 func coldSendRows(s samples) []row {
 	var rs []row
 	const cold = "BenchmarkColdSend/"
-	links := []struct{ name, label string }{
-		{"login20-smtp20", "7 cold send, login 20 / SMTP 20 ms"},
-		{"login80-smtp20", "7 cold send, login 80 / SMTP 20 ms"},
+	links := []struct {
+		name, label string
+		peer        string // the metric prefix of the send link: smtp or graph
+		floor       string // what the floor row says
+		goal        string // the goal of the overlapped row, if any
+	}{
+		{"login20-smtp20", "7 cold send, login 20 / SMTP 20 ms", "smtp", "floor: max(refresh, set-up) + AUTH + transaction",
+			"≤ 1.05× floor; ≥ 1.4× faster than sequential"},
+		{"login80-smtp20", "7 cold send, login 80 / SMTP 20 ms", "smtp", "floor: max(refresh, set-up) + AUTH + transaction", ""},
+		{"graph-login20-graph20", "7 cold send via Graph, login 20 / Graph 20 ms", "graph",
+			"floor: max(refresh, TCP+TLS to Graph) + sendMail", "≤ 1.05× floor"},
 	}
-	for i, l := range links {
+	for _, l := range links {
 		p := cold + l.name + "/"
 		floor, okF := s.get(p+"floor", "wall-ms")
 		seq, okS := s.get(p+"sequential", "wall-ms")
@@ -30,16 +39,16 @@ func coldSendRows(s samples) []row {
 			if rt, ok := s.get(p+who, "cp-rt"); ok {
 				return fmt.Sprintf("%s RT / %s ms", num(rt), num(wall))
 			}
-			l, _ := s.get(p+who, "login-rt")
-			m, _ := s.get(p+who, "smtp-rt")
-			return fmt.Sprintf("login %s + SMTP %s RT / %s ms", num(l), num(m), num(wall))
+			lrt, _ := s.get(p+who, "login-rt")
+			m, _ := s.get(p+who, l.peer+"-rt")
+			return fmt.Sprintf("login %s + %s %s RT / %s ms", num(lrt), peerName(l.peer), num(m), num(wall))
 		}
 		if okF {
 			refresh, _ := s.get(p+"floor", "refresh-ms")
 			setup, _ := s.get(p+"floor", "setup-ms")
-			alone, _ := s.get(p+"floor", "smtp-ms")
-			rs = append(rs, row{l.label, "floor: max(refresh, set-up) + AUTH + transaction", value("floor"),
-				fmt.Sprintf("refresh %s ms, set-up %s ms, SMTP send alone %s ms", num(refresh), num(setup), num(alone)), "", ""})
+			alone, _ := s.get(p+"floor", l.peer+"-ms")
+			rs = append(rs, row{l.label, l.floor, value("floor"),
+				fmt.Sprintf("refresh %s ms, set-up %s ms, %s send alone %s ms", num(refresh), num(setup), peerName(l.peer), num(alone)), "", ""})
 		}
 		if okS {
 			r := row{figure: l.label, what: "sequential: refresh, then send", value: value("sequential")}
@@ -58,9 +67,11 @@ func coldSendRows(s samples) []row {
 				ratio += fmt.Sprintf(", %s× faster than sequential", num(seq/ovl))
 			}
 			r.ratio = ratio
-			if i == 0 {
-				r.goal = "≤ 1.05× floor; ≥ 1.4× faster than sequential"
-				r.verdict = verdict(okF && okS && ovl <= 1.05*floor && seq/ovl >= 1.4)
+			switch l.goal {
+			case "≤ 1.05× floor; ≥ 1.4× faster than sequential":
+				r.goal, r.verdict = l.goal, verdict(okF && okS && ovl <= 1.05*floor && seq/ovl >= 1.4)
+			case "≤ 1.05× floor":
+				r.goal, r.verdict = l.goal, verdict(okF && ovl <= 1.05*floor)
 			}
 			rs = append(rs, r)
 		}
@@ -78,6 +89,14 @@ func coldSendRows(s samples) []row {
 			fmt.Sprintf("saves %s RT, %s× dial time", num(full-res), num(resMS/fullMS)), "kept only if it saves a round trip", keptIf(full-res >= 1)})
 	}
 	return rs
+}
+
+// peerName is how a row names the send link.
+func peerName(peer string) string {
+	if peer == "graph" {
+		return "Graph"
+	}
+	return "SMTP"
 }
 
 func keptIf(ok bool) string {

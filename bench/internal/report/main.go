@@ -330,6 +330,7 @@ func rows(s samples, sizes []size) []row {
 		add(row{"6 allocations", who, fmt.Sprintf("%s allocs, %s KiB per message", num(a), num(by/1024)), "", "", ""})
 	}
 	rs = append(rs, coldSendRows(s)...)
+	rs = append(rs, graphRows(s)...)
 	return rs
 }
 
