@@ -71,7 +71,7 @@ func TestRelayPostgreSQL(t *testing.T) {
 	if err := os.RemoveAll(tokens); err != nil {
 		t.Fatal(err)
 	}
-	addr, stderr, stop := startRelayCmd(t, cfgs[0])
+	addr, stderr, stop := startRelayCmd(t, cfgs[0], "--smtp", e.SMTPAddr())
 	for i := range 3 {
 		c := dialFrom("127.0.0.2", addr)
 		if c == nil {
