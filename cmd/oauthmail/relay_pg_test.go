@@ -266,8 +266,9 @@ func (l *relayLoad) waitAcked(t *testing.T, n int, procs ...*relayProc) {
 // reach the emulator. It fails on a loss and logs the duplicates by cause:
 // the same Message-ID twice is one stored entry sent twice (the server had
 // it, the DELETE of its row did not commit); two Message-IDs for one
-// subject are two entries (a device sent again because its 250 never
-// arrived).
+// subject are two entries (a device sent again a message already stored:
+// its 250 never arrived, or the relay answered 451 because the database
+// went down between committing the row and acknowledging the commit).
 func (l *relayLoad) verify(t *testing.T, e *oauthmailtest.Emulator, total int, procs ...*relayProc) {
 	t.Helper()
 	select {
@@ -304,7 +305,7 @@ func (l *relayLoad) verify(t *testing.T, e *oauthmailtest.Emulator, total int, p
 					redelivered += n - 1
 				}
 			}
-			t.Logf("%d messages accepted, 0 lost; duplicates: %d entries delivered twice (same Message-ID: the server had the message, its row's DELETE did not commit), %d messages queued twice (new Message-ID: the device sent again because its 250 was cut off); devices saw %d 4xx replies and %d refused or broken connections",
+			t.Logf("%d messages accepted, 0 lost; duplicates: %d entries delivered twice (same Message-ID: the server had the message, its row's DELETE did not commit), %d messages queued twice (new Message-ID: the device sent again a message already stored, because the relay's 250 was cut off by the kill, or because the database crashed after committing the row but before acknowledging the commit, so the relay answered 451); devices saw %d 4xx replies and %d refused or broken connections",
 				total, redelivered, resent, l.temporary, l.broken)
 			return
 		}
