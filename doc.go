@@ -14,7 +14,8 @@
 //     PostgreSQL for several instances.
 //   - [github.com/devicemail/devicemail/oauthmail/relay] is an SMTP submission relay
 //     for devices that will never sign in with OAuth: admitted by address or
-//     password, their mail goes through an outbox as a signed-in account.
+//     password, their mail goes through an outbox as a signed-in account. Several
+//     relays share one queue and the sign-ins through pgoutbox and pgstore.
 //   - [github.com/devicemail/devicemail/devicecode] signs in: the RFC 8628 device
 //     authorization grant (a code on the panel) and the authorization-code flow with
 //     PKCE and a loopback redirect or a pasted answer, certificate credentials,

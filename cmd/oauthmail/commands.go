@@ -31,6 +31,9 @@ type common struct {
 	account string
 	caFile  string
 	json    bool
+	// opened, if not nil, is the store to use instead of store (the
+	// relay's database).
+	opened tokenstore.Store
 }
 
 func (c *common) register(fs *flag.FlagSet, withCA bool) {
@@ -187,6 +190,9 @@ func (lp *loginProvider) build(ctx context.Context, flow string, hc *http.Client
 
 // storeFor opens the store named by spec; it says on stderr which default it chose.
 func (e *env) storeFor(c *common) (tokenstore.Store, error) {
+	if c.opened != nil {
+		return c.opened, nil
+	}
 	spec := c.store
 	if spec == "" {
 		s, desc := defaultStore()

@@ -25,10 +25,12 @@ import (
 const relayUsage = `usage: oauthmail relay [run] --config FILE [flags]
        oauthmail relay status --config FILE [--json]
        oauthmail relay hash-password < password
+       oauthmail relay import-signins --config FILE [--replace]
 
   run            serve the devices in FILE until interrupted (the default)
   status         devices, queues and the last refusals of the relay using FILE
   hash-password  read a device password from standard input, print its bcrypt hash
+  import-signins copy the accounts' sign-ins from "store" into "database"
 
 The configuration file (JSON):
 
@@ -41,6 +43,8 @@ The configuration file (JSON):
     "state_dir": "/var/lib/oauthmail-relay",  outbox/ACCOUNT spools, certificate, status.json
     "store": "file:/var/lib/oauthmail/tokens", token store of the sign-ins (as --store)
     "store_key_file": "",                  key of an encrypted-file store
+    "database": "",                        PostgreSQL connection string (optional; see below)
+    "database_key_file": "",               key that encrypts the sign-ins in the database
     "ca_file": "",                         extra CAs for the identity and mail servers
     "max_message_size": 36700160,          bytes (default 35 MB, Exchange Online's)
     "max_connections_per_ip": 10,
@@ -59,6 +63,14 @@ those addresses; one with "username" and "password_hash" uses AUTH PLAIN or LOGI
 STARTTLS ("insecure_allow_plaintext_auth": true lets it AUTH in clear, logged). "senders"
 are Send As addresses besides the account's UPN; "from_policy" "rewrite" (default) puts
 the UPN in From, "enforce" refuses other senders with 550 5.7.1.
+
+With "database" (e.g. "host=db.lan dbname=devicemail user=relay"; keep the password
+in ~/.pgpass or $PGPASSFILE rather than in the file), the sign-ins and each account's
+queue live in PostgreSQL instead of "store" and state_dir/outbox, and any number of
+relays naming the same database share them: run "oauthmail relay import-signins" once
+to copy the sign-ins from "store". "database_key_file" holds at least 16 random bytes,
+the same on every relay; it encrypts the tokens at rest. While the database is down,
+devices are answered 451 4.3.0 and send again; nothing is accepted that is not in it.
 `
 
 // relayFile is the relay's configuration file.
@@ -71,6 +83,8 @@ type relayFile struct {
 	StateDir       string         `json:"state_dir"`
 	Store          string         `json:"store"`
 	StoreKeyFile   string         `json:"store_key_file"`
+	Database       string         `json:"database"`
+	DBKeyFile      string         `json:"database_key_file"`
 	CAFile         string         `json:"ca_file"`
 	MaxMessageSize int64          `json:"max_message_size"`
 	MaxConnsPerIP  int            `json:"max_connections_per_ip"`
@@ -111,6 +125,12 @@ func readRelayFile(ctx context.Context, path string) (*relayFile, error) {
 	if len(f.Devices) == 0 {
 		return nil, usagef("relay: %s: no devices; nothing could send", path)
 	}
+	if f.Database != "" && f.DBKeyFile == "" {
+		return nil, usagef("relay: %s: database needs database_key_file (the key that encrypts the sign-ins; at least 16 random bytes, the same on every relay)", path)
+	}
+	if f.Database == "" && f.DBKeyFile != "" {
+		return nil, usagef("relay: %s: database_key_file without database", path)
+	}
 	for _, d := range f.Devices {
 		if err := checkAccount(d.Account); err != nil {
 			return nil, usagef("relay: %s: device %q: %v", path, d.Name, err)
@@ -148,6 +168,8 @@ func (e *env) relay(ctx context.Context, args []string) error {
 		return e.relayStatus(ctx, args)
 	case "hash-password":
 		return e.relayHash(args)
+	case "import-signins":
+		return e.relayImport(ctx, args)
 	}
 	fmt.Fprint(e.stderr, relayUsage)
 	return usagef("relay: unknown subcommand %q", sub)
@@ -196,6 +218,14 @@ func (e *env) relayRun(ctx context.Context, args []string) error {
 		return err
 	}
 	c := &common{store: f.Store, keyFile: f.StoreKeyFile, caFile: f.CAFile}
+	var db *relayDB
+	if f.Database != "" {
+		if db, err = e.openRelayDB(ctx, f, true); err != nil {
+			return err
+		}
+		defer db.pool.Close()
+		c.opened = db.tokens
+	}
 	mailboxes := map[string]relay.Mailbox{}
 	for _, acct := range f.accounts() {
 		var sendAs []string
@@ -209,7 +239,9 @@ func (e *env) relayRun(ctx context.Context, args []string) error {
 		if err != nil {
 			return fmt.Errorf("relay: account %q: %w", acct, err)
 		}
-		ob, err := outbox.New(outbox.Config{Dir: f.spool(acct), Mailer: m, SendRate: f.SendRate, Logger: log})
+		oc := f.outboxFor(db, acct)
+		oc.Mailer, oc.SendRate, oc.Logger = m, f.SendRate, log
+		ob, err := outbox.New(oc)
 		if err != nil {
 			return err
 		}
@@ -249,7 +281,11 @@ func (e *env) relayRun(ctx context.Context, args []string) error {
 	err = r.Serve(ctx)
 	close(done)
 	writeRelayStatus(f, r)
-	fmt.Fprintln(e.stderr, "oauthmail: relay stopped; queued messages stay in", filepath.Join(f.StateDir, "outbox"))
+	where := filepath.Join(f.StateDir, "outbox")
+	if db != nil {
+		where = "the database"
+	}
+	fmt.Fprintln(e.stderr, "oauthmail: relay stopped; queued messages stay in", where)
 	return err
 }
 
@@ -333,9 +369,16 @@ func (e *env) relayStatus(ctx context.Context, args []string) error {
 	if rerr == nil {
 		json.Unmarshal(b, &sf)
 	}
+	var db *relayDB
+	if f.Database != "" {
+		if db, err = e.openRelayDB(ctx, f, false); err != nil {
+			return err
+		}
+		defer db.pool.Close()
+	}
 	queues := map[string]*outbox.Status{}
 	for _, acct := range f.accounts() {
-		ob, err := outbox.New(outbox.Config{Dir: f.spool(acct)})
+		ob, err := outbox.New(f.outboxFor(db, acct))
 		if err != nil {
 			return err
 		}

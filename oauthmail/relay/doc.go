@@ -28,6 +28,25 @@
 //	})
 //	err := r.Serve(ctx) // until ctx ends; then a graceful stop
 //
+// # Several relays on one database
+//
+// The relay needs no database. For several relays sharing one queue (hosts
+// behind a load balancer, or named in turn by the devices), give each
+// account a Mailer whose Store is a tokenstore/pgstore Store and a Queue
+// that is an outbox on an oauthmail/outbox/pgoutbox Storage, with the same
+// database, Secret and Prefix on every relay:
+//
+//	pool, _ := pgxpool.New(ctx, "host=db.lan dbname=devicemail user=relay")
+//	m, _ := oauthmail.New(oauthmail.Config{Store: &pgstore.Store{Pool: pool, Secret: key}, Account: "scans"})
+//	ob, _ := outbox.New(outbox.Config{Mailer: m, Storage: &pgoutbox.Storage{Pool: pool, Prefix: "relay_scans"}})
+//
+// A message is then answered 250 once its row is committed, and any relay
+// delivers it; one killed mid-send releases its message (its transaction
+// rolls back) to the others. While the database is unreachable Enqueue
+// fails and the relay answers 451 4.3.0, so the device keeps the message
+// and sends it again: nothing is accepted into a queue only one host could
+// deliver.
+//
 // The relay converts each message to the structured form the queue keeps:
 // From, To, Cc, Reply-To, Subject, Date, Message-ID, threading and X-
 // header fields, the first text/plain and text/html parts as the body and
