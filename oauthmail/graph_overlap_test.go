@@ -291,11 +291,6 @@ func TestGraphColdSendErrorsMatchSequential(t *testing.T) {
 			return m
 		}},
 	}
-	type outcome struct {
-		err       error
-		refreshed bool
-		messages  int
-	}
 	run := func(t *testing.T, sequential bool, ri, gi int) outcome {
 		store := &loggedStore{Memory: &tokenstore.Memory{}, ev: &events{}}
 		r := newRig(t, nil, oauthmailtest.ContosoTenantID, oauthmailtest.DeviceAppClientID, func(c *oauthmail.Config) {
@@ -329,24 +324,7 @@ func TestGraphColdSendErrorsMatchSequential(t *testing.T) {
 		for gi := range graphs {
 			t.Run(refreshes[ri].name+"/"+graphs[gi].name, func(t *testing.T) {
 				seq := run(t, true, ri, gi)
-				got := run(t, false, ri, gi)
-				if (seq.err == nil) != (got.err == nil) {
-					t.Fatalf("Send = %v; sequential: %v", got.err, seq.err)
-				}
-				if seq.err != nil {
-					if g, w := oauthmail.ErrorCode(got.err), oauthmail.ErrorCode(seq.err); g != w {
-						t.Errorf("ErrorCode = %q, sequential %q (%v / %v)", g, w, got.err, seq.err)
-					}
-					if g, w := addrRE.ReplaceAllString(got.err.Error(), "ADDR"), addrRE.ReplaceAllString(seq.err.Error(), "ADDR"); g != w {
-						t.Errorf("error:\n  %s\nsequential:\n  %s", g, w)
-					}
-				}
-				if got.refreshed != seq.refreshed || got.messages != seq.messages {
-					t.Errorf("refreshed token saved %v, %d messages; sequential %v, %d", got.refreshed, got.messages, seq.refreshed, seq.messages)
-				}
-				if ri == 0 && !got.refreshed {
-					t.Errorf("the refreshed token was not saved")
-				}
+				sameOutcome(t, run(t, false, ri, gi), seq, ri == 0)
 			})
 		}
 	}

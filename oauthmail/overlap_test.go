@@ -396,6 +396,39 @@ func TestColdSendRefreshFailureAbandonsSetUp(t *testing.T) {
 
 var addrRE = regexp.MustCompile(`127\.0\.0\.1:\d+`)
 
+// outcome is what a send left behind, for comparing an overlapped send with
+// a sequential one.
+type outcome struct {
+	err       error
+	refreshed bool // the store holds a refreshed token
+	messages  int
+}
+
+// sameOutcome fails t unless the overlapped send (got) ended as the
+// sequential one did: the same error code and text (addresses aside), the
+// same refreshed token saved and the same messages delivered. wantRefreshed
+// says the refresh succeeded, so its token must have been saved.
+func sameOutcome(t *testing.T, got, seq outcome, wantRefreshed bool) {
+	t.Helper()
+	if (seq.err == nil) != (got.err == nil) {
+		t.Fatalf("Send = %v; sequential: %v", got.err, seq.err)
+	}
+	if seq.err != nil {
+		if g, w := oauthmail.ErrorCode(got.err), oauthmail.ErrorCode(seq.err); g != w {
+			t.Errorf("ErrorCode = %q, sequential %q (%v / %v)", g, w, got.err, seq.err)
+		}
+		if g, w := addrRE.ReplaceAllString(got.err.Error(), "ADDR"), addrRE.ReplaceAllString(seq.err.Error(), "ADDR"); g != w {
+			t.Errorf("error:\n  %s\nsequential:\n  %s", g, w)
+		}
+	}
+	if got.refreshed != seq.refreshed || got.messages != seq.messages {
+		t.Errorf("refreshed token saved %v, %d messages; sequential %v, %d", got.refreshed, got.messages, seq.refreshed, seq.messages)
+	}
+	if wantRefreshed && !got.refreshed {
+		t.Errorf("the refreshed token was not saved")
+	}
+}
+
 // Every combination of a refresh outcome and a connection outcome gives
 // the error (code and text) that refreshing first and connecting after
 // gives, and leaves the store as that does: a refreshed token is saved
@@ -443,11 +476,6 @@ func TestColdSendErrorsMatchSequential(t *testing.T) {
 	closed := ln.Addr().String()
 	ln.Close()
 
-	type outcome struct {
-		err       error
-		refreshed bool // the store holds a refreshed token
-		messages  int
-	}
 	run := func(t *testing.T, sequential bool, ri, ci int) outcome {
 		l := &legs{store: &loggedStore{Memory: &tokenstore.Memory{}, ev: &events{}}, closed: closed}
 		r := newRig(t, nil, oauthmailtest.ContosoTenantID, oauthmailtest.DeviceAppClientID, func(c *oauthmail.Config) {
@@ -483,24 +511,7 @@ func TestColdSendErrorsMatchSequential(t *testing.T) {
 		for ci := range connections {
 			t.Run(refreshes[ri].name+"/"+connections[ci].name, func(t *testing.T) {
 				seq := run(t, true, ri, ci)
-				got := run(t, false, ri, ci)
-				if (seq.err == nil) != (got.err == nil) {
-					t.Fatalf("Send = %v; sequential: %v", got.err, seq.err)
-				}
-				if seq.err != nil {
-					if g, w := oauthmail.ErrorCode(got.err), oauthmail.ErrorCode(seq.err); g != w {
-						t.Errorf("ErrorCode = %q, sequential %q (%v / %v)", g, w, got.err, seq.err)
-					}
-					if g, w := addrRE.ReplaceAllString(got.err.Error(), "ADDR"), addrRE.ReplaceAllString(seq.err.Error(), "ADDR"); g != w {
-						t.Errorf("error:\n  %s\nsequential:\n  %s", g, w)
-					}
-				}
-				if got.refreshed != seq.refreshed || got.messages != seq.messages {
-					t.Errorf("refreshed token saved %v, %d messages; sequential %v, %d", got.refreshed, got.messages, seq.refreshed, seq.messages)
-				}
-				if ri == 0 && !got.refreshed {
-					t.Errorf("the refreshed token was not saved")
-				}
+				sameOutcome(t, run(t, false, ri, ci), seq, ri == 0)
 			})
 		}
 	}

@@ -27,7 +27,7 @@ const envMainArgs = "OAUTHMAIL_TEST_MAIN_ARGS"
 func TestCommandMain(t *testing.T) {
 	js := os.Getenv(envMainArgs)
 	if js == "" {
-		t.Skip("helper process; runs only as a child of runProcess")
+		t.Skip("the child side of the process tests: it runs only when runProcess starts the test binary as one of its processes")
 	}
 	var args []string
 	if err := json.Unmarshal([]byte(js), &args); err != nil {
@@ -65,7 +65,7 @@ func runProcess(t *testing.T, env []string, args ...string) result {
 // sign-in again.
 func TestProcessLoginSendStatusDefaultStore(t *testing.T) {
 	if runtime.GOOS == "js" || runtime.GOOS == "wasip1" {
-		t.Skip("no subprocesses")
+		t.Skip("this test runs the command as separate processes, which " + runtime.GOOS + " cannot start")
 	}
 	e := oauthmailtest.Start(t, &oauthmailtest.Options{AutoApprove: "alice@contoso.com", SendRate: -1})
 	dir := testdir.New(t)

@@ -10,12 +10,13 @@
 // the server programs under /usr/lib/postgresql/VERSION/bin, which is searched
 // after PATH.
 //
-// It runs the server programs only and links no database driver; the test
-// connects with its own.
+// Tests connect with pgx, the driver of the project's PostgreSQL packages;
+// [Pool] opens a pool whose close at the end of the test cannot hang it.
 package pgtest
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -30,7 +31,30 @@ import (
 	"time"
 
 	"github.com/devicemail/devicemail/internal/testpeer"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
+
+// Pool opens a pgx pool on conn and closes it when the test ends. Close
+// waits for every connection, and a failed test may leave one in use (an
+// advisory lock held, a claim open), so the close is given up after a
+// minute instead of hanging the test binary.
+func Pool(t testing.TB, conn string) *pgxpool.Pool {
+	t.Helper()
+	p, err := pgxpool.New(context.Background(), conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		done := make(chan struct{})
+		go func() { p.Close(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(time.Minute):
+			t.Log("pool still has connections in use after a minute; leaving it")
+		}
+	})
+	return p
+}
 
 // User is the superuser of every cluster pgtest starts.
 const User = "devicemail"

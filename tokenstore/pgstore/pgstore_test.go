@@ -1,13 +1,11 @@
 package pgstore_test
 
 import (
-	"context"
 	"errors"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/devicemail/devicemail/internal/pgtest"
 	"github.com/devicemail/devicemail/tokenstore"
@@ -17,30 +15,10 @@ import (
 
 var secret = []byte("relay-cluster-key-0123456789abcdef")
 
-func pool(t *testing.T, conn string) *pgxpool.Pool {
-	t.Helper()
-	p, err := pgxpool.New(context.Background(), conn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		// Close waits for every connection; a failed test may leave a lock
-		// (and its connection) held, so do not wait forever.
-		done := make(chan struct{})
-		go func() { p.Close(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(time.Minute):
-			t.Log("pool still has connections in use after a minute; leaving it")
-		}
-	})
-	return p
-}
-
 func TestConformance(t *testing.T) {
 	srv := pgtest.Start(t)
 	tokenstoretest.Run(t, func(t *testing.T) tokenstore.Store {
-		return &pgstore.Store{Pool: pool(t, srv.NewDatabase(t)), Secret: secret}
+		return &pgstore.Store{Pool: pgtest.Pool(t, srv.NewDatabase(t)), Secret: secret}
 	})
 }
 
@@ -49,8 +27,8 @@ func TestConformance(t *testing.T) {
 func TestLockAcrossPools(t *testing.T) {
 	srv := pgtest.Start(t)
 	conn := srv.NewDatabase(t)
-	a := &pgstore.Store{Pool: pool(t, conn), Secret: secret}
-	b := &pgstore.Store{Pool: pool(t, conn), Secret: secret}
+	a := &pgstore.Store{Pool: pgtest.Pool(t, conn), Secret: secret}
+	b := &pgstore.Store{Pool: pgtest.Pool(t, conn), Secret: secret}
 	ctx := t.Context()
 	unlock, err := a.Lock(ctx, "alice@contoso.com")
 	if err != nil {
@@ -101,7 +79,7 @@ func waitFor(t *testing.T, srv *pgtest.Server, sql, want string) {
 func TestEncryptedAtRest(t *testing.T) {
 	srv := pgtest.Start(t)
 	conn := srv.NewDatabase(t)
-	s := &pgstore.Store{Pool: pool(t, conn), Secret: secret}
+	s := &pgstore.Store{Pool: pgtest.Pool(t, conn), Secret: secret}
 	ctx := t.Context()
 	rec := tokenstoretest.Sample("rest")
 	if err := s.Save(ctx, "alice@contoso.com", rec); err != nil {

@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/devicemail/devicemail/internal/pgtest"
 	"github.com/devicemail/devicemail/oauthmail"
 	"github.com/devicemail/devicemail/oauthmail/internal/rigtest"
@@ -21,24 +19,6 @@ import (
 	"github.com/devicemail/devicemail/tokenstore/pgstore"
 )
 
-func newPool(t *testing.T, conn string) *pgxpool.Pool {
-	t.Helper()
-	p, err := pgxpool.New(context.Background(), conn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		done := make(chan struct{})
-		go func() { p.Close(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(time.Minute):
-			t.Log("pool still has connections in use after a minute; leaving it")
-		}
-	})
-	return p
-}
-
 // instance is one relay instance: its own pool and Mailer, one database.
 func instance(t *testing.T, r *rigtest.Rig, conn string, mod func(*outbox.Config)) *outbox.Outbox {
 	t.Helper()
@@ -46,7 +26,7 @@ func instance(t *testing.T, r *rigtest.Rig, conn string, mod func(*outbox.Config
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := outbox.Config{Mailer: m, Storage: &pgoutbox.Storage{Pool: newPool(t, conn)}}
+	cfg := outbox.Config{Mailer: m, Storage: &pgoutbox.Storage{Pool: pgtest.Pool(t, conn)}}
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -240,7 +220,7 @@ func TestTwoInstancesOneRefresh(t *testing.T) {
 	ctx := t.Context()
 	conn := pgtest.Start(t).NewDatabase(t)
 	secret := []byte("relay-cluster-key-0123456789abcdef")
-	store := func() *pgstore.Store { return &pgstore.Store{Pool: newPool(t, conn), Secret: secret} }
+	store := func() *pgstore.Store { return &pgstore.Store{Pool: pgtest.Pool(t, conn), Secret: secret} }
 	r := rigtest.Start(t, &oauthmailtest.Options{MaxConcurrent: 200}, oauthmailtest.ContosoTenantID, oauthmailtest.DeviceAppClientID,
 		func(c *oauthmail.Config) { c.Store = store() })
 	r.SignIn(t, r.M, "alice@contoso.com")
