@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/devicemail/devicemail/internal/pgtest"
 	"github.com/devicemail/devicemail/tokenstore"
 	"github.com/devicemail/devicemail/tokenstore/pgstore"
