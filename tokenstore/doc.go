@@ -69,6 +69,14 @@
 // fs.ErrPermission) and errors.Is(err, syscall.ENOSPC) work. A failed Save never
 // damages the record already stored.
 //
+// Stores whose records live in a service rather than in local files wrap
+// [ErrUnavailable] when that service cannot serve the call (tokenstore/pgstore
+// when its database is down, restarting or drops the connection;
+// tokenstore/keyringstore when the keyring service cannot be reached): the
+// records are fine and the call may be retried later, so callers must not
+// treat it as a lost sign-in. The oauthmail facade reports it as
+// storage_failed, which its outbox retries.
+//
 // # Security
 //
 // Records hold bearer credentials. [Record]'s String, GoString and Format print

@@ -43,6 +43,21 @@ type Locker interface {
 // ErrNotFound is returned (wrapped) by Load when no record is stored under the key.
 var ErrNotFound = errors.New("tokenstore: record not found")
 
+// ErrUnavailable is returned (wrapped) by a Store whose backend could not
+// serve the call: a database server that is down, restarting, failing over or
+// refusing connections, a connection that broke mid-call, an operating
+// system keyring service (the Secret Service's session bus) that cannot be
+// reached. The error text names the cause (never a password or a token).
+// Nothing is wrong with the records: retry later. A Save that fails with it
+// may or may not have taken effect (the connection can break after the
+// commit was sent); a Load or Delete may be repeated.
+//
+// A missing record ([ErrNotFound]), a record that does not open
+// ([*CorruptError], [ErrWrongKey]) and the caller's context ending are
+// never ErrUnavailable, and neither are errors of stores on local files,
+// which return the operating system's error itself.
+var ErrUnavailable = errors.New("tokenstore: store unavailable")
+
 // ErrWrongKey is returned (wrapped) by [*Encrypted] when a file was written with a
 // different secret. The file is left in place: Save refuses to replace it until it
 // is deleted, because it may be another installation's good record.
