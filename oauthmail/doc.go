@@ -118,7 +118,8 @@
 //	394   mailbox_not_found      no     the folder to receive from or move to does not exist
 //	395   bad_input              no     a setting or message field is invalid
 //	396   store_corrupt          no     the sign-in store is unreadable (or wrong key)
-//	397   storage_failed         yes    the store or outbox could not be written on this device
+//	397   storage_failed         yes    the store or outbox could not be written on this device,
+//	                                    or its database or keyring service is unavailable
 //	398   imap_auth_failed       no     the mail server refused the token for receiving (IMAP)
 //	399   internal               no     anything else
 //

@@ -54,7 +54,7 @@ const (
 	ServerUnavailable    Code = "server_unavailable"     // the service failed or answered nonsense
 	BadInput             Code = "bad_input"              // a setting or message field is invalid
 	StoreCorrupt         Code = "store_corrupt"          // the sign-in store is unreadable (or wrong key)
-	StorageFailed        Code = "storage_failed"         // the store or outbox could not be written on this device
+	StorageFailed        Code = "storage_failed"         // the store or outbox could not be written on this device, or its database or keyring service is unavailable
 	MailboxNotFound      Code = "mailbox_not_found"      // the folder to receive from or move to does not exist
 	IMAPAuthFailed       Code = "imap_auth_failed"       // the mail server refused the token for receiving (IMAP)
 	Internal             Code = "internal"               // anything else
@@ -284,11 +284,12 @@ var codes = map[Code]codeInfo{
 		"設定またはメッセージの項目が正しくありません。アドレスと設定を確認してください。"},
 	StoreCorrupt: {false, 396, "The saved sign-in could not be read (damaged, or wrong key). Sign in again.",
 		"保存されたサインイン情報を読み取れません（破損しているか鍵が違います）。再度サインインしてください。"},
-	// Retryable: space can be freed and a disk remounted without changing
-	// any setting here, and an outbox must keep (not dead-letter) a message
-	// that failed only because the device's own disk did.
-	StorageFailed: {true, 397, "The sign-in store or the outbox could not be written on this device (disk full, read-only, no permission, or the path is not a directory). Free space or fix the path and its permissions, then try again.",
-		"この機器でサインイン情報の保存先または送信待ちフォルダーに書き込めませんでした（ディスクの空き不足、読み取り専用、権限なし、またはパスがフォルダーではありません）。空き容量を確保するかパスと権限を直してから、再試行してください。"},
+	// Retryable: space can be freed, a disk remounted and a database
+	// restarted without changing any setting here, and an outbox must keep
+	// (not dead-letter) a message that failed only because the device's own
+	// disk, or the database holding the sign-in or the queue, did.
+	StorageFailed: {true, 397, "The sign-in store or the outbox could not be read or written (on this device: disk full, read-only, no permission, or the path is not a directory; or the database or keyring service holding it is unavailable). Free space, fix the path and its permissions, or restore the service, then try again.",
+		"サインイン情報の保存先または送信待ちキューを読み書きできませんでした（この機器のディスクの空き不足、読み取り専用、権限なし、パスがフォルダーではない、または保存先のデータベースやキーリングのサービスが利用できない）。空き容量を確保するか、パスと権限を直すか、サービスを復旧してから、再試行してください。"},
 	MailboxNotFound: {false, 394, "The mail folder to receive from (or to move handled mail to) does not exist. Create it in the mailbox or correct the folder setting.",
 		"受信するメールフォルダー（または処理済みメールの移動先）が存在しません。メールボックスにフォルダーを作成するか、フォルダーの設定を直してください。"},
 	IMAPAuthFailed: {false, 398, "The mail server refused the sign-in for receiving (IMAP). Ask the administrator to enable IMAP for the mailbox and to grant the app IMAP.AccessAsUser.All, then sign in again.",

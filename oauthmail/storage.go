@@ -15,9 +15,13 @@ import (
 )
 
 // StorageError reports that the token store or the outbox spool could not be
-// read or written on this device: a full or read-only disk, no permission, a
-// path that is not a directory. [ErrorCode] maps it to [StorageFailed]. Err is
-// the cause, usually an *fs.PathError naming the path; it never holds a token.
+// read or written on this device (a full or read-only disk, no permission, a
+// path that is not a directory), or that the service holding them could not
+// serve the call: a database that is down or restarting, a keyring service
+// that cannot be reached ([tokenstore.ErrUnavailable]; for the PostgreSQL
+// outbox, any database failure). [ErrorCode] maps it to [StorageFailed]. Err
+// is the cause, usually an *fs.PathError naming the path; it never holds a
+// token or a password.
 type StorageError struct {
 	Op  string // what was being done, e.g. "save sign-in", "outbox: enqueue"
 	Err error
@@ -30,9 +34,10 @@ func (e *StorageError) Error() string { return "oauthmail: " + e.Op + ": " + e.E
 func (e *StorageError) Unwrap() error { return e.Err }
 
 // storageErr tags err as a [StorageError] if it comes from the operating
-// system (a path or system call error). Other errors (not found, corrupt
-// records, bad keys, a cancelled context) are returned unchanged, so that
-// they keep their own codes.
+// system (a path or system call error) or is a store's
+// [tokenstore.ErrUnavailable]. Other errors (not found, corrupt records, bad
+// keys, a cancelled context) are returned unchanged, so that they keep their
+// own codes.
 func storageErr(op string, err error) error {
 	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
 		errors.Is(err, tokenstore.ErrNotFound) {
@@ -48,18 +53,21 @@ func storageErr(op string, err error) error {
 	if errors.As(err, &sg) {
 		return err
 	}
-	if errors.As(err, &pe) || errors.As(err, &le) || errors.As(err, &se) || errors.As(err, &en) {
+	if errors.As(err, &pe) || errors.As(err, &le) || errors.As(err, &se) || errors.As(err, &en) ||
+		errors.Is(err, tokenstore.ErrUnavailable) {
 		return &StorageError{Op: op, Err: err}
 	}
 	return err
 }
 
 // isStorageFailure reports whether err was tagged as a store or spool
-// failure, or is one of the system errors that only a write to this device
-// can cause (a read-only file system, no space, quota exceeded).
+// failure, is a store's [tokenstore.ErrUnavailable] (a database or keyring
+// service that cannot serve the call), or is one of the system errors that
+// only a write to this device can cause (a read-only file system, no space,
+// quota exceeded).
 func isStorageFailure(err error) bool {
 	var sg *StorageError
-	return errors.As(err, &sg) || errors.Is(err, syscall.EROFS) ||
+	return errors.As(err, &sg) || errors.Is(err, tokenstore.ErrUnavailable) || errors.Is(err, syscall.EROFS) ||
 		errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) || deviceWriteFailure(err)
 }
 
@@ -75,9 +83,10 @@ func isFileError(err error) bool {
 	return (errors.As(err, &pe) || errors.As(err, &le)) && !errors.As(err, &op)
 }
 
-// storageStore tags the operating-system errors of a Store as
-// [StorageError]s, so that a full or read-only store directory is reported
-// as [StorageFailed] rather than as an internal error.
+// storageStore tags the operating-system errors of a Store, and its
+// [tokenstore.ErrUnavailable], as [StorageError]s, so that a full or
+// read-only store directory or a database that is restarting is reported as
+// [StorageFailed] (retryable) rather than as an internal error.
 type storageStore struct{ s tokenstore.Store }
 
 func (t storageStore) Load(ctx context.Context, key string) (*tokenstore.Record, error) {

@@ -32,6 +32,21 @@
 // [tokenstore.ErrWrongKey], and Save refuses to replace it. Connection
 // strings, passwords and Secret never appear in errors or logs.
 //
+// # Errors
+//
+// A missing row is [tokenstore.ErrNotFound]; a row that does not open is a
+// [*tokenstore.CorruptError] (with [tokenstore.ErrWrongKey] for another
+// Secret's row), as for [tokenstore.Encrypted]. Every failure of the database
+// or of the connection to it wraps [tokenstore.ErrUnavailable], whatever the
+// cause: the server down or refusing connections, a restart or failover
+// ending the session (SQLSTATE 57P01, "terminating connection due to
+// administrator command"), a server still starting up (57P03), a connection
+// cut mid-call (unexpected EOF, broken pipe), a connect timeout, as well as a
+// server that refuses the user or the table. The error keeps the driver's
+// text, never the password; the oauthmail facade reports it as
+// storage_failed, which its outbox retries. The caller's context ending is
+// returned as that context's error.
+//
 // # Locking
 //
 // Lock takes pg_advisory_lock on a dedicated connection of Pool and holds it

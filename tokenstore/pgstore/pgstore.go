@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"regexp"
+	"strings"
 	"sync"
 
 	"github.com/jackc/pgx/v5"
@@ -81,16 +82,27 @@ func (s *Store) prepare(ctx context.Context, op, key string) error {
 		return err
 	})
 	if err != nil {
-		return s.fail(op, key, err)
+		return s.fail(ctx, op, key, err)
 	}
 	s.exists = true
 	return nil
 }
 
-// fail wraps a database error. pgx errors name the server and the SQL
-// state, never the password (pgconn redacts it).
-func (s *Store) fail(op, key string, err error) error {
-	return fmt.Errorf("pgstore: %s %q: %w", op, key, err)
+// fail wraps a database error. The caller's context ending stays that
+// error; anything else the database or the connection to it did wraps
+// [tokenstore.ErrUnavailable] with the driver's text (the server, the SQL
+// state), with the password masked should it appear there. pgx's own error
+// values are left out of the chain: its connect error holds the connection's
+// configuration, password included.
+func (s *Store) fail(ctx context.Context, op, key string, err error) error {
+	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		return fmt.Errorf("pgstore: %s %q: %w", op, key, err)
+	}
+	text := err.Error()
+	if pw := s.Pool.Config().ConnConfig.Password; pw != "" {
+		text = strings.ReplaceAll(text, pw, "REDACTED")
+	}
+	return fmt.Errorf("pgstore: %s %q: %w: %s", op, key, tokenstore.ErrUnavailable, text)
 }
 
 // Load returns the record under key, or an error wrapping
@@ -106,7 +118,7 @@ func (s *Store) Load(ctx context.Context, key string) (*tokenstore.Record, error
 		return nil, fmt.Errorf("pgstore: load %q: %w", key, tokenstore.ErrNotFound)
 	}
 	if err != nil {
-		return nil, s.fail("load", key, err)
+		return nil, s.fail(ctx, "load", key, err)
 	}
 	return s.sealer().Open(key, sealed)
 }
@@ -138,8 +150,11 @@ func (s *Store) Save(ctx context.Context, key string, r *tokenstore.Record) erro
 			ON CONFLICT (key) DO UPDATE SET sealed = EXCLUDED.sealed, updated = EXCLUDED.updated`, key, sealed)
 		return err
 	})
+	if errors.Is(err, tokenstore.ErrWrongKey) {
+		return fmt.Errorf("pgstore: save %q: %w", key, err)
+	}
 	if err != nil {
-		return s.fail("save", key, err)
+		return s.fail(ctx, "save", key, err)
 	}
 	return nil
 }
@@ -151,7 +166,7 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 		return err
 	}
 	if _, err := s.Pool.Exec(ctx, `DELETE FROM `+s.table()+` WHERE key = $1`, key); err != nil {
-		return s.fail("delete", key, err)
+		return s.fail(ctx, "delete", key, err)
 	}
 	return nil
 }
@@ -163,11 +178,11 @@ func (s *Store) List(ctx context.Context) ([]string, error) {
 	}
 	rows, err := s.Pool.Query(ctx, `SELECT key FROM `+s.table()+` ORDER BY key`)
 	if err != nil {
-		return nil, s.fail("list", "", err)
+		return nil, s.fail(ctx, "list", "", err)
 	}
 	keys, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
-		return nil, s.fail("list", "", err)
+		return nil, s.fail(ctx, "list", "", err)
 	}
 	return keys, nil
 }
@@ -182,7 +197,7 @@ func (s *Store) Lock(ctx context.Context, key string) (func() error, error) {
 	}
 	conn, err := s.Pool.Acquire(ctx)
 	if err != nil {
-		return nil, s.fail("lock", key, err)
+		return nil, s.fail(ctx, "lock", key, err)
 	}
 	id := lockID(s.table(), key)
 	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, id); err != nil {
@@ -192,7 +207,7 @@ func (s *Store) Lock(ctx context.Context, key string) (func() error, error) {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("pgstore: lock %q: %w", key, ctx.Err())
 		}
-		return nil, s.fail("lock", key, err)
+		return nil, s.fail(ctx, "lock", key, err)
 	}
 	var once sync.Once
 	return func() error {
@@ -205,7 +220,7 @@ func (s *Store) Lock(ctx context.Context, key string) (func() error, error) {
 			}
 			if uerr != nil {
 				conn.Hijack().Close(context.Background())
-				uerr = s.fail("unlock", key, uerr)
+				uerr = s.fail(context.Background(), "unlock", key, uerr)
 				return
 			}
 			conn.Release()
