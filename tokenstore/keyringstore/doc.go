@@ -30,6 +30,17 @@
 // Service or key), Save returns a [*SizeError] wrapping go-keyring's
 // ErrSetDataTooBig.
 //
+// # Errors
+//
+// A missing record is tokenstore.ErrNotFound; items that do not fit together
+// are a *tokenstore.CorruptError. A keyring that cannot serve the call (on
+// Linux: no session bus, so go-keyring's "dbus-launch" fallback fails, or no
+// Secret Service on the bus) is tokenstore.ErrUnavailable, with the keyring's
+// error wrapped: the records are not known to be damaged, and the call may be
+// retried once the service is there (the oauthmail facade reports it as
+// storage_failed, which its outbox retries rather than holding the queue for
+// a new sign-in).
+//
 // # Context and concurrency
 //
 // go-keyring's calls block and take no context; each method runs them in a

@@ -104,9 +104,30 @@ func (osKeyring) Delete(service, user string) error        { return keyring.Dele
 
 func (s *Store) be() Backend {
 	if s.backend == nil {
-		return osKeyring{}
+		return checked{osKeyring{}}
 	}
-	return s.backend
+	return checked{s.backend}
+}
+
+// checked tags the failures of a Backend, other than a missing item or a
+// value too large, as [tokenstore.ErrUnavailable]: the keyring itself could
+// not serve the call (on Linux, no session bus or no Secret Service on it),
+// which says nothing about the records in it.
+type checked struct{ b Backend }
+
+func (c checked) Get(service, user string) (string, error) {
+	v, err := c.b.Get(service, user)
+	return v, unavailable(err)
+}
+func (c checked) Set(service, user, pw string) error { return unavailable(c.b.Set(service, user, pw)) }
+func (c checked) Delete(service, user string) error  { return unavailable(c.b.Delete(service, user)) }
+
+func unavailable(err error) error {
+	if err == nil || errors.Is(err, keyring.ErrNotFound) || errors.Is(err, keyring.ErrSetDataTooBig) ||
+		errors.Is(err, tokenstore.ErrUnavailable) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", tokenstore.ErrUnavailable, err)
 }
 
 func (s *Store) service() string {
@@ -329,7 +350,7 @@ func (s *Store) Load(ctx context.Context, key string) (*tokenstore.Record, error
 			return nil, tokenstore.ErrNotFound
 		}
 		if err != nil {
-			if ctx.Err() != nil {
+			if ctx.Err() != nil || errors.Is(err, tokenstore.ErrUnavailable) {
 				return nil, err
 			}
 			return nil, &tokenstore.CorruptError{Key: key, Reason: "keyring items", Err: err}
