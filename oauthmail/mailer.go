@@ -619,7 +619,7 @@ func (m *Mailer) record(ctx context.Context) (*tokenstore.Record, error) {
 		if ErrorCode(err) == NotSignedIn {
 			return nil, fmt.Errorf("oauthmail: account %q: %w", m.key, ErrNotSignedIn)
 		}
-		return nil, fmt.Errorf("oauthmail: load sign-in: %w", err)
+		return nil, loadErr(err)
 	}
 	m.setCache(rec)
 	return rec, nil
@@ -639,7 +639,7 @@ func (m *Mailer) refresh(ctx context.Context, force bool, rejected string) (*tok
 		if ErrorCode(err) == NotSignedIn {
 			return nil, fmt.Errorf("oauthmail: account %q: %w", m.key, ErrNotSignedIn)
 		}
-		return nil, fmt.Errorf("oauthmail: load sign-in: %w", err)
+		return nil, loadErr(err)
 	}
 	m.shared.mu.Lock()
 	cached := m.shared.cache[m.key]

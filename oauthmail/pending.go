@@ -47,7 +47,7 @@ func (m *Mailer) savePending(ctx context.Context, p *tokenstore.Pending) error {
 		rec = &tokenstore.Record{Authority: m.cfg.Authority.TokenURL, Scopes: slices.Clone(m.cfg.Scopes)}
 		m.describe(rec, "")
 	case err != nil:
-		return fmt.Errorf("oauthmail: load sign-in: %w", err)
+		return loadErr(err)
 	}
 	rec.Pending = p
 	if err := m.cfg.Store.Save(ctx, m.key, rec); err != nil {

@@ -60,6 +60,16 @@ func storageErr(op string, err error) error {
 	return err
 }
 
+// loadErr says that loading the sign-in failed, unless err says so already:
+// a [StorageError] from the store names its operation ("load sign-in").
+func loadErr(err error) error {
+	var sg *StorageError
+	if errors.As(err, &sg) {
+		return err
+	}
+	return fmt.Errorf("oauthmail: load sign-in: %w", err)
+}
+
 // isStorageFailure reports whether err was tagged as a store or spool
 // failure, is a store's [tokenstore.ErrUnavailable] (a database or keyring
 // service that cannot serve the call), or is one of the system errors that

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -139,5 +140,35 @@ func TestNewDeprecatedSMTPFields(t *testing.T) {
 	}
 	if st, _ := m.Status(t.Context()); st.Server != "old.example" || st.Port != 2525 || st.TLS != "STARTTLS" {
 		t.Errorf("Status = %s:%d %s, want the deprecated field's old.example:2525 STARTTLS", st.Server, st.Port, st.TLS)
+	}
+}
+
+// A store that cannot be read is reported once, by its operation: the error
+// text says "load sign-in" a single time, however many layers pass it on.
+func TestStoreLoadFailureSaidOnce(t *testing.T) {
+	dir := filepath.Join(testdir.New(t), "tokens")
+	r := newRig(t, nil, oauthmailtest.ContosoTenantID, oauthmailtest.DeviceAppClientID, func(c *oauthmail.Config) {
+		c.Store = &tokenstore.File{Dir: dir}
+	})
+	r.signIn(t, r.m, "alice@contoso.com")
+	names, err := filepath.Glob(filepath.Join(dir, "*.json"))
+	if err != nil || len(names) != 1 {
+		t.Fatalf("store directory holds %v (%v), want one record", names, err)
+	}
+	// The record becomes a directory: reading it fails in the operating system.
+	if err := os.Remove(names[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(names[0], 0o700); err != nil {
+		t.Fatal(err)
+	}
+	m, err := oauthmail.New(r.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = m.Send(context.Background(), msgTo("bob@contoso.com"))
+	wantCode(t, "Send", err, oauthmail.StorageFailed)
+	if err == nil || strings.Count(err.Error(), "load sign-in") != 1 {
+		t.Errorf("Send = %v, want an error that says \"load sign-in\" once", err)
 	}
 }

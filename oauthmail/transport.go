@@ -121,7 +121,7 @@ func (m *Mailer) moveTransport(ctx context.Context, toGraph bool) (*tokenstore.R
 		if ErrorCode(err) == NotSignedIn {
 			return nil, fmt.Errorf("oauthmail: account %q: %w", m.key, ErrNotSignedIn)
 		}
-		return nil, fmt.Errorf("oauthmail: load sign-in: %w", err)
+		return nil, loadErr(err)
 	}
 	if onGraph := !rec.Graph.Since.IsZero(); onGraph == toGraph && m.usable(rec) {
 		m.setCache(rec)
