@@ -17,7 +17,10 @@
 //     one built beforehand (RESULTS.md says how), and without it this row
 //     is skipped with that reason. After the measurement the benchmark
 //     checks that the emulator received every message once, body byte for
-//     byte, from a session that authenticated with a token it issued.
+//     byte, from a session that authenticated with a token it issued;
+//   - postfix-tls-reuse: the same with smtp_tls_connection_reuse = yes, so
+//     that Postfix sends several messages per TLS session (through its
+//     tlsproxy) instead of one, its default.
 //
 // Each reports messages per second to the 250 (accepted/s) and to the
 // emulator (delivered/s), p50 and p99 of the time from MAIL FROM to the 250

@@ -40,7 +40,7 @@ const pluginSO = "libsasl-xoauth2.so"
 // that the emulator holds each message exactly once, byte for byte, sent
 // by a session that authenticated as the user with a token the emulator
 // issued to the app Postfix signed in as.
-func benchPostfix(b *testing.B, n int) {
+func benchPostfix(b *testing.B, n int, reuse bool) {
 	pluginDir := saslXOAUTH2(b)
 	postfix := testpeer.LookPath(b, "postfix")
 	if os.Geteuid() != 0 {
@@ -51,7 +51,7 @@ func benchPostfix(b *testing.B, n int) {
 	}
 	for range b.N {
 		e, _ := emulator(b)
-		pf := startPostfix(b, postfix, pluginDir, e)
+		pf := startPostfix(b, postfix, pluginDir, e, reuse)
 		msgs := clientMessages()
 		stop := make(chan struct{})
 		peak := make(chan [2]int64)
@@ -134,7 +134,7 @@ type postfixInstance struct {
 // file, which holds only a refresh token, the emulator's token endpoint and
 // CA; the plugin redeems it for an access token and writes that back. The
 // instance is stopped when the benchmark ends.
-func startPostfix(b *testing.B, postfix, pluginDir string, e *oauthmailtest.Emulator) *postfixInstance {
+func startPostfix(b *testing.B, postfix, pluginDir string, e *oauthmailtest.Emulator, reuse bool) *postfixInstance {
 	pfUser, err := user.Lookup("postfix")
 	if err != nil {
 		b.Fatal(err)
@@ -216,6 +216,7 @@ func startPostfix(b *testing.B, postfix, pluginDir string, e *oauthmailtest.Emul
 		"smtp_tls_security_level = secure",
 		"smtp_tls_CAfile = " + filepath.Join(conf, "ca.pem"),
 		"smtp_tls_loglevel = 1",
+		fmt.Sprintf("smtp_tls_connection_reuse = %v", map[bool]string{false: "no", true: "yes"}[reuse]),
 		// Exchange Online takes at most 3 concurrent connections per mailbox.
 		"default_destination_concurrency_limit = 3",
 		"smtp_destination_concurrency_limit = 3",
@@ -242,6 +243,9 @@ func startPostfix(b *testing.B, postfix, pluginDir string, e *oauthmailtest.Emul
 		}
 		out = append(out, l)
 	}
+	// Connection reuse over TLS goes through tlsproxy, which Debian's
+	// master.cf leaves out.
+	out = append(out, "tlsproxy unix - - n - 0 tlsproxy", "")
 	must(os.WriteFile(filepath.Join(conf, "master.cf"), []byte(strings.Join(out, "\n")), 0o644))
 	pf := &postfixInstance{addr: fmt.Sprintf("127.0.0.1:%d", port), conf: conf, postfix: postfix,
 		pidFile: filepath.Join(dir, "spool", "pid", "master.pid"), tokenFile: tokenFile,

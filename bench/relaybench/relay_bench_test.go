@@ -212,7 +212,8 @@ func BenchmarkRelay(b *testing.B) {
 			r.report(b, n)
 		}
 	})
-	b.Run("postfix", func(b *testing.B) { benchPostfix(b, n) })
+	b.Run("postfix", func(b *testing.B) { benchPostfix(b, n, false) })
+	b.Run("postfix-tls-reuse", func(b *testing.B) { benchPostfix(b, n, true) })
 }
 
 var listeningRE = regexp.MustCompile(`relay listening on (\S+) \(STARTTLS\)`)
