@@ -20,7 +20,6 @@ import (
 
 	"github.com/emersion/go-smtp"
 
-	"github.com/devicemail/devicemail/internal/testpeer"
 	"github.com/devicemail/devicemail/oauthmail/oauthmailtest"
 	"github.com/devicemail/devicemail/smtpx"
 )
@@ -81,19 +80,32 @@ func (r *result) report(b *testing.B, n int) {
 // load sends n messages over `clients` connections made by dial, and
 // records each message's time from MAIL FROM to the 250 after the data.
 func load(b *testing.B, n int, dial func() (*smtp.Client, error)) ([]time.Duration, time.Duration) {
+	lat, wall, _ := loadMessages(b, n, clientMessages(), dial)
+	return lat, wall
+}
+
+// clientMessages returns the message each client sends, again and again.
+func clientMessages() [][]byte {
 	msgs := make([][]byte, clients)
 	for i := range msgs {
 		msgs[i] = message(i)
 	}
+	return msgs
+}
+
+// loadMessages is load with the clients' messages given; it also returns
+// how many messages each client sent.
+func loadMessages(b *testing.B, n int, msgs [][]byte, dial func() (*smtp.Client, error)) ([]time.Duration, time.Duration, []int) {
 	work := make(chan int, n)
 	for i := range n {
 		work <- i
 	}
 	close(work)
 	var (
-		mu  sync.Mutex
-		lat []time.Duration
-		wg  sync.WaitGroup
+		mu   sync.Mutex
+		lat  []time.Duration
+		sent = make([]int, clients)
+		wg   sync.WaitGroup
 	)
 	start := time.Now()
 	for c := range clients {
@@ -113,12 +125,13 @@ func load(b *testing.B, n int, dial func() (*smtp.Client, error)) ([]time.Durati
 				d := time.Since(t0)
 				mu.Lock()
 				lat = append(lat, d)
+				sent[c]++
 				mu.Unlock()
 			}
 		})
 	}
 	wg.Wait()
-	return lat, time.Since(start)
+	return lat, time.Since(start), sent
 }
 
 func waitDelivered(b *testing.B, e *oauthmailtest.Emulator, n int, start time.Time) time.Duration {
@@ -199,31 +212,8 @@ func BenchmarkRelay(b *testing.B) {
 			r.report(b, n)
 		}
 	})
-	b.Run("postfix", func(b *testing.B) {
-		if os.Getenv("RELAYBENCH_POSTFIX") != "1" {
-			b.Skip(postfixSkip)
-		}
-		postfix := testpeer.LookPath(b, "postfix")
-		if os.Geteuid() != 0 {
-			testpeer.Missing(b, "postfix needs root to start (it drops to the postfix user)")
-		}
-		if _, err := os.Stat("/usr/lib/x86_64-linux-gnu/sasl2/libkdexoauth2.so"); err != nil {
-			testpeer.Missing(b, "Cyrus SASL XOAUTH2 plugin missing (apt-get install libsasl2-modules-kdexoauth2): %v", err)
-		}
-		for range b.N {
-			e, ca := emulator(b)
-			pf := startPostfix(b, postfix, e, ca)
-			stop := make(chan struct{})
-			peak := make(chan int64)
-			go func() { peak <- samplePostfixRSS(pf.pidFile, stop) }()
-			start := time.Now()
-			lat, wall := load(b, n, func() (*smtp.Client, error) { return dialFrom(deviceIP, pf.addr) })
-			delivered := waitDelivered(b, e, n, start)
-			close(stop)
-			r := result{accepted: wall, delivered: delivered, lat: lat, rssKB: <-peak}
-			r.report(b, n)
-		}
-	})
+	b.Run("postfix", func(b *testing.B) { benchPostfix(b, n, false) })
+	b.Run("postfix-tls-reuse", func(b *testing.B) { benchPostfix(b, n, true) })
 }
 
 var listeningRE = regexp.MustCompile(`relay listening on (\S+) \(STARTTLS\)`)
@@ -272,9 +262,3 @@ func procStatusKB(pid int, field string) int64 {
 	}
 	return 0
 }
-
-// postfixSkip says why the Postfix column is empty (see RESULTS.md).
-const postfixSkip = "Postfix 3.7.11 (Debian 12) cannot relay with XOAUTH2 here: the only Cyrus SASL XOAUTH2 client plugin in Debian, " +
-	"libsasl2-modules-kdexoauth2 22.12.3, fails in Postfix's smtp client with \"SASL authentication failed; cannot authenticate to server: " +
-	"invalid parameter supplied\" (SASL_BADPARAM) before sending AUTH, and sasl-xoauth2, the plugin Postfix guides use, is not packaged; " +
-	"RELAYBENCH_POSTFIX=1 runs the attempt"
