@@ -10,6 +10,7 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
+	"net/http/httptrace"
 	"net/mail"
 	"strings"
 	"sync/atomic"
@@ -45,17 +46,24 @@ func (r refresher) Refresh(context.Context, *oauth2.Token) (*oauth2.Token, error
 	return &oauth2.Token{AccessToken: r.tok}, nil
 }
 
-// countingTransport counts requests and checks that upload URLs get no
-// Authorization header.
+// countingTransport counts requests and the connections they opened, and
+// checks that upload URLs get no Authorization header.
 type countingTransport struct {
 	rt          http.RoundTripper
 	n, uploads  atomic.Int32
 	authUploads atomic.Int32
+	dials       atomic.Int32
 	bytes       atomic.Int64
 }
 
 func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	c.n.Add(1)
+	r = r.WithContext(httptrace.WithClientTrace(r.Context(), &httptrace.ClientTrace{
+		GotConn: func(i httptrace.GotConnInfo) {
+			if !i.Reused {
+				c.dials.Add(1)
+			}
+		}}))
 	if r.ContentLength > 0 {
 		c.bytes.Add(r.ContentLength)
 	}
@@ -186,6 +194,11 @@ func TestSendLargeThroughUploadSession(t *testing.T) {
 	}
 	if ct.authUploads.Load() != 0 {
 		t.Errorf("%d upload requests carried an Authorization header", ct.authUploads.Load())
+	}
+	// Every reply is read to its end, so the draft, the attachments, the
+	// chunks and the send share one keep-alive connection.
+	if n := ct.dials.Load(); n != 1 {
+		t.Errorf("%d requests opened %d connections, want 1", ct.n.Load(), n)
 	}
 }
 
