@@ -82,8 +82,9 @@ type Sender struct {
 	// DefaultMaxRequestSize.
 	MaxRequestSize int64
 	// ChunkSize is the size of each upload-session request; zero means
-	// DefaultChunkSize. The chunk is the only part of an attachment held in
-	// memory.
+	// DefaultChunkSize. At most one chunk of an attachment is held in
+	// memory, none when the attachment's Open gives an io.ReaderAt (an
+	// *os.File), which is read at each chunk's offset.
 	ChunkSize int
 	// MaxRetries is how many times one request is repeated after 429 or
 	// 503; zero means 4, negative none.
@@ -370,8 +371,12 @@ func (s *Sender) attachInline(ctx context.Context, msgURL string, a smtpx.Attach
 	return err
 }
 
-// upload streams a through an upload session, one chunk in memory at a
-// time. The upload URL is pre-authenticated: it gets no Authorization header.
+// upload streams a through an upload session. When a's Open gives an
+// io.ReaderAt (an *os.File), each chunk is read from it at its offset as
+// net/http writes the request, straight into the connection's buffer (a
+// repeated request reads it again); otherwise each chunk is read once into
+// one reused buffer, the only part of a in memory. The upload URL is
+// pre-authenticated: it gets no Authorization header.
 func (s *Sender) upload(ctx context.Context, msgURL string, a smtpx.Attachment) error {
 	req, _ := json.Marshal(map[string]any{"AttachmentItem": map[string]any{
 		"attachmentType": "file", "name": a.Name, "size": a.Size, "contentType": contentType(a)}})
@@ -395,18 +400,32 @@ func (s *Sender) upload(ctx context.Context, msgURL string, a smtpx.Attachment) 
 	if size <= 0 {
 		size = DefaultChunkSize
 	}
-	buf := make([]byte, min(int64(size), a.Size))
+	ra, _ := rc.(io.ReaderAt)
+	var buf []byte
+	if ra == nil {
+		buf = make([]byte, min(int64(size), a.Size))
+	}
 	var off int64
 	for off < a.Size {
-		n := int(min(int64(len(buf)), a.Size-off))
-		if _, err := io.ReadFull(rc, buf[:n]); err != nil {
-			return fmt.Errorf("graphmail: attachment %q: read at %d of %d bytes: %w", a.Name, off, a.Size, err)
+		n := min(int64(size), a.Size-off)
+		var body func() io.Reader
+		if ra != nil {
+			at := off
+			body = func() io.Reader {
+				return &sectionBody{r: io.NewSectionReader(ra, at, n), name: a.Name, off: at, n: n, size: a.Size}
+			}
+		} else {
+			chunk := buf[:n]
+			if _, err := io.ReadFull(rc, chunk); err != nil {
+				return fmt.Errorf("graphmail: attachment %q: read at %d of %d bytes: %w", a.Name, off, a.Size, err)
+			}
+			body = func() io.Reader { return bytes.NewReader(chunk) }
 		}
-		next, done, err := s.putChunk(ctx, sess.UploadURL, buf[:n], off, a.Size)
+		next, done, err := s.putChunk(ctx, sess.UploadURL, body, n, off, a.Size)
 		if err != nil {
 			return err
 		}
-		off += int64(n)
+		off += n
 		if done {
 			if off != a.Size {
 				return &Error{Op: "upload", StatusCode: http.StatusCreated, Message: fmt.Sprintf("upload completed at %d of %d bytes", off, a.Size)}
@@ -426,17 +445,51 @@ func (s *Sender) upload(ctx context.Context, msgURL string, a smtpx.Attachment) 
 	return nil
 }
 
-// putChunk uploads one chunk; it returns the next expected byte, or done on 201.
-func (s *Sender) putChunk(ctx context.Context, uploadURL string, chunk []byte, off, total int64) (next int64, done bool, err error) {
+// sectionBody reads one chunk of an attachment from its file; a file
+// shorter than the attachment's Size is an *attachmentReadError, not a
+// network failure.
+type sectionBody struct {
+	r            io.Reader // the chunk's section of the file
+	name         string
+	off, n, size int64 // the chunk's offset and length, the attachment's size
+	got          int64
+}
+
+func (b *sectionBody) Read(p []byte) (int, error) {
+	k, err := b.r.Read(p)
+	b.got += int64(k)
+	if err == io.EOF && b.got < b.n {
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil && err != io.EOF {
+		return k, &attachmentReadError{fmt.Errorf("graphmail: attachment %q: read at %d of %d bytes: %w", b.name, b.off+b.got, b.size, err)}
+	}
+	return k, err
+}
+
+// attachmentReadError carries an attachment's read failure through net/http.
+type attachmentReadError struct{ err error }
+
+func (e *attachmentReadError) Error() string { return e.err.Error() }
+func (e *attachmentReadError) Unwrap() error { return e.err }
+
+// putChunk uploads the n bytes that body gives (called again for a repeated
+// request); it returns the next expected byte, or done on 201.
+func (s *Sender) putChunk(ctx context.Context, uploadURL string, body func() io.Reader, n, off, total int64) (next int64, done bool, err error) {
 	for attempt := 0; ; attempt++ {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPut, uploadURL, bytes.NewReader(chunk))
+		req, err := http.NewRequestWithContext(ctx, http.MethodPut, uploadURL, body())
 		if err != nil {
 			return 0, false, &Error{Op: "upload", Err: errors.New("bad upload URL")}
 		}
+		req.ContentLength = n
+		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(body()), nil }
 		req.Header.Set("Content-Type", "application/octet-stream")
-		req.Header.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", off, off+int64(len(chunk))-1, total))
+		req.Header.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", off, off+n-1, total))
 		resp, err := s.client().Do(req)
 		if err != nil {
+			if re := (*attachmentReadError)(nil); errors.As(err, &re) {
+				return 0, false, re.err
+			}
 			return 0, false, netError(ctx, "upload", err)
 		}
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))

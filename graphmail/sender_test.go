@@ -10,7 +10,10 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
+	"net/http/httptrace"
 	"net/mail"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -45,17 +48,24 @@ func (r refresher) Refresh(context.Context, *oauth2.Token) (*oauth2.Token, error
 	return &oauth2.Token{AccessToken: r.tok}, nil
 }
 
-// countingTransport counts requests and checks that upload URLs get no
-// Authorization header.
+// countingTransport counts requests and the connections they opened, and
+// checks that upload URLs get no Authorization header.
 type countingTransport struct {
 	rt          http.RoundTripper
 	n, uploads  atomic.Int32
 	authUploads atomic.Int32
+	dials       atomic.Int32
 	bytes       atomic.Int64
 }
 
 func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	c.n.Add(1)
+	r = r.WithContext(httptrace.WithClientTrace(r.Context(), &httptrace.ClientTrace{
+		GotConn: func(i httptrace.GotConnInfo) {
+			if !i.Reused {
+				c.dials.Add(1)
+			}
+		}}))
 	if r.ContentLength > 0 {
 		c.bytes.Add(r.ContentLength)
 	}
@@ -186,6 +196,60 @@ func TestSendLargeThroughUploadSession(t *testing.T) {
 	}
 	if ct.authUploads.Load() != 0 {
 		t.Errorf("%d upload requests carried an Authorization header", ct.authUploads.Load())
+	}
+	// Every reply is read to its end, so the draft, the attachments, the
+	// chunks and the send share one keep-alive connection.
+	if n := ct.dials.Load(); n != 1 {
+		t.Errorf("%d requests opened %d connections, want 1", ct.n.Load(), n)
+	}
+}
+
+// An attachment opened from a file is read chunk by chunk at its offsets
+// (no buffer of the sender's); a chunk refused with 503 is read again.
+func TestUploadFromFileReadsEachChunkAtItsOffset(t *testing.T) {
+	e, s, ct := setup(t, nil)
+	data := make([]byte, 9<<20+123)
+	for i := range data {
+		data[i] = byte(i * 7 / 5)
+	}
+	path := filepath.Join(t.TempDir(), "scan.pdf")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.InjectGraph(oauthmailtest.GraphFault{Path: "/upload/", Status: 503, RetryAfter: time.Second, Count: 1})
+	m := msg()
+	m.Attachments = []smtpx.Attachment{{Name: "scan.pdf", ContentType: "application/pdf", Size: int64(len(data)),
+		Open: func() (io.ReadCloser, error) { return os.Open(path) }}}
+	if err := s.Send(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	atts := attachmentsOf(t, e.Messages()[0].Data)
+	if sha256.Sum256(atts["scan.pdf"]) != sha256.Sum256(data) {
+		t.Errorf("attachment differs: got %d bytes, sent %d", len(atts["scan.pdf"]), len(data))
+	}
+	if ct.uploads.Load() != 4 { // 3 chunks, the first one twice
+		t.Errorf("upload requests = %d, want 4", ct.uploads.Load())
+	}
+}
+
+// A file shorter than the attachment's Size fails with the read error (not
+// a temporary network error), and nothing is sent.
+func TestUploadFromShortFileIsReadError(t *testing.T) {
+	e, s, _ := setup(t, nil)
+	path := filepath.Join(t.TempDir(), "scan.pdf")
+	if err := os.WriteFile(path, bytes.Repeat([]byte("x"), 5<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m := msg()
+	m.Attachments = []smtpx.Attachment{{Name: "scan.pdf", Size: 9 << 20,
+		Open: func() (io.ReadCloser, error) { return os.Open(path) }}}
+	err := s.Send(context.Background(), m)
+	var ge *graphmail.Error
+	if !errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &ge) || !strings.Contains(err.Error(), `attachment "scan.pdf": read at 5242880 of 9437184 bytes`) {
+		t.Fatalf("Send = %v, want the attachment's read error", err)
+	}
+	if n := len(e.Messages()); n != 0 {
+		t.Errorf("%d messages sent", n)
 	}
 }
 

@@ -134,7 +134,7 @@ func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 // ServeHTTP caps the body, applies injected faults, routes, and logs the request.
 func (s *entraServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := s.c.clock.Now()
-	if lp := strings.ToLower(r.URL.Path); s.graph != nil && (strings.HasPrefix(lp, "/v1.0/") || strings.HasPrefix(lp, "/upload/") || lp == "/_emulator/discard") {
+	if lp := strings.ToLower(r.URL.Path); s.graph != nil && (strings.HasPrefix(lp, "/v1.0/") || strings.HasPrefix(lp, "/upload/") || lp == "/_emulator/store") {
 		rec := &recorder{ResponseWriter: w, status: http.StatusOK}
 		s.graph.ServeHTTP(rec, r)
 		s.logRequest(r.Context(), start, r, rec)

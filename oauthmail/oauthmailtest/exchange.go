@@ -1,10 +1,12 @@
 package oauthmailtest
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -51,6 +53,15 @@ type Message struct {
 	// Transport is how the message was submitted: "smtp", or "graph" for
 	// Microsoft Graph's sendMail or a sent draft.
 	Transport string `json:"transport"`
+}
+
+// stored is an accepted message as the emulator keeps it. parts, for a
+// message the Graph side composed, is the message kept as its parts; its
+// Data is then nil and composed from parts in every copy handed out
+// (clone) and for the IMAP INBOX (content).
+type stored struct {
+	Message
+	parts *lazyMIME
 }
 
 // NonDelivery is one recipient of an accepted message that a non-delivery
@@ -160,7 +171,7 @@ type smtpServer struct {
 	errorDelay time.Duration
 
 	mu      sync.Mutex
-	msgs    []Message
+	msgs    []stored
 	changed chan struct{} // closed and replaced whenever msgs grows
 	faults  []SMTPFault
 	active  map[string]int         // mailbox UPN (lower case) -> connections in a mail transaction
@@ -302,9 +313,14 @@ func (s *smtpServer) messages() []Message {
 	return out
 }
 
-func (m Message) clone() Message {
+func (sm stored) clone() Message {
+	m := sm.Message
 	m.To = append([]string(nil), m.To...)
-	m.Data = append([]byte(nil), m.Data...)
+	if sm.parts != nil {
+		m.Data = sm.parts.Bytes()
+	} else {
+		m.Data = append([]byte(nil), m.Data...)
+	}
 	h := make(textproto.MIMEHeader, len(m.Header))
 	for k, v := range m.Header {
 		h[k] = append([]string(nil), v...)
@@ -364,10 +380,20 @@ func (s *smtpServer) quota(mailbox, tid string, now time.Time, n, ext, limit, ex
 	return ""
 }
 
-func (s *smtpServer) store(m Message) {
+// content returns a reader of the stored message's bytes, and their number.
+func (m *stored) content() (io.Reader, int64) {
+	if m.parts != nil {
+		return m.parts.Reader(), m.parts.Len()
+	}
+	return bytes.NewReader(m.Data), int64(len(m.Data))
+}
+
+// store keeps an accepted message; parts, if not nil, is its content
+// (m.Data is then nil).
+func (s *smtpServer) store(m Message, parts *lazyMIME) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.msgs = append(s.msgs, m)
+	s.msgs = append(s.msgs, stored{m, parts})
 	close(s.changed)
 	s.changed = make(chan struct{})
 }

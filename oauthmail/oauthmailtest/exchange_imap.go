@@ -1,10 +1,10 @@
 package oauthmailtest
 
 import (
-	"bytes"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strings"
@@ -103,7 +103,7 @@ func (s *imapServer) watch() {
 // attachment would cost it a 67 MB copy grown by doubling).
 func (s *imapServer) deliver() {
 	s.smtp.mu.Lock()
-	msgs := append([]Message(nil), s.smtp.msgs...)
+	msgs := append([]stored(nil), s.smtp.msgs...)
 	s.smtp.mu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -117,8 +117,9 @@ func (s *imapServer) deliver() {
 	s.delivered = len(msgs)
 }
 
-func (s *imapServer) appendLocked(u *imapmemserver.User, rcpt string, m Message) {
-	if _, err := u.Append("INBOX", literal{bytes.NewReader(m.Data)}, &imap.AppendOptions{Time: m.Received}); err != nil {
+func (s *imapServer) appendLocked(u *imapmemserver.User, rcpt string, m stored) {
+	r, n := m.content()
+	if _, err := u.Append("INBOX", literal{r, n}, &imap.AppendOptions{Time: m.Received}); err != nil {
 		s.log.Debug("imap delivery failed", "account", rcpt, "error", err)
 	}
 }
@@ -146,7 +147,7 @@ func (s *imapServer) userLocked(upn string) *imapmemserver.User {
 	_ = u.Create("INBOX", nil)
 	s.users[key] = u
 	s.smtp.mu.Lock()
-	msgs := append([]Message(nil), s.smtp.msgs[:min(s.delivered, len(s.smtp.msgs))]...)
+	msgs := append([]stored(nil), s.smtp.msgs[:min(s.delivered, len(s.smtp.msgs))]...)
 	s.smtp.mu.Unlock()
 	for _, m := range msgs {
 		for _, rcpt := range m.To {
@@ -158,9 +159,12 @@ func (s *imapServer) userLocked(upn string) *imapmemserver.User {
 	return u
 }
 
-type literal struct{ *bytes.Reader }
+type literal struct {
+	io.Reader
+	size int64
+}
 
-func (l literal) Size() int64 { return l.Reader.Size() }
+func (l literal) Size() int64 { return l.size }
 
 var errAuthFailed = &imap.Error{Type: imap.StatusResponseTypeNo, Text: "AUTHENTICATE failed."}
 

@@ -494,7 +494,7 @@ func (ss *exoSession) Data(r io.Reader) error {
 		ClientID: auth.clientID, AppOnly: auth.appOnly, MessageID: id,
 		Received: clock.Now(), Header: hdr, Data: data, NotDelivered: lim.notDelivered,
 		Transport: "smtp",
-	})
+	}, nil)
 	ss.logDebug("smtp", "smtp.stage", "data", "account", auth.upn, "message_id", id)
 	// A *SMTPError with code 250 is how go-smtp lets Data choose the success text.
 	return smtpErr(250, smtp.EnhancedCode{2, 0, 0}, "OK "+id+" [Hostname="+exoMailboxFQDN+"]")
