@@ -19,6 +19,11 @@ const (
 // https://learn.microsoft.com/en-us/entra/identity-platform/scopes-oidc).
 var oidcScopes = []string{"offline_access", "openid", "profile", "email"}
 
+// GraphMailSend is Microsoft Graph's delegated permission to send mail as
+// the signed-in user (https://learn.microsoft.com/graph/permissions-reference#mailsend),
+// the scope of [Provider.GraphScopes] in the global cloud.
+const GraphMailSend = "https://graph.microsoft.com/Mail.Send"
+
 // microsoft builds a Microsoft preset with the v2.0 endpoint paths
 // /{tenant}/oauth2/v2.0/{devicecode,authorize,token}
 // (https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-device-code).
@@ -30,6 +35,12 @@ func microsoft(id, name, login, tenant, resource, appResource string, smtp MailE
 		Scopes:    append([]string{resource + "/SMTP.Send"}, oidcScopes...),
 		AppScopes: []string{appResource + "/.default"},
 		SMTP:      smtp,
+	}
+	if login == globalLogin {
+		// Microsoft Graph's global endpoint; the national clouds have
+		// their own Graph hosts (https://learn.microsoft.com/graph/deployments),
+		// not known to carry the same scope names, so they get none.
+		p.GraphScopes = []string{GraphMailSend}
 	}
 	return p.WithLoginURL(login)
 }

@@ -39,6 +39,7 @@ type entraServer struct {
 	refresh   map[string]*refreshGrant // by refresh token
 	flows     map[string]*pageFlow     // sign-in pages in progress, by flow id
 	consents  map[string][]string      // clientID|oid -> scope names the user consented to
+	revoked   map[string]bool          // clientID|tid|family: tenant-wide consent withdrawn for one resource
 	requests  []Request
 	faults    []*HTTPFault
 	slowDown  bool                 // answer slow_down to polls faster than the interval
@@ -60,7 +61,7 @@ func startEntra(c *core, o *Options) *entraServer {
 		c: c, o: o, ln: ln, mux: http.NewServeMux(),
 		devices: map[string]*deviceGrant{}, userCodes: map[string]*deviceGrant{},
 		codes: map[string]*authCode{}, refresh: map[string]*refreshGrant{},
-		flows: map[string]*pageFlow{}, consents: map[string][]string{}, jtis: map[string]time.Time{},
+		flows: map[string]*pageFlow{}, consents: map[string][]string{}, revoked: map[string]bool{}, jtis: map[string]time.Time{},
 		slowDown: o.SlowDownFastPolls,
 	}
 	scheme := "https"
