@@ -248,11 +248,11 @@ func (s *entraServer) logRequest(ctx context.Context, at time.Time, r *http.Requ
 	if clientID == "" && r.Form != nil {
 		clientID = r.Form.Get("client_id")
 	}
-	gt := ""
+	gt, scope := "", ""
 	if r.Form != nil {
-		gt = r.Form.Get("grant_type")
+		gt, scope = r.Form.Get("grant_type"), r.Form.Get("scope")
 	}
-	req := Request{Time: at, Method: r.Method, Path: r.URL.Path, GrantType: gt,
+	req := Request{Time: at, Method: r.Method, Path: r.URL.Path, GrantType: gt, Scope: scope,
 		ClientID: clientID, Status: rec.status, Error: rec.err, AADSTS: rec.aadsts}
 	s.c.mu.Lock()
 	s.requests = append(s.requests, req)
