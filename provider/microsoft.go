@@ -154,8 +154,10 @@ func (p Provider) WithLoginURL(base string) Provider {
 // (https://learn.microsoft.com/en-us/entra/identity-platform/v2-admin-consent):
 // an administrator who opens it consents to the app's configured permissions
 // for the whole tenant, which a vendor-owned multi-tenant app needs before its
-// users can sign in. redirectURI must be registered on the app; state may be
-// empty. Microsoft presets only.
+// users can sign in. It names no scope, so it covers whatever the app
+// registration lists under API permissions: Microsoft Graph's Mail.Send
+// (GraphScopes) too, once it is added there. redirectURI must be registered
+// on the app; state may be empty. Microsoft presets only.
 func (p Provider) AdminConsentURL(clientID, redirectURI, state string) (string, error) {
 	if err := p.consentChecks(clientID, redirectURI); err != nil {
 		return "", err
@@ -171,7 +173,10 @@ func (p Provider) AdminConsentURL(clientID, redirectURI, state string) (string, 
 // /{tenant}/v2.0/adminconsent?client_id=&scope=&redirect_uri=&state=
 // (https://learn.microsoft.com/en-us/entra/identity-platform/v2-admin-consent),
 // which asks consent for the given scopes (nil means the provider's delegated
-// scopes). Microsoft documents that "common" must not be used here; use a
+// scopes). Its scope parameter is not documented to take scopes of more than
+// one resource (the page's example names Microsoft Graph's alone), so nil
+// does not add GraphScopes; ask for them in a URL of their own, or use
+// AdminConsentURL. Microsoft documents that "common" must not be used here; use a
 // tenant or "organizations".
 func (p Provider) AdminConsentURLV2(clientID, redirectURI, state string, scopes []string) (string, error) {
 	if err := p.consentChecks(clientID, redirectURI); err != nil {
