@@ -72,11 +72,12 @@ func ExchangeOnline(tenant string) (Provider, error) {
 // tenant "consumers", which send through smtp-mail.outlook.com:587 with
 // STARTTLS ("POP, IMAP, and SMTP settings for Outlook.com",
 // https://support.microsoft.com/office/pop-imap-and-smtp-settings-8361e398-8af4-4e97-b147-6c6c4ac95353).
-// Personal accounts have no app-only access.
+// Personal accounts have no app-only access, and no GraphScopes: Outlook.com
+// has no SMTP AUTH switch that would move mail to Graph.
 func OutlookCom() Provider {
 	p := microsoft(IDOutlook, "Outlook.com", globalLogin, "consumers",
 		"https://outlook.office.com", "https://outlook.office365.com", smtpAt("smtp-mail.outlook.com", 587))
-	p.AppScopes = nil
+	p.AppScopes, p.GraphScopes = nil, nil
 	return p
 }
 
