@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -131,6 +132,32 @@ type AuthCode struct {
 	// NoPreflight turns off the check of the authorization URL before the
 	// browser opens (see [AuthCode.Start]).
 	NoPreflight bool
+	// ExtraConsentScopes are scopes of other resources to ask consent for
+	// in the same browser visit: the authorization request carries them
+	// besides the Config's scopes, while the code is redeemed for the
+	// Config's scopes only. Microsoft's /authorize accepts scopes of several
+	// resources for consent, but its token endpoint issues a token for one
+	// resource and refuses a request spanning two with AADSTS28000
+	// (AzureAD/microsoft-authentication-library-for-js#1487,
+	// Earlybyte/aad_oauth#328); MSAL.NET calls these extraScopesToConsent
+	// (AzureAD/microsoft-authentication-library-for-dotnet#528), MSAL
+	// Python additional scopes
+	// (AzureAD/microsoft-authentication-library-for-python#212). Once
+	// consented, a refresh token grant gets a token for them.
+	ExtraConsentScopes []string
+}
+
+// consentScopes returns scopes followed by those of ExtraConsentScopes not
+// already among them: the scope of the authorization request.
+func (a *AuthCode) consentScopes(scopes []string) []string {
+	out := append([]string(nil), scopes...)
+	for _, x := range a.ExtraConsentScopes {
+		x = strings.TrimSpace(x)
+		if x != "" && !slices.ContainsFunc(out, func(s string) bool { return strings.EqualFold(s, x) }) {
+			out = append(out, x)
+		}
+	}
+	return out
 }
 
 // Format prints the AuthCode with the client secret redacted, for every verb.
@@ -278,7 +305,7 @@ func (a *AuthCode) Start(ctx context.Context) (*AuthRequest, error) {
 	if r.timeout <= 0 {
 		r.timeout = DefaultAuthCodeTimeout
 	}
-	r.URL = a.authorizationURL(c, r.RedirectURI, string(r.state), string(r.verifier), scopes, a.ResponseMode)
+	r.URL = a.authorizationURL(c, r.RedirectURI, string(r.state), string(r.verifier), a.consentScopes(scopes), a.ResponseMode)
 
 	r.srv = &http.Server{
 		Handler:           http.HandlerFunc(r.serve(path)),

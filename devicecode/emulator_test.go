@@ -288,8 +288,6 @@ func TestStartOutcomes(t *testing.T) {
 	}{
 		{"app_not_found", oauthmailtest.ContosoTenantID, "0b0b0b0b-1111-4222-8333-444444444444", nil, devicecode.ReasonAppNotFound},
 		{"tenant_not_found", "0c0c0c0c-1111-4222-8333-444444444444", oauthmailtest.DeviceAppClientID, nil, devicecode.ReasonTenantNotFound},
-		{"invalid_scope", oauthmailtest.ContosoTenantID, oauthmailtest.DeviceAppClientID,
-			[]string{"https://outlook.office.com/SMTP.Send", "https://graph.microsoft.com/Mail.Send", "openid"}, devicecode.ReasonInvalidScope},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			v := newEnv(t, tc.tenant, tc.client)
@@ -301,6 +299,28 @@ func TestStartOutcomes(t *testing.T) {
 			v.checkNoLeak(t, err)
 		})
 	}
+}
+
+// TestTwoResourcesFailAtTheGrant: Entra accepts scopes of two resources at
+// /devicecode and lets the user consent, but the device_code grant fails
+// with AADSTS28000 (MicrosoftDocs/azure-docs#42565).
+func TestTwoResourcesFailAtTheGrant(t *testing.T) {
+	v := newContoso(t)
+	v.cfg.Scopes = []string{"https://outlook.office.com/SMTP.Send", "https://graph.microsoft.com/Mail.Send", "openid"}
+	ctx := context.Background()
+	p, err := v.cfg.Start(ctx)
+	if err != nil {
+		t.Fatalf("Start = %v", err)
+	}
+	if err := v.e.Approve(p.UserCode, "bob@contoso.com"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = v.cfg.Wait(ctx, p)
+	var de *devicecode.Error
+	if !errors.Is(err, devicecode.ReasonInvalidScope) || !errors.As(err, &de) || de.AADSTS != 28000 {
+		t.Fatalf("Wait = %v, want invalid_scope AADSTS28000", err)
+	}
+	v.checkNoLeak(t, err)
 }
 
 func TestLocaleMessage(t *testing.T) {

@@ -42,7 +42,8 @@ type PasteRequest struct {
 	State string
 	// Verifier is the PKCE code verifier (RFC 7636 §4.1). Secret.
 	Verifier string
-	// Scopes are the scopes the URL asks for; the code is redeemed for them.
+	// Scopes are the scopes the code is redeemed for: those the URL asks
+	// for, without AuthCode.ExtraConsentScopes.
 	Scopes []string
 	// Issued is when the request was made; Expires when the device stops
 	// accepting an answer to it (Issued + AuthCode.Timeout, or
@@ -76,8 +77,8 @@ func (p PasteRequest) MarshalJSON() ([]byte, error) {
 // on the device's web page), then pass what the user pastes to FinishPaste,
 // in this process or, from a saved PasteRequest, after a restart.
 //
-// Only AuthURL, TokenURL, RedirectURI, LoginHint, Prompt, Params and Timeout
-// of the AuthCode's own fields apply.
+// Only AuthURL, TokenURL, RedirectURI, LoginHint, Prompt, Params, Timeout
+// and ExtraConsentScopes of the AuthCode's own fields apply.
 func (a *AuthCode) StartPaste(ctx context.Context) (*PasteRequest, error) {
 	_ = ctx // kept for symmetry with Start and for future preflight
 	c := a.effective()
@@ -111,7 +112,7 @@ func (a *AuthCode) StartPaste(ctx context.Context) (*PasteRequest, error) {
 		Issued:      now,
 		Expires:     now.Add(timeout),
 	}
-	p.URL = a.authorizationURL(c, redirect, p.State, p.Verifier, scopes, "")
+	p.URL = a.authorizationURL(c, redirect, p.State, p.Verifier, a.consentScopes(scopes), "")
 	return p, nil
 }
 

@@ -33,7 +33,7 @@ func (m *Mailer) SignInApp(ctx context.Context, mailbox string) error {
 	if m.cfg.ClientCertificate != nil {
 		auth = tokenstore.ClientPrivateKeyJWT
 	}
-	return m.saveSignIn(ctx, id, tok, m.cfg.Authority.TokenURL, m.appScopes(), auth)
+	return m.saveSignIn(ctx, id, tok, m.cfg.Authority.TokenURL, m.appScopes(), auth, tokenstore.GraphState{})
 }
 
 func (m *Mailer) appScopes() []string {

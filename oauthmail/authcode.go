@@ -85,8 +85,24 @@ func (m *Mailer) SignInBrowser(ctx context.Context, ac *devicecode.AuthCode) (*d
 		params = merged
 	}
 	a.Params = params
+	plain := a
+	extra := m.withGraphConsent(&a)
 	ac = &a
 	tok, err := ac.SignIn(ctx)
+	graph := m.consentGiven(extra)
+	if err != nil && len(extra) > 0 && ErrorCode(err) == ConsentRequired {
+		// The Graph permission may be what lacks consent (users may not
+		// consent and no administrator granted it): sign in once more
+		// for SMTP alone, which the browser's session makes quick, and
+		// say what is missing (consent.go).
+		if lg := m.cfg.Logger; lg != nil {
+			lg.WarnContext(ctx, "consent is missing; signing in again without Microsoft Graph Mail.Send", "account", m.key, "error", err.Error())
+		}
+		ac = &plain
+		if tok, err = ac.SignIn(ctx); err == nil {
+			graph = m.consentMissing(ctx)
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("oauthmail: sign-in: %w", err)
 	}
@@ -105,7 +121,7 @@ func (m *Mailer) SignInBrowser(ctx context.Context, ac *devicecode.AuthCode) (*d
 	if ac.ClientAuth == devicecode.ClientSecretBasic {
 		auth = tokenstore.ClientSecretBasic
 	}
-	if err := m.saveSignIn(ctx, id, tok, tokenURL, m.cfg.Scopes, auth); err != nil {
+	if err := m.saveSignIn(ctx, id, tok, tokenURL, m.cfg.Scopes, auth, graph); err != nil {
 		return nil, err
 	}
 	return id, nil
@@ -113,7 +129,9 @@ func (m *Mailer) SignInBrowser(ctx context.Context, ac *devicecode.AuthCode) (*d
 
 // saveSignIn stores a new sign-in of the Mailer's account.
 // clientAuth is how the client authenticates (a tokenstore.Client* constant).
-func (m *Mailer) saveSignIn(ctx context.Context, id *devicecode.Identity, tok *oauth2.Token, tokenURL string, scopes []string, clientAuth string) error {
+// graph is what is known of the app's consent to send through Microsoft
+// Graph (see consent.go).
+func (m *Mailer) saveSignIn(ctx context.Context, id *devicecode.Identity, tok *oauth2.Token, tokenURL string, scopes []string, clientAuth string, graph tokenstore.GraphState) error {
 	rec := &tokenstore.Record{
 		Account: tokenstore.Account{UPN: id.UPN, Email: id.Email, Name: id.Name,
 			TenantID: id.TenantID, ObjectID: id.ObjectID},
@@ -124,6 +142,7 @@ func (m *Mailer) saveSignIn(ctx context.Context, id *devicecode.Identity, tok *o
 		TokenType:    tok.TokenType,
 		Expiry:       tok.Expiry,
 		Obtained:     m.cfg.Clock.Now(),
+		Graph:        graph,
 	}
 	m.describe(rec, clientAuth)
 	if err := m.cfg.Store.Save(ctx, m.key, rec); err != nil {

@@ -431,6 +431,14 @@ type Status struct {
 	Transport string `json:"transport,omitempty"`
 	// GraphSince is when the sign-in moved to Microsoft Graph; zero if it has not.
 	GraphSince time.Time `json:"graph_since,omitzero"`
+	// GraphConsent is what was found at sign-in (or at the move to Graph)
+	// about the app's consent to send through Microsoft Graph: "granted",
+	// "missing" or "" (not checked, or not applicable).
+	GraphConsent string `json:"graph_consent,omitempty"`
+	// GraphConsentWarning is [GraphConsentWarning] when GraphConsent is
+	// "missing" and the sign-in still sends by SMTP: which permission to
+	// add and where, before SMTP AUTH is switched off.
+	GraphConsentWarning string `json:"graph_consent_warning,omitempty"`
 	// ClientSecret is the state of Config.ClientSecretExpires; nil when no
 	// expiry date was configured.
 	ClientSecret *devicecode.SecretExpiry `json:"client_secret,omitempty"`
@@ -476,6 +484,7 @@ func (m *Mailer) Status(ctx context.Context) (*Status, error) {
 	st.SignedIn = true
 	st.AppOnly = appOnly(rec)
 	m.transportStatus(st, rec) // transport.go
+	consentStatus(st, rec)     // consent.go
 	st.UPN, st.Email, st.Name, st.TenantID = rec.Account.UPN, rec.Account.Email, rec.Account.Name, rec.Account.TenantID
 	if st.Sender == "" {
 		st.Sender = rec.Account.UPN

@@ -26,9 +26,18 @@ import (
 // long the answer is accepted, default [devicecode.DefaultPasteTimeout]);
 // its Config, AuthURL and TokenURL must be zero.
 func (m *Mailer) StartPasteSignIn(ctx context.Context, ac *devicecode.AuthCode) (string, error) {
+	return m.startPaste(ctx, ac, true)
+}
+
+// startPaste is StartPasteSignIn; graph says whether to ask consent for the
+// Graph permission too (consent.go).
+func (m *Mailer) startPaste(ctx context.Context, ac *devicecode.AuthCode, graph bool) (string, error) {
 	a, err := m.pasteAuthCode(ac)
 	if err != nil {
 		return "", err
+	}
+	if graph {
+		m.withGraphConsent(a)
 	}
 	pr, err := a.StartPaste(ctx)
 	if err != nil {
@@ -62,7 +71,25 @@ func (m *Mailer) FinishPasteSignIn(ctx context.Context, pasted string) (*devicec
 	}
 	pr := &devicecode.PasteRequest{URL: pd.AuthURL, RedirectURI: pd.RedirectURI, State: pd.State,
 		Verifier: pd.Verifier, Scopes: pd.Scopes, Issued: pd.Issued, Expires: pd.Expires}
+	extra := m.graphConsentScopes()
+	graph := m.consentGiven(extra)
+	if !asksGraph(pd.AuthURL, extra) {
+		// Prepared without Graph after consent was found missing (below),
+		// or started with the smtp transport.
+		graph, extra = tokenstore.GraphState{}, nil
+		if len(m.graphConsentScopes()) > 0 {
+			graph = m.consentMissing(ctx)
+		}
+	}
 	tok, err := a.FinishPaste(ctx, pr, pasted)
+	if err != nil && len(extra) > 0 && ErrorCode(err) == ConsentRequired {
+		// The Graph permission may be what lacks consent: prepare the
+		// same sign-in for SMTP alone and say so; Status.Pending.URL
+		// holds the new address.
+		if _, perr := m.startPaste(ctx, &devicecode.AuthCode{RedirectURI: pd.RedirectURI}, false); perr == nil {
+			return nil, fmt.Errorf("oauthmail: sign-in: %w", &consentError{err})
+		}
+	}
 	if err != nil {
 		if c := ErrorCode(err); c != PasteRejected && !c.Retryable() {
 			m.clearPending(ctx, func(p *tokenstore.Pending) bool { return p.State == pd.State })
@@ -76,7 +103,7 @@ func (m *Mailer) FinishPasteSignIn(ctx context.Context, pasted string) (*devicec
 	if id.UPN == "" {
 		id.UPN = id.Email
 	}
-	if err := m.saveSignIn(ctx, id, tok, m.cfg.Authority.TokenURL, pd.Scopes, ""); err != nil {
+	if err := m.saveSignIn(ctx, id, tok, m.cfg.Authority.TokenURL, pd.Scopes, "", graph); err != nil {
 		return nil, err
 	}
 	return id, nil

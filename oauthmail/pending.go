@@ -150,7 +150,11 @@ func (m *Mailer) signInDevice(ctx context.Context, show func(*devicecode.Prompt)
 	if id.UPN == "" { // an ID token with email but without profile claims
 		id.UPN = id.Email
 	}
-	if err := m.saveSignIn(ctx, id, tok, m.cfg.Authority.TokenURL, m.cfg.Scopes, ""); err != nil {
+	// One prompt asks for one resource; whether the app may also send
+	// through Graph is found with the new refresh token (consent.go).
+	graph, rt := m.probeGraph(ctx, tok.RefreshToken)
+	tok.RefreshToken = rt
+	if err := m.saveSignIn(ctx, id, tok, m.cfg.Authority.TokenURL, m.cfg.Scopes, "", graph); err != nil {
 		return nil, err
 	}
 	return id, nil

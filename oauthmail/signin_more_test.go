@@ -120,8 +120,24 @@ func TestCertificateSignInRefreshAppOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.m.FinishPasteSignIn(ctx, final); err != nil {
+	_, err = r.m.FinishPasteSignIn(ctx, final)
+	if oauthmail.ErrorCode(err) == oauthmail.ConsentRequired {
+		// The app has no consent for Graph Mail.Send and its users may not
+		// consent: the facade prepared an address asking for SMTP.Send alone.
+		st, serr := r.m.Status(ctx)
+		if serr != nil || st.Pending == nil || strings.Contains(st.Pending.URL, "graph.microsoft.com") {
+			t.Fatalf("after consent_required: Status = %+v, %v; want a pending address without Graph", st, serr)
+		}
+		if final, err = r.e.SignInAt(st.Pending.URL, "alice@contoso.com"); err != nil {
+			t.Fatal(err)
+		}
+		_, err = r.m.FinishPasteSignIn(ctx, final)
+	}
+	if err != nil {
 		t.Fatalf("FinishPasteSignIn with a certificate = %v", err)
+	}
+	if st, _ := r.m.Status(ctx); st.GraphConsent != "missing" || st.GraphConsentWarning == "" {
+		t.Errorf("Status.GraphConsent = %q, warning %q; want missing, with the warning", st.GraphConsent, st.GraphConsentWarning)
 	}
 	before := refreshCount(r.e)
 	if err := r.m.KeepAlive(ctx, 0); err != nil {

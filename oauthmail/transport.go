@@ -129,7 +129,7 @@ func (m *Mailer) moveTransport(ctx context.Context, toGraph bool) (*tokenstore.R
 	}
 	next := rec.Clone()
 	if !toGraph {
-		next.Graph = tokenstore.GraphState{}
+		next.Graph = tokenstore.GraphState{Consent: rec.Graph.Consent, Checked: rec.Graph.Checked}
 		tok, err := m.redeem(ctx, rec, rec.Scopes)
 		if err != nil {
 			return nil, err
@@ -155,7 +155,8 @@ func (m *Mailer) moveTransport(ctx context.Context, toGraph bool) (*tokenstore.R
 				return nil, err
 			}
 			next.SetToken(tok)
-			next.Graph = tokenstore.GraphState{Since: m.cfg.Clock.Now(), Scopes: scopes}
+			next.Graph = tokenstore.GraphState{Since: m.cfg.Clock.Now(), Scopes: scopes,
+				Consent: tokenstore.GraphConsentGranted, Checked: m.cfg.Clock.Now()}
 			last = nil
 			break
 		}

@@ -19,6 +19,11 @@ const (
 // https://learn.microsoft.com/en-us/entra/identity-platform/scopes-oidc).
 var oidcScopes = []string{"offline_access", "openid", "profile", "email"}
 
+// GraphMailSend is Microsoft Graph's delegated permission to send mail as
+// the signed-in user (https://learn.microsoft.com/graph/permissions-reference#mailsend),
+// the scope of [Provider.GraphScopes] in the global cloud.
+const GraphMailSend = "https://graph.microsoft.com/Mail.Send"
+
 // microsoft builds a Microsoft preset with the v2.0 endpoint paths
 // /{tenant}/oauth2/v2.0/{devicecode,authorize,token}
 // (https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-device-code).
@@ -30,6 +35,12 @@ func microsoft(id, name, login, tenant, resource, appResource string, smtp MailE
 		Scopes:    append([]string{resource + "/SMTP.Send"}, oidcScopes...),
 		AppScopes: []string{appResource + "/.default"},
 		SMTP:      smtp,
+	}
+	if login == globalLogin {
+		// Microsoft Graph's global endpoint; the national clouds have
+		// their own Graph hosts (https://learn.microsoft.com/graph/deployments),
+		// not known to carry the same scope names, so they get none.
+		p.GraphScopes = []string{GraphMailSend}
 	}
 	return p.WithLoginURL(login)
 }
@@ -61,11 +72,12 @@ func ExchangeOnline(tenant string) (Provider, error) {
 // tenant "consumers", which send through smtp-mail.outlook.com:587 with
 // STARTTLS ("POP, IMAP, and SMTP settings for Outlook.com",
 // https://support.microsoft.com/office/pop-imap-and-smtp-settings-8361e398-8af4-4e97-b147-6c6c4ac95353).
-// Personal accounts have no app-only access.
+// Personal accounts have no app-only access, and no GraphScopes: Outlook.com
+// has no SMTP AUTH switch that would move mail to Graph.
 func OutlookCom() Provider {
 	p := microsoft(IDOutlook, "Outlook.com", globalLogin, "consumers",
 		"https://outlook.office.com", "https://outlook.office365.com", smtpAt("smtp-mail.outlook.com", 587))
-	p.AppScopes = nil
+	p.AppScopes, p.GraphScopes = nil, nil
 	return p
 }
 
@@ -143,8 +155,10 @@ func (p Provider) WithLoginURL(base string) Provider {
 // (https://learn.microsoft.com/en-us/entra/identity-platform/v2-admin-consent):
 // an administrator who opens it consents to the app's configured permissions
 // for the whole tenant, which a vendor-owned multi-tenant app needs before its
-// users can sign in. redirectURI must be registered on the app; state may be
-// empty. Microsoft presets only.
+// users can sign in. It names no scope, so it covers whatever the app
+// registration lists under API permissions: Microsoft Graph's Mail.Send
+// (GraphScopes) too, once it is added there. redirectURI must be registered
+// on the app; state may be empty. Microsoft presets only.
 func (p Provider) AdminConsentURL(clientID, redirectURI, state string) (string, error) {
 	if err := p.consentChecks(clientID, redirectURI); err != nil {
 		return "", err
@@ -160,7 +174,10 @@ func (p Provider) AdminConsentURL(clientID, redirectURI, state string) (string, 
 // /{tenant}/v2.0/adminconsent?client_id=&scope=&redirect_uri=&state=
 // (https://learn.microsoft.com/en-us/entra/identity-platform/v2-admin-consent),
 // which asks consent for the given scopes (nil means the provider's delegated
-// scopes). Microsoft documents that "common" must not be used here; use a
+// scopes). Its scope parameter is not documented to take scopes of more than
+// one resource (the page's example names Microsoft Graph's alone), so nil
+// does not add GraphScopes; ask for them in a URL of their own, or use
+// AdminConsentURL. Microsoft documents that "common" must not be used here; use a
 // tenant or "organizations".
 func (p Provider) AdminConsentURLV2(clientID, redirectURI, state string, scopes []string) (string, error) {
 	if err := p.consentChecks(clientID, redirectURI); err != nil {

@@ -64,6 +64,15 @@ type Provider struct {
 	// AppScopes are the default scopes of an app-only (client credentials)
 	// token; empty where the provider has none.
 	AppScopes []string
+	// GraphScopes are the delegated Microsoft Graph permissions that send
+	// mail through Graph's sendMail (Mail.Send,
+	// https://learn.microsoft.com/graph/api/user-sendmail), for a sign-in
+	// that may move its mail from SMTP to Graph: an authorization request
+	// asks consent for them besides Scopes, while its code is redeemed for
+	// Scopes alone, because one access token covers one resource
+	// (AADSTS28000, AzureAD/microsoft-authentication-library-for-js#1487).
+	// Empty where the provider has no Graph.
+	GraphScopes []string
 	// AuthParams are extra parameters of the authorization request that the
 	// provider needs, e.g. Google's access_type=offline.
 	AuthParams map[string]string
@@ -173,6 +182,7 @@ func (e *ConfigError) Error() string {
 func (p Provider) Clone() Provider {
 	p.Scopes = slices.Clone(p.Scopes)
 	p.AppScopes = slices.Clone(p.AppScopes)
+	p.GraphScopes = slices.Clone(p.GraphScopes)
 	if p.AuthParams != nil {
 		m := make(map[string]string, len(p.AuthParams))
 		for k, v := range p.AuthParams {

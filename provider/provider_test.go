@@ -28,6 +28,7 @@ func TestPresets(t *testing.T) {
 		TokenURL:      "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token",
 		Scopes:        []string{"https://outlook.office.com/SMTP.Send", "offline_access", "openid", "profile", "email"},
 		AppScopes:     []string{"https://outlook.office365.com/.default"},
+		GraphScopes:   []string{"https://graph.microsoft.com/Mail.Send"},
 		SMTP:          provider.MailEndpoint{Transport: "smtp", Host: "smtp.office365.com", Port: 587, TLS: provider.StartTLS},
 	}
 	if diff := cmp.Diff(want, a); diff != "" {

@@ -15,7 +15,9 @@ import (
 // sign-in started and not finished (the device code, or the paste-back
 // request's state and PKCE verifier, which are secrets like the tokens), and
 // "graph", when the sign-in moved its mail to Microsoft Graph ("since") and
-// the scopes its Graph tokens are redeemed with ("scopes"). A record with
+// the scopes its Graph tokens are redeemed with ("scopes"), and what was
+// found about the app's consent to send through Graph ("consent": "granted"
+// or "missing", and when: "checked"). A record with
 // neither is still written as version 2, so that an earlier build can read
 // it; a record with either is version 3, which an earlier build refuses
 // rather than silently dropping them on its next Save.
@@ -77,8 +79,10 @@ type mailV2 struct {
 }
 
 type graphV3 struct {
-	Since  time.Time `json:"since,omitzero"`
-	Scopes []string  `json:"scopes,omitempty"`
+	Since   time.Time `json:"since,omitzero"`
+	Scopes  []string  `json:"scopes,omitempty"`
+	Consent string    `json:"consent,omitempty"`
+	Checked time.Time `json:"checked,omitzero"`
 }
 
 type tokenV2 struct {
@@ -133,10 +137,15 @@ type recordV0 struct {
 }
 
 func graphJSON(g GraphState) *graphV3 {
-	if g.Since.IsZero() && len(g.Scopes) == 0 {
+	if graphUnset(g) {
 		return nil
 	}
-	return &graphV3{Since: g.Since, Scopes: g.Scopes}
+	return &graphV3{Since: g.Since, Scopes: g.Scopes, Consent: g.Consent, Checked: g.Checked}
+}
+
+// graphUnset reports whether g holds nothing to store.
+func graphUnset(g GraphState) bool {
+	return g.Since.IsZero() && len(g.Scopes) == 0 && g.Consent == "" && g.Checked.IsZero()
 }
 
 func toAccount(a accountJSON) Account {
@@ -148,7 +157,7 @@ func toAccount(a accountJSON) Account {
 // result: keep it where the store keeps secrets.
 func MarshalRecord(key string, r *Record) ([]byte, error) {
 	version := 2
-	if r.Pending != nil || !r.Graph.Since.IsZero() || len(r.Graph.Scopes) > 0 {
+	if r.Pending != nil || !graphUnset(r.Graph) {
 		version = 3
 	}
 	f := recordV2{
@@ -237,7 +246,7 @@ func decodeV2(key string, data []byte) (*Record, error) {
 	}
 	var graph GraphState
 	if f.Graph != nil && f.Version >= 3 {
-		graph = GraphState{Since: f.Graph.Since, Scopes: f.Graph.Scopes}
+		graph = GraphState{Since: f.Graph.Since, Scopes: f.Graph.Scopes, Consent: f.Graph.Consent, Checked: f.Graph.Checked}
 	}
 	return &Record{
 		Graph:      graph,

@@ -80,3 +80,31 @@ func TestFormatVersion3(t *testing.T) {
 		}
 	}
 }
+
+// A record whose only Graph state is the consent found at sign-in is
+// version 3 and keeps it; a version 3 file written before the consent
+// fields existed loads with Consent unset.
+func TestFormatGraphConsent(t *testing.T) {
+	want := fixtureV2AuthCode()
+	want.Graph = tokenstore.GraphState{Consent: tokenstore.GraphConsentMissing,
+		Checked: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)}
+	b, err := tokenstore.MarshalRecord("printer", want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(b, []byte(`{"version":3,`)) || !bytes.Contains(b, []byte(`"consent":"missing"`)) {
+		t.Fatalf("a record with the Graph consent is written as %s", b)
+	}
+	got, err := tokenstore.UnmarshalRecord("printer", b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := tokenstoretest.Equal(want, got); d != "" {
+		t.Fatalf("round trip: %s", d)
+	}
+	old := bytes.Replace(b, []byte(`"consent":"missing","checked":"2026-12-01T09:00:00Z"`), []byte(`"since":"2026-12-01T09:00:00Z"`), 1)
+	got, err = tokenstore.UnmarshalRecord("printer", old)
+	if err != nil || got.Graph.Consent != "" || got.Graph.Since.IsZero() {
+		t.Fatalf("older version 3 graph part: %+v, %v", got.Graph, err)
+	}
+}

@@ -80,11 +80,24 @@ const (
 	ClientPrivateKeyJWT = "private_key_jwt"
 )
 
-// GraphState records a sign-in's move to Microsoft Graph for sending mail.
+// GraphState records a sign-in's move to Microsoft Graph for sending mail,
+// and whether the app holds consent to send through Graph.
 type GraphState struct {
 	Since  time.Time // when the sign-in moved to Graph; zero means it sends by SMTP
 	Scopes []string  // the scopes Graph tokens are redeemed with
+	// Consent is what was found about the consent to Microsoft Graph's
+	// Mail.Send for this sign-in: GraphConsentGranted, GraphConsentMissing,
+	// or "" (not checked).
+	Consent string
+	// Checked is when Consent was found; zero if never.
+	Checked time.Time
 }
+
+// Values of [GraphState.Consent].
+const (
+	GraphConsentGranted = "granted" // a Graph token was issued, or consent given at sign-in
+	GraphConsentMissing = "missing" // Entra answered consent_required or invalid_scope
+)
 
 // Endpoints are the endpoints of a sign-in besides its token endpoint
 // ([Record.Authority]).

@@ -128,6 +128,7 @@ func (e *env) loginConfidential(ctx context.Context, c *common, cf *confidential
 		return nil
 	}
 	fmt.Fprintf(e.stdout, "signed in as %s (%s); sender set to %s\n", id.UPN, cf.flow, id.UPN)
+	e.graphConsentWarning(s)
 	if s != nil && s.ClientSecret != nil && s.ClientSecret.Message != "" {
 		fmt.Fprintf(e.stderr, "warning: %s\n", s.ClientSecret.Message)
 	}

@@ -417,11 +417,20 @@ func (e *env) login(ctx context.Context, args []string) error {
 		return err
 	}
 	fmt.Fprintln(e.stderr)
+	ss, _ := m.Status(ctx)
 	if e.json {
-		e.printJSON(map[string]any{"signed_in": true, "account": c.account, "upn": id.UPN, "tenant_id": id.TenantID})
+		out := map[string]any{"signed_in": true, "account": c.account, "upn": id.UPN, "tenant_id": id.TenantID}
+		if ss != nil && ss.GraphConsent != "" {
+			out["graph_consent"] = ss.GraphConsent
+			if ss.GraphConsentWarning != "" {
+				out["graph_consent_warning"] = ss.GraphConsentWarning
+			}
+		}
+		e.printJSON(out)
 		return nil
 	}
 	fmt.Fprintf(e.stdout, "signed in as %s (tenant %s); sender set to %s\n", id.UPN, id.TenantID, id.UPN)
+	e.graphConsentWarning(ss)
 	if id.Email != "" && !strings.EqualFold(id.Email, id.UPN) {
 		fmt.Fprintf(e.stdout, "note: the mailbox's address %s differs from the UPN; mail is sent as the UPN %s\n", id.Email, id.UPN)
 	}
@@ -526,6 +535,15 @@ func printStatus(w io.Writer, st *oauthmail.Status) {
 		fmt.Fprintf(w, "transport:    Microsoft Graph%s\n", since)
 	} else if st.Transport != "" {
 		fmt.Fprintf(w, "transport:    SMTP\n")
+	}
+	switch st.GraphConsent {
+	case "granted":
+		fmt.Fprintln(w, "Graph:        the app may send through Microsoft Graph (Mail.Send consented)")
+	case "missing":
+		fmt.Fprintln(w, "Graph:        no consent for Microsoft Graph Mail.Send")
+	}
+	if st.GraphConsentWarning != "" {
+		fmt.Fprintf(w, "WARNING:      %s\n", st.GraphConsentWarning)
 	}
 	fmt.Fprintf(w, "verify cert:  %s\n", yesNo(st.VerifyCertificate))
 	fmt.Fprintf(w, "signed in at: %s\n", when(st.SignedInAt))

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -57,6 +58,16 @@ const adminUsage = `Admin API (on "admin_url", with "Authorization: Bearer <admi
                                {"mailbox": "<UPN>", "setting": "enabled|disabled|"}
                                                            switch SMTP AUTH for a tenant or a mailbox
   POST /conditional-access     {"tenant": "<GUID>", "block_device_code_flow": true}
+  POST /apps/permissions       {"client_id": "<GUID>", "add": ["https://graph.microsoft.com/Mail.Send"]}
+                                                           configure delegated permissions on the app
+                                                           (granted where its admin consent is)
+  POST /consent/revoke         {"client_id": "<GUID>", "upn": "<UPN or empty: everyone>",
+                                "resource": "https://graph.microsoft.com"}
+                                                           withdraw the consent for one resource
+  POST /graph/rest             {"mailbox": "<UPN>", "enabled": false}
+                                                           Graph answers 404 MailboxNotEnabledForRESTAPI
+  POST /graph/throttle         {"mailbox": "<UPN>", "count": 1, "retry_after_seconds": 30}
+                                                           Graph answers 429 with Retry-After for the mailbox
   POST /apps/expire-secrets    {"client_id": "<GUID>"}     expire the app's client secrets now
   POST /slow-down              {"enabled": true}           answer slow_down to fast device polls
   POST /faults/http            {"path": "/token", "count": 1, "status": 503,
@@ -84,6 +95,10 @@ func newAdminAPI(e *oauthmailtest.Emulator) *adminAPI {
 	a.mux.HandleFunc("POST /users/revoke", a.revoke)
 	a.mux.HandleFunc("POST /smtp-auth", a.smtpAuth)
 	a.mux.HandleFunc("POST /conditional-access", a.conditionalAccess)
+	a.mux.HandleFunc("POST /apps/permissions", a.appPermissions)
+	a.mux.HandleFunc("POST /consent/revoke", a.revokeConsent)
+	a.mux.HandleFunc("POST /graph/rest", a.graphREST)
+	a.mux.HandleFunc("POST /graph/throttle", a.graphThrottle)
 	a.mux.HandleFunc("POST /apps/expire-secrets", a.expireSecrets)
 	a.mux.HandleFunc("POST /slow-down", a.slowDown)
 	a.mux.HandleFunc("POST /faults/http", a.httpFault)
@@ -232,6 +247,123 @@ func (a *adminAPI) conditionalAccess(w http.ResponseWriter, r *http.Request) {
 	if a.tenant(w, req.Tenant, func(t *oauthmailtest.Tenant) { t.BlockDeviceCodeFlow = *req.Block }) {
 		a.ok(w)
 	}
+}
+
+// appPermissions adds delegated permissions to an app registration, as
+// API permissions > Add a permission does; they count as admin-consented in
+// the tenants that consented for the app.
+func (a *adminAPI) appPermissions(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		ClientID string   `json:"client_id"`
+		Add      []string `json:"add"`
+	}
+	if !decode(w, r, &req) {
+		return
+	}
+	if len(req.Add) == 0 {
+		adminError(w, http.StatusBadRequest, `want {"client_id": ..., "add": ["https://graph.microsoft.com/Mail.Send", ...]}`)
+		return
+	}
+	found := false
+	a.e.Update(func(d *oauthmailtest.Directory) {
+		for _, app := range d.Apps {
+			if strings.EqualFold(app.ClientID, req.ClientID) {
+				found = true
+				for _, p := range req.Add {
+					if !slices.ContainsFunc(app.Permissions, func(q string) bool { return strings.EqualFold(p, q) }) {
+						app.Permissions = append(app.Permissions, p)
+					}
+				}
+			}
+		}
+	})
+	if !found {
+		adminError(w, http.StatusNotFound, fmt.Sprintf("unknown app %q", req.ClientID))
+		return
+	}
+	a.ok(w)
+}
+
+// revokeConsent withdraws an app's consent for one resource, for one user
+// or (upn "") for everyone (Emulator.RevokeConsent).
+func (a *adminAPI) revokeConsent(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		ClientID string `json:"client_id"`
+		UPN      string `json:"upn"`
+		Resource string `json:"resource"`
+	}
+	if !decode(w, r, &req) {
+		return
+	}
+	if req.Resource == "" {
+		adminError(w, http.StatusBadRequest, `want {"client_id": ..., "upn": ... or "", "resource": "https://graph.microsoft.com"}`)
+		return
+	}
+	if err := a.e.RevokeConsent(req.ClientID, req.UPN, req.Resource); err != nil {
+		adminError(w, http.StatusNotFound, err.Error())
+		return
+	}
+	a.ok(w)
+}
+
+// mailbox runs f on the user whose mailbox is upn, answering 404 if there is none.
+func (a *adminAPI) mailbox(w http.ResponseWriter, upn string, f func(*oauthmailtest.User)) bool {
+	found := false
+	a.e.Update(func(d *oauthmailtest.Directory) {
+		for _, u := range d.Users {
+			if strings.EqualFold(u.UPN, upn) {
+				f(u)
+				found = true
+			}
+		}
+	})
+	if !found {
+		adminError(w, http.StatusNotFound, fmt.Sprintf("unknown mailbox %q", upn))
+	}
+	return found
+}
+
+// graphREST switches Graph's mail API on or off for a mailbox: off, Graph
+// answers 404 MailboxNotEnabledForRESTAPI, as for a mailbox hosted
+// on-premises or unlicensed (https://learn.microsoft.com/graph/api/resources/mail-api-overview).
+func (a *adminAPI) graphREST(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Mailbox string `json:"mailbox"`
+		Enabled *bool  `json:"enabled"`
+	}
+	if !decode(w, r, &req) {
+		return
+	}
+	if req.Enabled == nil {
+		adminError(w, http.StatusBadRequest, `want {"mailbox": ..., "enabled": true|false}`)
+		return
+	}
+	if a.mailbox(w, req.Mailbox, func(u *oauthmailtest.User) { u.GraphRESTDisabled = !*req.Enabled }) {
+		a.ok(w)
+	}
+}
+
+// graphThrottle makes Graph answer the mailbox's next count requests with
+// 429 and Retry-After (https://learn.microsoft.com/graph/throttling-limits#outlook-service-limits).
+func (a *adminAPI) graphThrottle(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Mailbox    string `json:"mailbox"`
+		Count      int    `json:"count"`
+		RetryAfter int    `json:"retry_after_seconds"`
+	}
+	if !decode(w, r, &req) {
+		return
+	}
+	if req.Mailbox == "" || req.Count < 0 || req.RetryAfter < 0 {
+		adminError(w, http.StatusBadRequest, `want {"mailbox": ..., "count": n >= 0, "retry_after_seconds": n >= 0}`)
+		return
+	}
+	if !a.mailbox(w, req.Mailbox, func(*oauthmailtest.User) {}) {
+		return
+	}
+	a.e.InjectGraph(oauthmailtest.GraphFault{Mailbox: req.Mailbox, Status: http.StatusTooManyRequests,
+		Code: "ApplicationThrottled", RetryAfter: time.Duration(req.RetryAfter) * time.Second, Count: req.Count})
+	a.ok(w)
 }
 
 func (a *adminAPI) expireSecrets(w http.ResponseWriter, r *http.Request) {

@@ -176,6 +176,10 @@ func TestEmulatorAdminAPI(t *testing.T) {
 		{"/smtp-auth", `{"mailbox":"alice@contoso.com","setting":"off"}`},
 		{"/faults/smtp", `{"stage":"helo"}`},
 		{"/faults/http", `{"path":"/token","status":200}`},
+		{"/apps/permissions", `{"client_id":"` + oauthmailtest.DeviceAppClientID + `"}`},
+		{"/consent/revoke", `{"client_id":"` + oauthmailtest.DeviceAppClientID + `","upn":""}`},
+		{"/graph/rest", `{"mailbox":"alice@contoso.com"}`},
+		{"/graph/throttle", `{"mailbox":"alice@contoso.com","retry_after_seconds":-1}`},
 	} {
 		if st, m := call("POST", tc.path, info.AdminToken, tc.body); st != 400 || m["error"] == "" {
 			t.Errorf("POST %s %s = %d %v, want 400 with an error", tc.path, tc.body, st, m)
@@ -183,6 +187,16 @@ func TestEmulatorAdminAPI(t *testing.T) {
 	}
 	if st, _ := call("POST", "/users/revoke", info.AdminToken, `{"upn":"nobody@contoso.com"}`); st != 404 {
 		t.Errorf("revoke unknown user = %d, want 404", st)
+	}
+	for _, tc := range []struct{ path, body string }{
+		{"/graph/throttle", `{"mailbox":"nobody@contoso.com","count":1}`},
+		{"/graph/rest", `{"mailbox":"nobody@contoso.com","enabled":false}`},
+		{"/consent/revoke", `{"client_id":"` + oauthmailtest.DeviceAppClientID + `","upn":"nobody@contoso.com","resource":"https://graph.microsoft.com"}`},
+		{"/apps/permissions", `{"client_id":"00000000-0000-0000-0000-000000000000","add":["https://graph.microsoft.com/Mail.Send"]}`},
+	} {
+		if st, _ := call("POST", tc.path, info.AdminToken, tc.body); st != 404 {
+			t.Errorf("POST %s %s = %d, want 404", tc.path, tc.body, st)
+		}
 	}
 	if st, _ := call("POST", "/smtp-auth", info.AdminToken, `{"tenant":"contoso","disabled":true}`); st != 404 {
 		t.Errorf("smtp-auth for a tenant named by domain = %d, want 404 (GUID wanted)", st)

@@ -59,6 +59,14 @@ func locale(lang string) string {
 	return strings.ReplaceAll(lang, "_", "-")
 }
 
+// graphConsentWarning prints, after a sign-in whose app lacks consent to
+// send through Microsoft Graph, which permission to add and where.
+func (e *env) graphConsentWarning(st *oauthmail.Status) {
+	if st != nil && st.GraphConsentWarning != "" {
+		fmt.Fprintf(e.stderr, "WARNING: %s\n", st.GraphConsentWarning)
+	}
+}
+
 // japanese reports whether LANG asks for Japanese messages.
 func (e *env) japanese() bool { return strings.HasPrefix(e.getenv("LANG"), "ja") }
 

@@ -39,6 +39,7 @@ type entraServer struct {
 	refresh   map[string]*refreshGrant // by refresh token
 	flows     map[string]*pageFlow     // sign-in pages in progress, by flow id
 	consents  map[string][]string      // clientID|oid -> scope names the user consented to
+	revoked   map[string]bool          // clientID|tid|family: tenant-wide consent withdrawn for one resource
 	requests  []Request
 	faults    []*HTTPFault
 	slowDown  bool                 // answer slow_down to polls faster than the interval
@@ -60,7 +61,7 @@ func startEntra(c *core, o *Options) *entraServer {
 		c: c, o: o, ln: ln, mux: http.NewServeMux(),
 		devices: map[string]*deviceGrant{}, userCodes: map[string]*deviceGrant{},
 		codes: map[string]*authCode{}, refresh: map[string]*refreshGrant{},
-		flows: map[string]*pageFlow{}, consents: map[string][]string{}, jtis: map[string]time.Time{},
+		flows: map[string]*pageFlow{}, consents: map[string][]string{}, revoked: map[string]bool{}, jtis: map[string]time.Time{},
 		slowDown: o.SlowDownFastPolls,
 	}
 	scheme := "https"
@@ -247,11 +248,11 @@ func (s *entraServer) logRequest(ctx context.Context, at time.Time, r *http.Requ
 	if clientID == "" && r.Form != nil {
 		clientID = r.Form.Get("client_id")
 	}
-	gt := ""
+	gt, scope := "", ""
 	if r.Form != nil {
-		gt = r.Form.Get("grant_type")
+		gt, scope = r.Form.Get("grant_type"), r.Form.Get("scope")
 	}
-	req := Request{Time: at, Method: r.Method, Path: r.URL.Path, GrantType: gt,
+	req := Request{Time: at, Method: r.Method, Path: r.URL.Path, GrantType: gt, Scope: scope,
 		ClientID: clientID, Status: rec.status, Error: rec.err, AADSTS: rec.aadsts}
 	s.c.mu.Lock()
 	s.requests = append(s.requests, req)

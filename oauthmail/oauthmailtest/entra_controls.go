@@ -15,6 +15,7 @@ type Request struct {
 	Method    string
 	Path      string // URL path, without the query
 	GrantType string // form grant_type, if any
+	Scope     string // scope parameter (form or query), if any
 	ClientID  string // form client_id or the HTTP Basic user
 	Status    int    // HTTP status answered; 0 if the connection was reset
 	Error     string // OAuth error value answered, if any ("page_error" for a page showing an error)

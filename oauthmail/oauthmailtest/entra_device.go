@@ -133,9 +133,9 @@ func (s *entraServer) startDevice(r *http.Request, clientID string) (*deviceCode
 	if e != nil {
 		return nil, e
 	}
-	if e := ss.multi(); e != nil {
-		return nil, e
-	}
+	// Scopes of several resources are accepted here, and the user consents
+	// to all of them, but the device_code grant then fails with AADSTS28000
+	// (MicrosoftDocs/azure-docs#42565): see pollDevice.
 	now := s.c.clock.Now()
 	g := &deviceGrant{
 		deviceCode: randomToken("dc", 48), clientID: app.ClientID, ref: ref, scopes: ss,
@@ -240,6 +240,15 @@ func (s *entraServer) pollDevice(r *http.Request, app *App) (*issueReq, *aadErro
 		g.state, g.failed = grantFailed, e
 		return nil, e
 	}
+	if e := g.scopes.multi(); e != nil {
+		// The device_code grant carries no scope parameter: it asks for
+		// what /devicecode asked for, and one token cannot cover two
+		// resources. The consent given on the way stays
+		// (MicrosoftDocs/azure-docs#42565).
+		g.state, g.failed = grantFailed, e
+		delete(s.userCodes, g.userCode)
+		return nil, e
+	}
 	g.state = grantRedeemed
 	delete(s.userCodes, g.userCode)
 	return &issueReq{app: app, user: u, scopes: g.scopes, authTime: now}, nil
@@ -284,7 +293,7 @@ func (s *entraServer) needsConsent(app *App, u *User, ss *scopeSet) bool {
 			}
 			return true
 		}
-		if admin && configured(app, p[0], p[1]) {
+		if admin && configured(app, p[0], p[1]) && !s.revoked[revokedKey(app, u.TenantID, p[0])] {
 			continue
 		}
 		ok := false

@@ -443,6 +443,9 @@ func (s *entraServer) decide(w http.ResponseWriter, f *pageFlow, app *App, u *Us
 		if !found {
 			app.ConsentedTenants = append(app.ConsentedTenants, u.TenantID)
 		}
+		for _, fam := range f.scopes.families {
+			delete(s.revoked, revokedKey(app, u.TenantID, fam)) // consented again
+		}
 		p := url.Values{"admin_consent": {"True"}, "tenant": {u.TenantID}}
 		if f.az.adminV2 {
 			p.Set("scope", f.az.scopeParam)

@@ -283,7 +283,6 @@ func TestDeviceCodeRequestErrors(t *testing.T) {
 		{"single-tenant app on organizations", "organizations", oauthmailtest.DesktopAppClientID, smtpScope, "invalid_request", 50194},
 		{"missing scope", oauthmailtest.ContosoTenantID, oauthmailtest.DeviceAppClientID, "", "invalid_request", 900144},
 		{"app scope delegated", oauthmailtest.ContosoTenantID, oauthmailtest.DeviceAppClientID, "https://outlook.office.com/SMTP.SendAsApp", "invalid_scope", 70011},
-		{"two resources", oauthmailtest.ContosoTenantID, oauthmailtest.DeviceAppClientID, "User.Read " + smtpScope, "invalid_scope", 28000},
 		{"unknown resource", oauthmailtest.ContosoTenantID, oauthmailtest.DeviceAppClientID, "https://nosuch.example.com/x", "invalid_resource", 500011},
 	}
 	for _, tt := range tests {

@@ -57,6 +57,10 @@ type GraphFault struct {
 	Code       string        // Graph error code, e.g. "ErrorAccessDenied"; "" picks one for Status
 	RetryAfter time.Duration // Retry-After for 429 and 503; zero means 1 s
 	Count      int           // zero means once
+	// Mailbox, if set, limits the fault to requests for that mailbox (its
+	// UPN), checked once the token names it: Outlook throttles per app and
+	// mailbox (https://learn.microsoft.com/graph/throttling-limits#outlook-service-limits).
+	Mailbox string
 }
 
 // InjectGraph queues a fault for the Graph side.
@@ -149,11 +153,13 @@ var defaultGraphCodes = map[int]string{
 	413: "ErrorRequestEntityTooLarge", 429: "ApplicationThrottled", 503: "ServiceUnavailable",
 }
 
-func (g *graphServer) takeFault(path string) (GraphFault, bool) {
+// takeFault takes the first fault for path: with mbx "" one for any
+// mailbox, else one for mailbox mbx.
+func (g *graphServer) takeFault(path, mbx string) (GraphFault, bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for i, f := range g.faults {
-		if f.Path != "" && !strings.Contains(path, f.Path) {
+		if f.Path != "" && !strings.Contains(path, f.Path) || !strings.EqualFold(f.Mailbox, mbx) {
 			continue
 		}
 		if f.Count--; f.Count <= 0 {
@@ -195,7 +201,7 @@ func (g *graphServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.store(w, r)
 		return
 	}
-	if f, ok := g.takeFault(path); ok {
+	if f, ok := g.takeFault(path, ""); ok {
 		_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, GraphMaxChunk+1))
 		writeFault(w, f)
 		return
@@ -231,6 +237,10 @@ func (g *graphServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	auth, mbx, ok := g.authorise(w, r, user)
 	if !ok {
+		return
+	}
+	if f, ok := g.takeFault(path, mbx); ok {
+		writeFault(w, f)
 		return
 	}
 	if !g.admit(w, auth.clientID, mbx) {

@@ -152,4 +152,63 @@ try:
 except smtplib.SMTPConnectError as e:
     check(e.smtp_code == 421, "421 banner: %s" % e)
 
+# Microsoft Graph: the switches next to SMTP AUTH's.
+GRAPH_SCOPE = "https://graph.microsoft.com/Mail.Send offline_access"
+
+
+def graph_token(rt):
+    return entra("/oauth2/v2.0/token", {"grant_type": "refresh_token", "client_id": DEVICE_APP,
+                                        "refresh_token": rt, "scope": GRAPH_SCOPE})
+
+
+def send_mail(access_token):
+    """POSTs a small message to Graph's sendMail; returns (status, JSON body or {}, headers)."""
+    msg = {"message": {"subject": "scan", "body": {"contentType": "Text", "content": "page"},
+                       "toRecipients": [{"emailAddress": {"address": "bob@contoso.com"}}]}}
+    req = urllib.request.Request(INFO["authority"] + "/v1.0/me/sendMail", data=json.dumps(msg).encode())
+    req.add_header("Authorization", "Bearer " + access_token)
+    req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, context=CTX, timeout=30) as r:
+            return r.status, {}, r.headers
+    except urllib.error.HTTPError as e:
+        return e.code, json.load(e), e.headers
+
+
+st, tok4, _ = sign_in()
+check(st == 200, "sign-in for Graph: %d %s" % (st, tok4))
+# The app has no Graph permission yet: consent_required (AADSTS65001).
+st, body, _ = graph_token(tok4["refresh_token"])
+check(st == 400 and codes(body) == ("invalid_grant", 65001), "Graph without consent: %d %s" % (st, body))
+# Add Mail.Send to the app (admin-consented in the tenant): a Graph token
+# from the same refresh token, and sendMail answers 202.
+check(admin("/apps/permissions", {"client_id": DEVICE_APP,
+                                  "add": ["https://graph.microsoft.com/Mail.Send"]})[0] == 200, "add Mail.Send")
+st, gtok, _ = graph_token(tok4["refresh_token"])
+check(st == 200, "Graph token after consent: %d %s" % (st, gtok))
+st, body, _ = send_mail(gtok["access_token"])
+check(st == 202, "sendMail: %d %s" % (st, body))
+# Throttled mailbox: 429 with Retry-After, then 202 again.
+check(admin("/graph/throttle", {"mailbox": ALICE, "count": 1, "retry_after_seconds": 30})[0] == 200, "graph throttle")
+st, body, headers = send_mail(gtok["access_token"])
+check(st == 429 and headers.get("Retry-After") == "30", "throttled sendMail: %d %s %s" % (st, body, dict(headers)))
+st, body, _ = send_mail(gtok["access_token"])
+check(st == 202, "sendMail after the throttle: %d %s" % (st, body))
+# A mailbox Graph cannot reach: 404 MailboxNotEnabledForRESTAPI.
+check(admin("/graph/rest", {"mailbox": ALICE, "enabled": False})[0] == 200, "graph rest off")
+st, body, _ = send_mail(gtok["access_token"])
+check(st == 404 and body.get("error", {}).get("code") == "MailboxNotEnabledForRESTAPI", "REST off: %d %s" % (st, body))
+check(admin("/graph/rest", {"mailbox": ALICE, "enabled": True})[0] == 200, "graph rest on")
+# Graph consent withdrawn for everyone: the refresh for Graph is
+# consent_required again; SMTP's still works.
+check(admin("/consent/revoke", {"client_id": DEVICE_APP, "upn": "",
+                                "resource": "https://graph.microsoft.com"})[0] == 200, "revoke Graph consent")
+st, body, _ = graph_token(gtok["refresh_token"])
+check(st == 400 and codes(body) == ("invalid_grant", 65001), "Graph after revocation: %d %s" % (st, body))
+st, body, _ = refresh(gtok["refresh_token"])
+check(st == 200, "SMTP refresh after the Graph revocation: %d %s" % (st, body))
+st, body = admin("/consent/revoke", {"client_id": "00000000-0000-0000-0000-000000000000", "upn": "",
+                                     "resource": "https://graph.microsoft.com"})
+check(st == 404, "revoke for an unknown app: %d %s" % (st, body))
+
 print("controlplane: ok")

@@ -13,7 +13,9 @@ import (
 // TestPythonControlPlane builds the oauthmail command, starts its emulator,
 // and lets a Python test suite drive it through the admin API: a revoked
 // sign-in, the 90-day refresh token lapse, SMTP AUTH switched off, a
-// Conditional Access block, an expired client secret and injected faults.
+// Conditional Access block, an expired client secret, injected faults, and
+// the Microsoft Graph switches: a permission added, a throttled mailbox, a
+// mailbox without REST, a withdrawn consent.
 func TestPythonControlPlane(t *testing.T) {
 	python, err := exec.LookPath("python3")
 	if err != nil {

@@ -97,7 +97,8 @@ func Sample(seed string) *tokenstore.Record {
 		Mail:          tokenstore.MailEndpoint{Transport: "smtp", Host: "smtp.office365.com", Port: 587, TLS: "starttls"},
 		CAFile:        "/etc/oauthmail/ca.pem",
 		Graph: tokenstore.GraphState{Since: now.Add(-time.Hour),
-			Scopes: []string{"https://graph.microsoft.com/Mail.Send", "offline_access"}},
+			Scopes:  []string{"https://graph.microsoft.com/Mail.Send", "offline_access"},
+			Consent: tokenstore.GraphConsentGranted, Checked: now.Add(-2 * time.Hour)},
 		AccessToken:  "canary-access-" + seed,
 		RefreshToken: "canary-refresh-" + seed,
 		TokenType:    "Bearer",
@@ -142,6 +143,8 @@ func Equal(want, got *tokenstore.Record) string {
 	diff("Scopes", slices.Equal(want.Scopes, got.Scopes), want.Scopes, got.Scopes)
 	diff("Graph.Since", want.Graph.Since.Equal(got.Graph.Since), want.Graph.Since, got.Graph.Since)
 	diff("Graph.Scopes", slices.Equal(want.Graph.Scopes, got.Graph.Scopes), want.Graph.Scopes, got.Graph.Scopes)
+	diff("Graph.Consent", want.Graph.Consent == got.Graph.Consent, want.Graph.Consent, got.Graph.Consent)
+	diff("Graph.Checked", want.Graph.Checked.Equal(got.Graph.Checked), want.Graph.Checked, got.Graph.Checked)
 	secret("AccessToken", want.AccessToken, got.AccessToken)
 	secret("RefreshToken", want.RefreshToken, got.RefreshToken)
 	diff("TokenType", want.TokenType == got.TokenType, want.TokenType, got.TokenType)
