@@ -18,6 +18,7 @@ import (
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
+	"github.com/devicemail/devicemail/internal/testlog"
 	"github.com/devicemail/devicemail/oauthmail/internal/rigtest"
 	"github.com/devicemail/devicemail/oauthmail/oauthmailtest"
 	"github.com/devicemail/devicemail/oauthmail/outbox"
@@ -61,24 +62,6 @@ func testDevices(t testing.TB) []relay.Device {
 	}
 }
 
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // relayRig is the emulator, alice signed in, her outbox and a relay in
 // front of it, served until the test ends.
 type relayRig struct {
@@ -87,7 +70,7 @@ type relayRig struct {
 	ob     *outbox.Outbox
 	spool  string
 	r      *relay.Relay
-	log    *syncBuffer
+	log    *testlog.Buffer
 	stop   context.CancelFunc
 	served chan error
 }
@@ -125,7 +108,7 @@ func startRelay(t *testing.T, o rigOpts) *relayRig {
 	if o.devices == nil {
 		o.devices = testDevices(t)
 	}
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	cfg := relay.Config{
 		Addr: "127.0.0.1:0", TLSAddr: "127.0.0.1:0",
 		Devices:   o.devices,

@@ -1,7 +1,6 @@
 package faults_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/devicemail/devicemail/devicecode"
+	"github.com/devicemail/devicemail/internal/testlog"
 	"github.com/devicemail/devicemail/oauthmail"
 	"github.com/devicemail/devicemail/oauthmail/oauthmailtest"
 	"github.com/devicemail/devicemail/oauthmail/outbox"
@@ -25,7 +25,7 @@ import (
 // Status and outbox.Status in text and JSON, and the outbox's List.
 func TestCanariesEverywhere(t *testing.T) {
 	ctx := t.Context()
-	var logs, transcript bytes.Buffer
+	var logs, transcript testlog.Buffer
 	logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	clock := oauthmailtest.NewClock(time.Date(2026, 5, 1, 8, 0, 0, 0, time.UTC))
 	e := oauthmailtest.Start(t, &oauthmailtest.Options{Clock: clock, SendRate: -1, StrictRefreshRotation: true, Logger: logger})
