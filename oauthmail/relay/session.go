@@ -1,7 +1,6 @@
 package relay
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -228,11 +227,7 @@ func (s *session) Data(rd io.Reader) error {
 		io.Copy(io.Discard, rd)
 		return &smtp.SMTPError{Code: 503, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "RCPT first"}
 	}
-	buf := dataBuffers.Get().(*bytes.Buffer)
-	defer putDataBuffer(buf)
-	buf.Reset()
-	_, err := buf.ReadFrom(rd)
-	data := buf.Bytes() // not kept: toMessage copies what the queue needs
+	data, err := io.ReadAll(rd)
 	if err != nil {
 		var se *smtp.SMTPError
 		if errors.As(err, &se) && se.Code == 552 {
@@ -264,21 +259,6 @@ func (s *session) Data(rd io.Reader) error {
 		slog.String("account", d.Account), slog.String("outbox.id", id), slog.Int("size", len(data)),
 		slog.Int("recipients", len(s.rcpts)), slog.Int("header_recipients_dropped", dropped))
 	return nil
-}
-
-// dataBuffers hold messages as received, reused from one message to the
-// next so that a busy relay does not allocate (and collect) a growing
-// buffer for each.
-var dataBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-
-// maxPooledData is the largest buffer kept for reuse; a larger message's
-// buffer is left to the garbage collector.
-const maxPooledData = 4 << 20
-
-func putDataBuffer(b *bytes.Buffer) {
-	if b.Cap() <= maxPooledData {
-		dataBuffers.Put(b)
-	}
 }
 
 // applyPolicy enforces or rewrites the header From.
