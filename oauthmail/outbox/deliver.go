@@ -100,6 +100,8 @@ func (o *Outbox) pass(ctx context.Context) (time.Duration, error) {
 		return o.cfg.HoldPoll, nil
 	}
 	tried := map[string]bool{}
+	ls := &liveSession{}
+	defer ls.close()
 	for {
 		if ctx.Err() != nil {
 			return 0, ctx.Err()
@@ -127,7 +129,7 @@ func (o *Outbox) pass(ctx context.Context) (time.Duration, error) {
 			c.Update(context.WithoutCancel(ctx), e.State)
 			return 0, err
 		}
-		if o.attempt(ctx, c) {
+		if o.attempt(ctx, c, ls) {
 			return o.cfg.HoldPoll, nil
 		}
 	}
@@ -198,7 +200,7 @@ var holdCodes = map[oauthmail.Code]bool{
 
 // attempt sends one claimed entry and files the outcome. It reports
 // whether the outbox is now held.
-func (o *Outbox) attempt(ctx context.Context, c Claim) bool {
+func (o *Outbox) attempt(ctx context.Context, c Claim, ls *liveSession) bool {
 	e := c.Entry()
 	id, st := e.ID, e.State
 	var sm *spoolMessage
@@ -214,7 +216,7 @@ func (o *Outbox) attempt(ctx context.Context, c Claim) bool {
 	msg := sm.message(c.Attachment)
 	actx, cancel := context.WithTimeout(ctx, o.cfg.AttemptTimeout)
 	now := o.cfg.Clock.Now()
-	err = o.send(actx, msg, func() {
+	err = o.send(actx, ls, msg, func() {
 		// The duplicate window: from the server receiving the final dot (or
 		// BDAT LAST) to this removal; see the Outbox doc.
 		if rerr := c.Done(context.WithoutCancel(ctx)); rerr != nil {
@@ -279,22 +281,52 @@ func (o *Outbox) update(ctx context.Context, c Claim, st State) {
 	}
 }
 
-// send sends msg on a session of its own and calls accepted as soon as the
-// server has answered 250 to the final dot, before QUIT and before the
-// Mailer writes the last-send time to the store, so that the spool entry is
-// removed with the least delay after acceptance (the at-least-once window).
-func (o *Outbox) send(ctx context.Context, msg *smtpx.Message, accepted func()) error {
-	sess, err := o.cfg.Mailer.Dial(ctx)
-	if err != nil {
+// send sends msg on the pass's session (dialled if there is none) and
+// calls accepted as soon as the server has answered 250 to the final dot,
+// before the next message, QUIT and the Mailer's write of the last-send
+// time to the store, so that the spool entry is removed with the least
+// delay after acceptance (the at-least-once window). After a failure the
+// session is closed, and the next message dials a new one.
+func (o *Outbox) send(ctx context.Context, ls *liveSession, msg *smtpx.Message, accepted func()) error {
+	if ls.s != nil && ls.n >= maxPerSession {
+		ls.close()
+	}
+	if ls.s == nil {
+		sess, err := o.cfg.Mailer.Dial(ctx)
+		if err != nil {
+			return err
+		}
+		ls.s = sess
+	}
+	if err := ls.s.Send(ctx, msg); err != nil {
+		ls.close()
 		return err
 	}
-	if err := sess.Send(ctx, msg); err != nil {
-		sess.Close()
-		return err
-	}
+	ls.n++
 	accepted()
-	sess.Close()
 	return nil
+}
+
+// maxPerSession is how many messages one session carries before the next
+// is sent on a new one: the default of Exchange Server's receive
+// connectors (MaxMessagesPerConnection,
+// https://learn.microsoft.com/exchange/mail-flow/message-rate-limits).
+const maxPerSession = 20
+
+// liveSession is the session a delivery pass sends its messages on, one
+// after another, so that a backlog does not pay a TLS handshake and an
+// SMTP AUTH per message (smtpx reconnects once, transparently, if the
+// server dropped it while idle).
+type liveSession struct {
+	s *oauthmail.Session
+	n int // messages sent on s
+}
+
+func (ls *liveSession) close() {
+	if ls.s != nil {
+		ls.s.Close()
+	}
+	ls.s, ls.n = nil, 0
 }
 
 // temporary reports whether retrying later may succeed.

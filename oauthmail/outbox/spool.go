@@ -254,11 +254,6 @@ func storageErr(err error) error {
 	return err
 }
 
-// writeSync writes b to a new file and syncs it.
-func writeSync(path string, b []byte) error {
-	return storageErr(atomicfile.WriteSync(path, b, 0o600))
-}
-
 // replaceSync atomically replaces path with b (temp file, sync, rename,
 // directory sync).
 func replaceSync(path string, b []byte) error {

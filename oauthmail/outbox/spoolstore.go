@@ -1,6 +1,7 @@
 package outbox
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,7 +19,8 @@ import (
 
 // dirStorage is the spool directory: the default [Storage].
 type dirStorage struct {
-	dir string
+	dir    string
+	commit committer
 
 	mu   sync.Mutex
 	sent []time.Time // send times in the last minute, for SendRate
@@ -30,7 +32,7 @@ func newDirStorage(dir string) (*dirStorage, error) {
 			return nil, storageErr(err)
 		}
 	}
-	s := &dirStorage{dir: dir}
+	s := &dirStorage{dir: dir, commit: committer{syncDir: syncDir}}
 	s.sweep()
 	s.loadRate()
 	return s, nil
@@ -64,14 +66,21 @@ func (s *dirStorage) Add(ctx context.Context, id string, atts []io.Reader, doc f
 	if err := os.Mkdir(stage, 0o700); err != nil {
 		return storageErr(err)
 	}
+	var files []*os.File
 	fail := func(err error) error {
+		for _, f := range files {
+			f.Close()
+		}
 		removeAll(stage)
 		return err
 	}
 	var sizes []int64
 	for i, r := range atts {
-		n, err := copyFile(filepath.Join(stage, "att-"+strconv.Itoa(i)), r)
+		f, n, err := copyFile(filepath.Join(stage, "att-"+strconv.Itoa(i)), r)
 		sizes = append(sizes, n)
+		if f != nil {
+			files = append(files, f)
+		}
 		if err != nil {
 			return fail(err)
 		}
@@ -80,38 +89,59 @@ func (s *dirStorage) Add(ctx context.Context, id string, atts []io.Reader, doc f
 	if err != nil {
 		return fail(err)
 	}
-	if err := writeSync(filepath.Join(stage, fileMsg), b); err != nil {
+	f, _, err := copyFile(filepath.Join(stage, fileMsg), bytes.NewReader(b))
+	if f != nil {
+		files = append(files, f)
+	}
+	if err != nil {
 		return fail(fmt.Errorf("outbox: %w", err))
 	}
-	if err := syncDir(stage); err != nil {
+	// The files and the staging directory's entries are synced together
+	// (a journalling file system commits them at once), all before the
+	// rename that publishes the entry.
+	if err := syncAll(files, stage); err != nil {
 		return fail(fmt.Errorf("outbox: %w", err))
 	}
-	// The rename publishes the complete entry at once; syncing both
-	// directories makes the rename itself durable.
-	if err := os.Rename(stage, filepath.Join(s.dir, dirQueue, id)); err != nil {
-		return fail(storageErr(err))
-	}
-	if err := syncDir(filepath.Join(s.dir, dirQueue)); err != nil {
+	files = nil
+	// The rename publishes the complete entry at once; the round syncs
+	// both directories (queue/ shared with the other Enqueue calls under
+	// way) before Add returns, so that the rename itself is durable.
+	queue, tmp := filepath.Join(s.dir, dirQueue), filepath.Join(s.dir, dirTmp)
+	if err := s.commit.commit(stage, filepath.Join(queue, id), []string{queue}, []string{tmp}); err != nil {
+		if _, serr := os.Stat(stage); serr == nil {
+			removeAll(stage) // not renamed: nothing was published
+		}
 		return fmt.Errorf("outbox: %w", err)
 	}
-	syncDir(filepath.Join(s.dir, dirTmp))
 	return nil
 }
 
-// copyFile copies r to a new file at path and syncs it.
-func copyFile(path string, r io.Reader) (int64, error) {
+// copyFile copies r to a new file at path and returns it open, not yet
+// synced (syncAll does that), with the bytes copied.
+func copyFile(path string, r io.Reader) (*os.File, int64, error) {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return 0, storageErr(err)
+		return nil, 0, storageErr(err)
 	}
 	n, err := io.Copy(spoolWriter{f}, r)
-	if err == nil {
-		err = storageErr(f.Sync())
+	return f, n, err
+}
+
+// syncAll syncs and closes files, and syncs dir, all at once.
+func syncAll(files []*os.File, dir string) error {
+	errs := make([]error, len(files)+1)
+	var wg sync.WaitGroup
+	for i, f := range files {
+		wg.Go(func() {
+			errs[i] = storageErr(f.Sync())
+			if err := f.Close(); errs[i] == nil {
+				errs[i] = storageErr(err)
+			}
+		})
 	}
-	if cerr := f.Close(); err == nil {
-		err = storageErr(cerr)
-	}
-	return n, err
+	errs[len(files)] = syncDir(dir)
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // spoolWriter tags the write errors of a spool file.
@@ -309,10 +339,11 @@ func (s *dirStorage) Drop(ctx context.Context, id string) error {
 // it either queued or gone), then deletes its files.
 func (s *dirStorage) remove(area, id string) error {
 	gone := filepath.Join(s.dir, dirTmp, "del-"+id+"-"+randHex(4))
-	if err := os.Rename(filepath.Join(s.dir, area, id), gone); err != nil {
+	// The rename and the sync of area go through the committer, so that a
+	// removal shares its directory sync with the Enqueue calls under way.
+	if err := s.commit.commit(filepath.Join(s.dir, area, id), gone, nil, []string{filepath.Join(s.dir, area)}); err != nil {
 		return err
 	}
-	syncDir(filepath.Join(s.dir, area))
 	return removeAll(gone)
 }
 
