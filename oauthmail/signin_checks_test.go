@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/devicemail/devicemail/devicecode"
+	"github.com/devicemail/devicemail/internal/testlog"
 	"github.com/devicemail/devicemail/oauthmail"
 	"github.com/devicemail/devicemail/oauthmail/oauthmailtest"
 	"github.com/devicemail/devicemail/smtpx"
@@ -145,7 +146,7 @@ func TestAbsurdExpiresInKeepsRotatedRefreshToken(t *testing.T) {
 	} {
 		t.Run(tc.raw, func(t *testing.T) {
 			ctx := context.Background()
-			var logs syncBuffer
+			var logs testlog.Buffer
 			e := oauthmailtest.Start(t, &oauthmailtest.Options{Clock: oauthmailtest.NewClock(t0), StrictRefreshRotation: true, SendRate: -1})
 			h := newHostileExpiry(t, e, tc.raw)
 			a, err := devicecode.ExchangeOnline(oauthmailtest.ContosoTenantID)
@@ -206,22 +207,4 @@ func TestAbsurdExpiresInKeepsRotatedRefreshToken(t *testing.T) {
 			}
 		})
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a slog handler and a reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -196,16 +196,7 @@ func (a *adminAPI) smtpAuth(w http.ResponseWriter, r *http.Request) {
 			adminError(w, http.StatusBadRequest, fmt.Sprintf("setting %q: want \"enabled\", \"disabled\" or \"\" (follow the tenant)", *req.Setting))
 			return
 		}
-		found := false
-		a.e.Update(func(d *oauthmailtest.Directory) {
-			for _, u := range d.Users {
-				if strings.EqualFold(u.UPN, req.Mailbox) {
-					u.SMTPAuth, found = s, true
-				}
-			}
-		})
-		if !found {
-			adminError(w, http.StatusNotFound, fmt.Sprintf("unknown mailbox %q", req.Mailbox))
+		if !a.mailbox(w, req.Mailbox, func(u *oauthmailtest.User) { u.SMTPAuth = s }) {
 			return
 		}
 	default:
@@ -217,17 +208,25 @@ func (a *adminAPI) smtpAuth(w http.ResponseWriter, r *http.Request) {
 
 // tenant runs f on the tenant with that ID, answering 404 if there is none.
 func (a *adminAPI) tenant(w http.ResponseWriter, id string, f func(*oauthmailtest.Tenant)) bool {
+	return updateOne(a, w, func(d *oauthmailtest.Directory) []*oauthmailtest.Tenant { return d.Tenants },
+		func(t *oauthmailtest.Tenant) bool { return strings.EqualFold(t.ID, id) }, f,
+		fmt.Sprintf("unknown tenant %q (use its GUID)", id))
+}
+
+// updateOne runs f, in one directory update, on the items of list that
+// match, answering 404 with notFound if none does.
+func updateOne[T any](a *adminAPI, w http.ResponseWriter, list func(*oauthmailtest.Directory) []*T, match func(*T) bool, f func(*T), notFound string) bool {
 	found := false
 	a.e.Update(func(d *oauthmailtest.Directory) {
-		for _, t := range d.Tenants {
-			if strings.EqualFold(t.ID, id) {
-				f(t)
+		for _, x := range list(d) {
+			if match(x) {
+				f(x)
 				found = true
 			}
 		}
 	})
 	if !found {
-		adminError(w, http.StatusNotFound, fmt.Sprintf("unknown tenant %q (use its GUID)", id))
+		adminError(w, http.StatusNotFound, notFound)
 	}
 	return found
 }
@@ -308,19 +307,9 @@ func (a *adminAPI) revokeConsent(w http.ResponseWriter, r *http.Request) {
 
 // mailbox runs f on the user whose mailbox is upn, answering 404 if there is none.
 func (a *adminAPI) mailbox(w http.ResponseWriter, upn string, f func(*oauthmailtest.User)) bool {
-	found := false
-	a.e.Update(func(d *oauthmailtest.Directory) {
-		for _, u := range d.Users {
-			if strings.EqualFold(u.UPN, upn) {
-				f(u)
-				found = true
-			}
-		}
-	})
-	if !found {
-		adminError(w, http.StatusNotFound, fmt.Sprintf("unknown mailbox %q", upn))
-	}
-	return found
+	return updateOne(a, w, func(d *oauthmailtest.Directory) []*oauthmailtest.User { return d.Users },
+		func(u *oauthmailtest.User) bool { return strings.EqualFold(u.UPN, upn) }, f,
+		fmt.Sprintf("unknown mailbox %q", upn))
 }
 
 // graphREST switches Graph's mail API on or off for a mailbox: off, Graph

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"github.com/devicemail/devicemail/internal/testdir"
+	"github.com/devicemail/devicemail/internal/testlog"
 	"net"
 	"os"
 	"os/exec"
@@ -13,32 +14,12 @@ import (
 	"regexp"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/devicemail/devicemail/internal/testpeer"
 	"github.com/devicemail/devicemail/oauthmail/oauthmailtest"
 )
-
-// lockedBuffer is a stderr sink the relay's logger writes to while the
-// test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 const relayTestPassword = "scanner-pass-0123"
 
@@ -87,10 +68,10 @@ var listeningRE = regexp.MustCompile(`relay listening on (\S+) \(STARTTLS\)`)
 
 // startRelayCmd runs "oauthmail relay --config cfg" in-process until the
 // test ends and returns its STARTTLS address and stderr.
-func startRelayCmd(t *testing.T, cfg string, args ...string) (string, *lockedBuffer, func() int) {
+func startRelayCmd(t *testing.T, cfg string, args ...string) (string, *testlog.Buffer, func() int) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	stderr := &lockedBuffer{}
+	stderr := &testlog.Buffer{}
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, append([]string{"relay", "--config", cfg}, args...), &bytes.Buffer{}, stderr, func(string) string { return "" })

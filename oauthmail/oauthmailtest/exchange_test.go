@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+
+	"github.com/devicemail/devicemail/internal/testlog"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -724,7 +726,7 @@ func FuzzParseXOAUTH2(f *testing.F) {
 // TestSMTPLogHasNoToken: the Exchange side logs AUTH outcomes and reasons at
 // Debug, never the token or the XOAUTH2 blob.
 func TestSMTPLogHasNoToken(t *testing.T) {
-	var buf syncBuffer
+	var buf testlog.Buffer
 	e := Start(t, &Options{Logger: slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	tok := e.AccessToken("alice@contoso.com")
 	c := authed(t, e, "alice@contoso.com", tok)
@@ -745,21 +747,4 @@ func TestSMTPLogHasNoToken(t *testing.T) {
 			t.Fatalf("log contains a token fragment %q", trunc(secret))
 		}
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
