@@ -263,24 +263,15 @@ func (a *adminAPI) appPermissions(w http.ResponseWriter, r *http.Request) {
 		adminError(w, http.StatusBadRequest, `want {"client_id": ..., "add": ["https://graph.microsoft.com/Mail.Send", ...]}`)
 		return
 	}
-	found := false
-	a.e.Update(func(d *oauthmailtest.Directory) {
-		for _, app := range d.Apps {
-			if strings.EqualFold(app.ClientID, req.ClientID) {
-				found = true
-				for _, p := range req.Add {
-					if !slices.ContainsFunc(app.Permissions, func(q string) bool { return strings.EqualFold(p, q) }) {
-						app.Permissions = append(app.Permissions, p)
-					}
-				}
+	if a.app(w, req.ClientID, func(app *oauthmailtest.App) {
+		for _, p := range req.Add {
+			if !slices.ContainsFunc(app.Permissions, func(q string) bool { return strings.EqualFold(p, q) }) {
+				app.Permissions = append(app.Permissions, p)
 			}
 		}
-	})
-	if !found {
-		adminError(w, http.StatusNotFound, fmt.Sprintf("unknown app %q", req.ClientID))
-		return
+	}) {
+		a.ok(w)
 	}
-	a.ok(w)
 }
 
 // revokeConsent withdraws an app's consent for one resource, for one user
@@ -303,6 +294,14 @@ func (a *adminAPI) revokeConsent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.ok(w)
+}
+
+// app runs f on the app registration with that client ID, answering 404 if
+// there is none.
+func (a *adminAPI) app(w http.ResponseWriter, clientID string, f func(*oauthmailtest.App)) bool {
+	return updateOne(a, w, func(d *oauthmailtest.Directory) []*oauthmailtest.App { return d.Apps },
+		func(app *oauthmailtest.App) bool { return strings.EqualFold(app.ClientID, clientID) }, f,
+		fmt.Sprintf("unknown app %q", clientID))
 }
 
 // mailbox runs f on the user whose mailbox is upn, answering 404 if there is none.
@@ -363,22 +362,13 @@ func (a *adminAPI) expireSecrets(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := a.e.Clock().Now()
-	found := false
-	a.e.Update(func(d *oauthmailtest.Directory) {
-		for _, app := range d.Apps {
-			if strings.EqualFold(app.ClientID, req.ClientID) {
-				found = true
-				for i := range app.Secrets {
-					app.Secrets[i].Expires = now.Add(-time.Second)
-				}
-			}
+	if a.app(w, req.ClientID, func(app *oauthmailtest.App) {
+		for i := range app.Secrets {
+			app.Secrets[i].Expires = now.Add(-time.Second)
 		}
-	})
-	if !found {
-		adminError(w, http.StatusNotFound, fmt.Sprintf("unknown app %q", req.ClientID))
-		return
+	}) {
+		a.ok(w)
 	}
-	a.ok(w)
 }
 
 func (a *adminAPI) slowDown(w http.ResponseWriter, r *http.Request) {
