@@ -4,16 +4,15 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/devicemail/devicemail/internal/testpeer"
 )
 
 // The sign-in links no QR drawing, image encoder or program starter: those
 // live in devicecode/qrcode and devicecode/browser, which a device build
 // need not import.
 func TestSignInDependencies(t *testing.T) {
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("go tool not in PATH: this test lists package dependencies")
-	}
+	goTool := testpeer.LookPath(t, "go")
 	out, err := exec.Command(goTool, "list", "-deps", ".").Output()
 	if err != nil {
 		t.Fatalf("go list -deps: %v", err)

@@ -11,6 +11,7 @@ import (
 	"rsc.io/qr"
 
 	"github.com/devicemail/devicemail/devicecode/qrcode"
+	"github.com/devicemail/devicemail/internal/testpeer"
 )
 
 func TestText(t *testing.T) {
@@ -90,10 +91,7 @@ func TestTooLong(t *testing.T) {
 
 // Drawing a QR code links neither image/png nor compress/zlib.
 func TestDependencies(t *testing.T) {
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("go tool not in PATH: this test lists package dependencies")
-	}
+	goTool := testpeer.LookPath(t, "go")
 	for pkg, bad := range map[string][]string{
 		".": {"image/png", "compress/zlib", "os/exec"},
 	} {

@@ -4,6 +4,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/devicemail/devicemail/internal/testpeer"
 )
 
 // The device build links only what the firmware asks for: it sets no logger,
@@ -11,10 +13,7 @@ import (
 // compress/zlib and os/exec stay out (bench/run's figure 4 counts their
 // symbols).
 func TestDeviceBuildDependencies(t *testing.T) {
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("go tool not in PATH: this test lists package dependencies")
-	}
+	goTool := testpeer.LookPath(t, "go")
 	out, err := exec.Command(goTool, "list", "-deps", "-tags", "device", ".").Output()
 	if err != nil {
 		t.Fatalf("go list -deps: %v", err)

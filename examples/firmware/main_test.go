@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/devicemail/devicemail/internal/testpeer"
 )
 
 func TestFirmwareAgainstEmulator(t *testing.T) {
@@ -25,10 +27,7 @@ func TestFirmwareAgainstEmulator(t *testing.T) {
 // Firmware must not link keyring code, and the device build must not link
 // the emulator, the testing package, the QR drawing or the browser opener.
 func TestNoKeyringDependency(t *testing.T) {
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("go tool not in PATH: this test builds the firmware and lists its symbols with go tool nm")
-	}
+	goTool := testpeer.LookPath(t, "go")
 	for _, tags := range []string{"", "device"} {
 		deps, err := exec.Command(goTool, "list", "-deps", "-tags", tags, ".").Output()
 		if err != nil {
@@ -67,10 +66,7 @@ func TestDeviceBuildRequiresTenant(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: this test builds the firmware binary and runs it")
 	}
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("go tool not in PATH: this test builds the firmware binary")
-	}
+	goTool := testpeer.LookPath(t, "go")
 	bin := filepath.Join(t.TempDir(), "firmware")
 	if out, err := exec.Command(goTool, "build", "-tags", "device", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build -tags device: %v\n%s", err, out)
