@@ -148,7 +148,9 @@ func (s *entraServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_ = r.ParseForm()
 		if !s.applyFault(rec, r, f) {
 			s.logRequest(r.Context(), start, r, &recorder{status: 0, err: "connection reset"})
-			return
+			// No answer at all: a handler that just returned would be
+			// answered 200 with an empty body.
+			panic(http.ErrAbortHandler)
 		}
 	} else {
 		s.mux.ServeHTTP(rec, r)
