@@ -158,9 +158,14 @@ func TestEnqueueKilledMidRound(t *testing.T) {
 			t.Errorf("entry %s after the kill: %v, %d attachments; want a whole entry", e.ID, err, len(sm.Attachments))
 			continue
 		}
-		fi, err := os.Stat(filepath.Join(spool, dirQueue, e.ID, sm.Attachments[0].File))
-		if err != nil || fi.Size() != sm.Attachments[0].Size || fi.Size() != 100<<10 {
-			t.Errorf("entry %s: attachment %v, %v; want %d bytes", e.ID, fi, err, 100<<10)
+		fe, err := openEntry(filepath.Join(spool, dirQueue, e.ID))
+		if err != nil {
+			t.Errorf("entry %s: %v", e.ID, err)
+			continue
+		}
+		fe.close()
+		if len(fe.idx.Atts) != 1 || fe.idx.Atts[0] != sm.Attachments[0].Size || fe.idx.Atts[0] != 100<<10 {
+			t.Errorf("entry %s: attachment sizes %v; want [%d]", e.ID, fe.idx.Atts, 100<<10)
 		}
 	}
 	for _, id := range promised {

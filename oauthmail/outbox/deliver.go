@@ -125,6 +125,9 @@ func (o *Outbox) pass(ctx context.Context) (time.Duration, error) {
 			return o.cfg.MinBackoff, nil
 		}
 		tried[e.ID] = true
+		if o.cfg.Yield != nil {
+			o.cfg.Yield(ctx)
+		}
 		if err := o.pace(ctx); err != nil {
 			c.Update(context.WithoutCancel(ctx), e.State)
 			return 0, err

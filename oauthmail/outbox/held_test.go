@@ -31,8 +31,8 @@ func TestSpoolWriteWhileAnotherProcessReads(t *testing.T) {
 	if n, _ := o.Flush(ctx); n != 0 {
 		t.Fatalf("Flush() with a temporary fault delivered %d", n)
 	}
-	state := filepath.Join(dir, "queue", id, "state.json")
-	message := filepath.Join(dir, "queue", id, "message.json")
+	state := filepath.Join(dir, "queue", id+".state")
+	message := filepath.Join(dir, "queue", id)
 	releaseState := testdir.HoldOpen(t, state)
 	releaseMessage := testdir.HoldOpen(t, message)
 

@@ -12,6 +12,7 @@
 package outbox
 
 import (
+	"context"
 	"github.com/devicemail/devicemail/internal/logx"
 	"github.com/devicemail/devicemail/logging"
 	"sync"
@@ -79,6 +80,11 @@ type Config struct {
 	// Clock is the time source for backoff, rate and ages; nil means the
 	// Mailer's clock (real time without a Mailer).
 	Clock devicecode.Clock
+	// Yield, if not nil, is called before each delivery attempt, and the
+	// attempt waits until it returns. A relay sets it to its Yield method
+	// (oauthmail/relay), so that delivery gives way to the devices waiting
+	// for their 250.
+	Yield func(ctx context.Context)
 }
 
 // Outbox is a durable queue in front of an [oauthmail.Mailer].
@@ -93,8 +99,8 @@ type Config struct {
 //   - Inside Enqueue, before it returns: nothing was promised. If the rename
 //     into queue/ was made the message is delivered anyway (a caller that
 //     enqueues it again after the crash sends it twice, under two
-//     Message-IDs); if not, a later New removes the staging directory
-//     once it is an hour old.
+//     Message-IDs); if not, a later New removes the staging file once it
+//     is an hour old.
 //   - After Enqueue returned and before the server has the whole message
 //     (connecting, signing in, MAIL, RCPT, DATA or BDAT chunks, the final dot
 //     or BDAT LAST not yet received in full): the server stored nothing, the
@@ -106,9 +112,9 @@ type Config struct {
 //     up to the directory sync that follows the rename): the server has the
 //     message and the entry is still queued, so the next run sends it again.
 //     This is the one window for a duplicate.
-//   - After the rename: the message is not sent again. Deleting its files,
-//     QUIT and the store update may be cut short; New removes what is
-//     left in tmp/.
+//   - After the rename: the message is not sent again. Deleting its file
+//     and state, QUIT and the store update may be cut short; New removes
+//     what is left in tmp/ (and a state file left without its entry).
 //
 // One process delivers from a spool at a time, one message at a time, so a
 // crash sends at most one message twice. The same window opens without a
@@ -134,15 +140,19 @@ type Config struct {
 //
 // # Spool layout
 //
-//	DIR/queue/ID/message.json   header fields and body (JSON, version 1)
-//	DIR/queue/ID/att-N          attachment copies
-//	DIR/queue/ID/state.json     attempts, next attempt, last code and error
-//	DIR/dead/ID/...             dead letters, same layout
+//	DIR/queue/ID                one file: the attachment copies, then the
+//	                            header fields and body (JSON, version 1),
+//	                            then an index of their sizes
+//	DIR/queue/ID.state          attempts, next attempt, last code and error
+//	                            (once an attempt has failed)
+//	DIR/dead/ID, ID.state       dead letters, same layout
 //	DIR/tmp/                    staging (new-ID) and removal (del-ID)
 //	DIR/lock, DIR/rate.json     delivery lock, recent send times
 //
 // An entry is staged in tmp/, synced, and renamed into queue/ in one step;
 // it leaves queue/ by one rename too (to dead/ or to tmp/ for deletion).
+// Entries that earlier versions wrote as a directory (ID/message.json,
+// ID/att-N, ID/state.json) are read and delivered as before.
 // IDs sort by enqueue time. No file holds a token.
 type Outbox struct {
 	cfg  Config

@@ -359,25 +359,50 @@ func TestOutboxEnqueueRefusesBadInput(t *testing.T) {
 	}
 }
 
-// A damaged spool entry is dead-lettered with a typed error, not fatal.
+// A damaged spool entry (cut short, or its bytes overwritten) is
+// dead-lettered with a typed error, not fatal, and the others are
+// delivered.
 func TestOutboxCorruptSpoolEntry(t *testing.T) {
-	ctx := t.Context()
-	dir := testdir.New(t)
-	r, o := outboxRig(t, nil, func(c *outbox.Config) { c.Dir = dir })
-	id, _ := o.Enqueue(ctx, msgTo("bob@contoso.com"))
-	good, _ := o.Enqueue(ctx, msgTo("bob@contoso.com"))
-	if err := os.WriteFile(filepath.Join(dir, "queue", id, "message.json"), []byte(`{"version":1,"to":[`), 0o600); err != nil {
-		t.Fatal(err)
+	for _, tc := range []struct {
+		name   string
+		damage func(b []byte) []byte
+	}{
+		{"cut short", func(b []byte) []byte { return b[:len(b)/2] }},
+		{"empty", func([]byte) []byte { return nil }},
+		{"document overwritten", func(b []byte) []byte {
+			i := bytes.Index(b, []byte(`"version"`))
+			copy(b[i:], `{"version":1,"to":[`)
+			return b
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := t.Context()
+			dir := testdir.New(t)
+			r, o := outboxRig(t, nil, func(c *outbox.Config) { c.Dir = dir })
+			id, _ := o.Enqueue(ctx, msgTo("bob@contoso.com"))
+			if _, err := o.Enqueue(ctx, msgTo("bob@contoso.com")); err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(dir, "queue", id)
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(path, tc.damage(b), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if n, err := o.Flush(ctx); n != 1 || err != nil {
+				t.Fatalf("Flush() = %d, %v, want the good message delivered", n, err)
+			}
+			es := entries(t, o)
+			if len(es) != 1 || es[0].ID != id || es[0].State != "dead" || es[0].LastCode != oauthmail.Internal {
+				t.Errorf("List() = %+v, want the damaged entry dead", es)
+			}
+			if got := len(r.e.Messages()); got != 1 {
+				t.Errorf("mailbox has %d messages, want 1", got)
+			}
+		})
 	}
-	if n, err := o.Flush(ctx); n != 1 || err != nil {
-		t.Fatalf("Flush() = %d, %v, want the good message delivered", n, err)
-	}
-	es := entries(t, o)
-	if len(es) != 1 || es[0].ID != id || es[0].State != "dead" || es[0].LastCode != oauthmail.Internal {
-		t.Errorf("List() = %+v, want the damaged entry dead", es)
-	}
-	_ = good
-	_ = r
 }
 
 // Canary secrets (refresh tokens, device codes, access tokens) never reach

@@ -11,7 +11,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
@@ -216,8 +215,10 @@ func decodeState(b []byte) (spoolState, error) {
 	return st, nil
 }
 
-func readState(dir string) spoolState {
-	f, err := atomicfile.OpenShared(context.Background(), filepath.Join(dir, fileSt))
+// readState reads the state file at path; a missing or damaged one is a
+// fresh state.
+func readState(path string) spoolState {
+	f, err := atomicfile.OpenShared(context.Background(), path)
 	if err != nil {
 		return spoolState{}
 	}

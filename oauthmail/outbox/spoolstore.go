@@ -1,7 +1,6 @@
 package outbox
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -59,89 +58,61 @@ func (s *dirStorage) sweep() {
 			}
 		}
 	}
+	// A state file whose entry is gone (a crash between the renames of
+	// move or after remove's) is removed once it is an hour old.
+	for _, area := range []string{dirQueue, dirDead} {
+		des, err := os.ReadDir(filepath.Join(s.dir, area))
+		if err != nil {
+			continue
+		}
+		for _, de := range des {
+			id, ok := strings.CutSuffix(de.Name(), stateSuffix)
+			if !ok || !validID(id) {
+				continue
+			}
+			if _, err := os.Stat(filepath.Join(s.dir, area, id)); !errors.Is(err, os.ErrNotExist) {
+				continue
+			}
+			if fi, err := de.Info(); err == nil && time.Since(fi.ModTime()) > time.Hour {
+				os.Remove(filepath.Join(s.dir, area, de.Name()))
+			}
+		}
+	}
 }
 
 func (s *dirStorage) Add(ctx context.Context, id string, atts []io.Reader, doc func([]int64) ([]byte, error)) error {
 	stage := filepath.Join(s.dir, dirTmp, "new-"+id)
-	if err := os.Mkdir(stage, 0o700); err != nil {
+	f, err := os.OpenFile(stage, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
 		return storageErr(err)
 	}
-	var files []*os.File
 	fail := func(err error) error {
-		for _, f := range files {
-			f.Close()
-		}
-		removeAll(stage)
+		f.Close()
+		os.Remove(stage)
 		return err
 	}
-	var sizes []int64
-	for i, r := range atts {
-		f, n, err := copyFile(filepath.Join(stage, "att-"+strconv.Itoa(i)), r)
-		sizes = append(sizes, n)
-		if f != nil {
-			files = append(files, f)
-		}
-		if err != nil {
-			return fail(err)
-		}
-	}
-	b, err := doc(sizes)
-	if err != nil {
+	if err := writeEntry(f, atts, doc); err != nil {
 		return fail(err)
 	}
-	f, _, err := copyFile(filepath.Join(stage, fileMsg), bytes.NewReader(b))
-	if f != nil {
-		files = append(files, f)
-	}
-	if err != nil {
+	// The file is synced before the rename that publishes it.
+	if err := storageErr(f.Sync()); err != nil {
 		return fail(fmt.Errorf("outbox: %w", err))
 	}
-	// The files and the staging directory's entries are synced together
-	// (a journalling file system commits them at once), all before the
-	// rename that publishes the entry.
-	if err := syncAll(files, stage); err != nil {
-		return fail(fmt.Errorf("outbox: %w", err))
+	if err := storageErr(f.Close()); err != nil {
+		os.Remove(stage)
+		return fmt.Errorf("outbox: %w", err)
 	}
-	files = nil
 	// The rename publishes the complete entry at once; the round syncs
 	// both directories (queue/ shared with the other Enqueue calls under
 	// way) before Add returns, so that the rename itself is durable.
 	queue, tmp := filepath.Join(s.dir, dirQueue), filepath.Join(s.dir, dirTmp)
 	if err := s.commit.commit(stage, filepath.Join(queue, id), []string{queue}, []string{tmp}); err != nil {
 		if _, serr := os.Stat(stage); serr == nil {
-			removeAll(stage) // not renamed: nothing was published
+			os.Remove(stage) // not renamed: nothing was published
 		}
 		return fmt.Errorf("outbox: %w", err)
 	}
 	return nil
-}
-
-// copyFile copies r to a new file at path and returns it open, not yet
-// synced (syncAll does that), with the bytes copied.
-func copyFile(path string, r io.Reader) (*os.File, int64, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return nil, 0, storageErr(err)
-	}
-	n, err := io.Copy(spoolWriter{f}, r)
-	return f, n, err
-}
-
-// syncAll syncs and closes files, and syncs dir, all at once.
-func syncAll(files []*os.File, dir string) error {
-	errs := make([]error, len(files)+1)
-	var wg sync.WaitGroup
-	for i, f := range files {
-		wg.Go(func() {
-			errs[i] = storageErr(f.Sync())
-			if err := f.Close(); errs[i] == nil {
-				errs[i] = storageErr(err)
-			}
-		})
-	}
-	errs[len(files)] = syncDir(dir)
-	wg.Wait()
-	return errors.Join(errs...)
 }
 
 // spoolWriter tags the write errors of a spool file.
@@ -152,29 +123,62 @@ func (w spoolWriter) Write(p []byte) (int, error) {
 	return n, storageErr(err)
 }
 
+// entryRef names an entry of an area: a file (this version) or a directory
+// of message.json, att-N and state.json (earlier versions, still read so
+// that mail queued before an upgrade is delivered).
+type entryRef struct {
+	area, id string
+	dir      bool
+}
+
+func (s *dirStorage) path(r entryRef) string { return filepath.Join(s.dir, r.area, r.id) }
+
+// statePath is where the entry's delivery state is kept.
+func (s *dirStorage) statePath(r entryRef) string {
+	if r.dir {
+		return filepath.Join(s.path(r), fileSt)
+	}
+	return s.path(r) + stateSuffix
+}
+
+// load reads an entry's document, and the index of an entry file. A
+// missing entry is an error wrapping os.ErrNotExist.
+func (s *dirStorage) load(r entryRef) ([]byte, *fileEntry, error) {
+	if r.dir {
+		b, err := readDoc(s.path(r))
+		return b, nil, err
+	}
+	e, err := openEntry(s.path(r))
+	if err != nil {
+		return nil, nil, err
+	}
+	defer e.close()
+	b, err := e.document()
+	return b, e, err
+}
+
 func (s *dirStorage) Claim(ctx context.Context, now time.Time) (Claim, time.Time, error) {
-	ids, err := s.ids(dirQueue)
+	refs, err := s.ids(dirQueue)
 	if err != nil {
 		return nil, time.Time{}, err
 	}
 	var next time.Time
-	for _, id := range ids {
+	for _, r := range refs {
 		if err := ctx.Err(); err != nil {
 			return nil, time.Time{}, err
 		}
-		dir := filepath.Join(s.dir, dirQueue, id)
-		st := readState(dir)
+		st := readState(s.statePath(r))
 		if st.NextAttempt.After(now) {
 			if next.IsZero() || st.NextAttempt.Before(next) {
 				next = st.NextAttempt
 			}
 			continue
 		}
-		doc, err := readDoc(dir)
+		doc, fe, err := s.load(r)
 		if errors.Is(err, os.ErrNotExist) {
 			continue // dropped meanwhile
 		}
-		c := &dirClaim{s: s, dir: dir, e: Stored{ID: id, Doc: doc, State: st}}
+		c := &dirClaim{s: s, ref: r, fe: fe, e: Stored{ID: r.id, Doc: doc, State: st}}
 		if err != nil {
 			c.e.Doc = nil
 			c.readErr = err
@@ -184,7 +188,7 @@ func (s *dirStorage) Claim(ctx context.Context, now time.Time) (Claim, time.Time
 	return nil, next, nil
 }
 
-// readDoc reads message.json of an entry, up to maxSpoolFile.
+// readDoc reads message.json of an entry directory, up to maxSpoolFile.
 func readDoc(dir string) ([]byte, error) {
 	name := filepath.Join(dir, fileMsg)
 	f, err := atomicfile.OpenShared(context.Background(), name)
@@ -204,19 +208,40 @@ func readDoc(dir string) ([]byte, error) {
 
 type dirClaim struct {
 	s       *dirStorage
-	dir     string
+	ref     entryRef
+	fe      *fileEntry // the index of an entry file (closed; Attachment reopens it)
 	e       Stored
-	readErr error // message.json could not be read
+	readErr error // the entry could not be read
 }
 
 func (c *dirClaim) Entry() *Stored { return &c.e }
 
 func (c *dirClaim) Attachment(i int) (io.ReadCloser, error) {
-	return os.Open(filepath.Join(c.dir, "att-"+strconv.Itoa(i)))
+	if c.ref.dir {
+		return os.Open(filepath.Join(c.s.path(c.ref), "att-"+strconv.Itoa(i)))
+	}
+	if c.fe == nil {
+		return nil, errors.New("outbox: entry unreadable")
+	}
+	f, err := atomicfile.OpenShared(context.Background(), c.fe.path)
+	if err != nil {
+		return nil, err
+	}
+	e := *c.fe
+	e.f = f
+	r, err := e.attachment(i)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{r, f}, nil
 }
 
 func (c *dirClaim) Done(ctx context.Context) error {
-	err := c.s.remove(dirQueue, c.e.ID)
+	err := c.s.remove(c.ref)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
@@ -224,26 +249,43 @@ func (c *dirClaim) Done(ctx context.Context) error {
 }
 
 func (c *dirClaim) Update(ctx context.Context, st State) error {
-	if err := writeState(c.dir, st); err != nil {
+	if err := writeState(c.s.statePath(c.ref), st); err != nil {
 		return err
 	}
 	if st.Dead.IsZero() {
 		return nil
 	}
-	if err := os.Rename(c.dir, filepath.Join(c.s.dir, dirDead, c.e.ID)); err != nil {
-		return fmt.Errorf("outbox: could not move a failed message to dead/: %w", storageErr(err))
+	if err := c.s.move(c.ref, dirDead); err != nil {
+		return fmt.Errorf("outbox: could not move a failed message to dead/: %w", err)
 	}
-	syncDir(filepath.Join(c.s.dir, dirQueue))
-	syncDir(filepath.Join(c.s.dir, dirDead))
 	return nil
 }
 
-func writeState(dir string, st State) error {
+// move renames an entry, then its state file, into area and syncs both
+// areas. A crash between the two renames leaves the entry in area with no
+// state (fresh in queue/, dead in dead/: List counts any entry there as
+// dead) and a stray state file that sweep removes.
+func (s *dirStorage) move(r entryRef, area string) error {
+	to := entryRef{area: area, id: r.id, dir: r.dir}
+	if err := os.Rename(s.path(r), s.path(to)); err != nil {
+		return storageErr(err)
+	}
+	if !r.dir {
+		if err := os.Rename(s.statePath(r), s.statePath(to)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return storageErr(err)
+		}
+	}
+	syncDir(filepath.Join(s.dir, r.area))
+	syncDir(filepath.Join(s.dir, area))
+	return nil
+}
+
+func writeState(path string, st State) error {
 	b, err := encodeState(st)
 	if err != nil {
 		return err
 	}
-	if err := replaceSync(filepath.Join(dir, fileSt), b); err != nil {
+	if err := replaceSync(path, b); err != nil {
 		return fmt.Errorf("outbox: %w", err)
 	}
 	return nil
@@ -252,24 +294,23 @@ func writeState(dir string, st State) error {
 func (s *dirStorage) List(ctx context.Context) ([]Stored, error) {
 	var out []Stored
 	for _, area := range []string{dirQueue, dirDead} {
-		ids, err := s.ids(area)
+		refs, err := s.ids(area)
 		if err != nil {
 			return nil, err
 		}
-		for _, id := range ids {
+		for _, r := range refs {
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
-			dir := filepath.Join(s.dir, area, id)
-			doc, err := readDoc(dir)
+			doc, _, err := s.load(r)
 			if errors.Is(err, os.ErrNotExist) {
 				continue // removed meanwhile
 			}
-			st := readState(dir)
+			st := readState(s.statePath(r))
 			if area == dirDead && st.Dead.IsZero() {
-				st.Dead = time.Unix(0, 0) // in dead/ whatever state.json says
+				st.Dead = time.Unix(0, 0) // in dead/ whatever the state says
 			}
-			e := Stored{ID: id, Doc: doc, State: st}
+			e := Stored{ID: r.id, Doc: doc, State: st}
 			if err != nil {
 				e.Doc = nil // unreadable: listed with its state only
 			}
@@ -280,45 +321,52 @@ func (s *dirStorage) List(ctx context.Context) ([]Stored, error) {
 }
 
 // ids lists the entries of an area, oldest first.
-func (s *dirStorage) ids(area string) ([]string, error) {
+func (s *dirStorage) ids(area string) ([]entryRef, error) {
 	des, err := os.ReadDir(filepath.Join(s.dir, area))
 	if err != nil {
 		return nil, fmt.Errorf("outbox: %w", err)
 	}
-	var ids []string
+	var refs []entryRef
 	for _, de := range des {
-		if de.IsDir() && validID(de.Name()) {
-			ids = append(ids, de.Name())
+		if validID(de.Name()) && (de.IsDir() || de.Type().IsRegular()) {
+			refs = append(refs, entryRef{area: area, id: de.Name(), dir: de.IsDir()})
 		}
 	}
-	slices.Sort(ids)
-	return ids, nil
+	slices.SortFunc(refs, func(a, b entryRef) int { return strings.Compare(a.id, b.id) })
+	return refs, nil
+}
+
+// find returns the entry id in area.
+func (s *dirStorage) find(area, id string) (entryRef, bool) {
+	r := entryRef{area: area, id: id}
+	fi, err := os.Stat(s.path(r))
+	if err != nil {
+		return r, false
+	}
+	r.dir = fi.IsDir()
+	return r, true
 }
 
 func (s *dirStorage) Retry(ctx context.Context, id string) error {
 	if !validID(id) {
 		return ErrNoEntry
 	}
-	q := filepath.Join(s.dir, dirQueue, id)
-	d := filepath.Join(s.dir, dirDead, id)
-	if _, err := os.Stat(d); err == nil {
-		st := readState(d)
+	if d, ok := s.find(dirDead, id); ok {
+		st := readState(s.statePath(d))
 		st.NextAttempt = time.Time{}
 		st.Dead = time.Time{}
-		if err := writeState(d, st); err != nil {
+		if err := writeState(s.statePath(d), st); err != nil {
 			return err
 		}
-		if err := os.Rename(d, q); err != nil {
+		if err := s.move(d, dirQueue); err != nil {
 			return fmt.Errorf("outbox: %w", err)
 		}
-		syncDir(filepath.Join(s.dir, dirDead))
-		syncDir(filepath.Join(s.dir, dirQueue))
 		return nil
 	}
-	if _, err := os.Stat(q); err == nil {
-		st := readState(q)
+	if q, ok := s.find(dirQueue, id); ok {
+		st := readState(s.statePath(q))
 		st.NextAttempt = time.Time{}
-		return writeState(q, st)
+		return writeState(s.statePath(q), st)
 	}
 	return ErrNoEntry
 }
@@ -328,21 +376,26 @@ func (s *dirStorage) Drop(ctx context.Context, id string) error {
 		return ErrNoEntry
 	}
 	for _, area := range []string{dirQueue, dirDead} {
-		if err := s.remove(area, id); err == nil {
-			return nil
+		if r, ok := s.find(area, id); ok {
+			if err := s.remove(r); err == nil {
+				return nil
+			}
 		}
 	}
 	return ErrNoEntry
 }
 
 // remove takes an entry out of its area with one rename (so a crash leaves
-// it either queued or gone), then deletes its files.
-func (s *dirStorage) remove(area, id string) error {
-	gone := filepath.Join(s.dir, dirTmp, "del-"+id+"-"+randHex(4))
+// it either queued or gone), then deletes it and its state file.
+func (s *dirStorage) remove(r entryRef) error {
+	gone := filepath.Join(s.dir, dirTmp, "del-"+r.id+"-"+randHex(4))
 	// The rename and the sync of area go through the committer, so that a
 	// removal shares its directory sync with the Enqueue calls under way.
-	if err := s.commit.commit(filepath.Join(s.dir, area, id), gone, nil, []string{filepath.Join(s.dir, area)}); err != nil {
+	if err := s.commit.commit(s.path(r), gone, nil, []string{filepath.Join(s.dir, r.area)}); err != nil {
 		return err
+	}
+	if !r.dir {
+		os.Remove(s.statePath(r))
 	}
 	return removeAll(gone)
 }
