@@ -227,6 +227,8 @@ func (e *env) relayRun(ctx context.Context, args []string) error {
 		c.opened = db.tokens
 	}
 	mailboxes := map[string]relay.Mailbox{}
+	var r *relay.Relay // set before Serve starts delivery
+	yield := func(ctx context.Context) { r.Yield(ctx) }
 	for _, acct := range f.accounts() {
 		var sendAs []string
 		for _, d := range f.Devices {
@@ -240,14 +242,14 @@ func (e *env) relayRun(ctx context.Context, args []string) error {
 			return fmt.Errorf("relay: account %q: %w", acct, err)
 		}
 		oc := f.outboxFor(db, acct)
-		oc.Mailer, oc.SendRate, oc.Logger = m, f.SendRate, log
+		oc.Mailer, oc.SendRate, oc.Logger, oc.Yield = m, f.SendRate, log, yield
 		ob, err := outbox.New(oc)
 		if err != nil {
 			return err
 		}
 		mailboxes[acct] = relay.Mailbox{Mailer: m, Queue: ob}
 	}
-	r, err := relay.New(relay.Config{
+	r, err = relay.New(relay.Config{
 		Addr: f.Listen, TLSAddr: f.ListenTLS, Hostname: f.Hostname, Certificate: cert,
 		Devices: f.Devices, Mailboxes: mailboxes, MaxMessageSize: f.MaxMessageSize,
 		MaxConnsPerIP: f.MaxConnsPerIP, Logger: log,

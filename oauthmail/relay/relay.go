@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -32,6 +33,12 @@ const (
 	DefaultShutdownGrace = 30 * time.Second
 	// DefaultTimeout is how long the relay waits for a client's next line.
 	DefaultTimeout = 5 * time.Minute
+	// DefaultMaxYield is the longest [Relay.Yield] holds delivery back:
+	// one message per two seconds is the pace Exchange Online allows a
+	// mailbox anyway (30 messages a minute,
+	// https://learn.microsoft.com/exchange/troubleshoot/send-emails/smtp-submission-improvements),
+	// so a relay that devices keep busy still delivers at that pace.
+	DefaultMaxYield = 2 * time.Second
 )
 
 // Policies for a sender address that is neither the account's UPN nor one
@@ -130,6 +137,9 @@ type Config struct {
 	// ShutdownGrace bounds how long Serve lets connected clients finish once
 	// its context ends; zero means DefaultShutdownGrace.
 	ShutdownGrace time.Duration
+	// MaxYield bounds how long [Relay.Yield] holds delivery back while
+	// devices keep the relay busy; zero means DefaultMaxYield.
+	MaxYield time.Duration
 	// Logger receives one record per admission, refusal and accepted
 	// message (Info; Warn for plaintext AUTH); nil discards. Passwords and
 	// message bodies are never logged.
@@ -157,6 +167,9 @@ type Relay struct {
 	refusals  []Refusal
 	served    bool
 	authCache map[string][32]byte // device name → SHA-256 of hash and password that matched
+	upns      map[string]upnEntry // account → its UPN, read from the store at most once a second
+
+	active atomic.Int32 // transactions between MAIL and their end (Yield waits for none)
 }
 
 // New checks cfg, builds the TLS certificate if none is given and opens the
@@ -182,6 +195,9 @@ func New(cfg Config) (*Relay, error) {
 	}
 	if cfg.ShutdownGrace <= 0 {
 		cfg.ShutdownGrace = DefaultShutdownGrace
+	}
+	if cfg.MaxYield <= 0 {
+		cfg.MaxYield = DefaultMaxYield
 	}
 	r := &Relay{cfg: cfg, log: cfg.Logger, byUser: map[string]*Device{}, conns: map[netip.Addr]int{}, devStats: map[string]*DeviceStatus{}}
 	if r.log == nil {
@@ -383,6 +399,32 @@ func (r *Relay) Serve(ctx context.Context) error {
 	r.log.LogAttrs(context.Background(), slog.LevelInfo, "relay stopped")
 	return err
 }
+
+// Yield returns once no device is in the middle of a transaction (between
+// MAIL FROM and the reply to its data), or after [MaxYield], or when ctx
+// ends (MaxYield: [Config.MaxYield]). Delivery that calls it before each
+// message ([outbox.Config.Yield]) leaves the CPU to the devices waiting
+// for their 250: those answers are what a device's timeout counts, while
+// delivery has minutes.
+func (r *Relay) Yield(ctx context.Context) {
+	if r.active.Load() == 0 {
+		return
+	}
+	deadline := time.Now().Add(r.cfg.MaxYield)
+	t := time.NewTimer(yieldPoll)
+	defer t.Stop()
+	for r.active.Load() > 0 && time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			t.Reset(yieldPoll)
+		}
+	}
+}
+
+// yieldPoll is how often Yield looks whether the devices are done.
+const yieldPoll = 5 * time.Millisecond
 
 // deliver runs one queue's delivery loop until ctx ends; a queue another
 // process delivers (outbox.ErrBusy) is tried again later.

@@ -87,6 +87,7 @@ type rigOpts struct {
 	noDeliver bool // the relay queues but does not deliver
 	queue     func(relay.Queue) relay.Queue
 	mod       func(*relay.Config)
+	yield     bool // delivery yields to the devices (outbox.Config.Yield = Relay.Yield)
 }
 
 func startRelay(t *testing.T, o rigOpts) *relayRig {
@@ -94,7 +95,12 @@ func startRelay(t *testing.T, o rigOpts) *relayRig {
 	rig := rigtest.Start(t, nil, oauthmailtest.ContosoTenantID, oauthmailtest.DeviceAppClientID, nil)
 	rig.SignIn(t, rig.M, "alice@contoso.com")
 	spool := t.TempDir()
-	ob, err := outbox.New(outbox.Config{Dir: spool, Mailer: rig.M, SendRate: -1, MinBackoff: 50 * time.Millisecond, HoldPoll: 50 * time.Millisecond})
+	var r *relay.Relay // set before Serve delivers
+	oc := outbox.Config{Dir: spool, Mailer: rig.M, SendRate: -1, MinBackoff: 50 * time.Millisecond, HoldPoll: 50 * time.Millisecond}
+	if o.yield {
+		oc.Yield = func(ctx context.Context) { r.Yield(ctx) }
+	}
+	ob, err := outbox.New(oc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +126,7 @@ func startRelay(t *testing.T, o rigOpts) *relayRig {
 	}
 	// The listeners are on 127.0.0.1; a device connecting from 127.0.0.2
 	// reaches them too (all of 127/8 is loopback).
-	r, err := relay.New(cfg)
+	r, err = relay.New(cfg)
 	if err != nil {
 		t.Fatalf("relay.New: %v", err)
 	}

@@ -59,6 +59,15 @@ type session struct {
 	dev    *Device // the device of the current transaction
 	from   string
 	rcpts  []string
+	inTx   bool // counted in Relay.active
+}
+
+// endTx ends the count of a transaction begun by MAIL.
+func (s *session) endTx() {
+	if s.inTx {
+		s.inTx = false
+		s.r.active.Add(-1)
+	}
 }
 
 func (s *session) isTLS() bool {
@@ -182,6 +191,10 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 		return err
 	}
 	s.dev, s.from, s.rcpts = d, from, nil
+	if !s.inTx {
+		s.inTx = true
+		s.r.active.Add(1)
+	}
 	return nil
 }
 
@@ -199,13 +212,39 @@ func (s *session) allowed(d *Device, addr string) bool {
 	return slices.ContainsFunc(d.Senders, func(x string) bool { return strings.EqualFold(x, addr) })
 }
 
-// upn is the signed-in account's UPN from the store ("" when not signed in).
+// upnEntry is an account's UPN as last read from its store.
+type upnEntry struct {
+	upn  string
+	read time.Time
+}
+
+// upnTTL is how long the relay trusts the UPN it read from an account's
+// store: a new sign-in as another user shows within a second, and delivery
+// checks the sender again against the account it signs in as.
+const upnTTL = time.Second
+
+// upn is the signed-in account's UPN from the store ("" when not signed
+// in), read at most once per upnTTL: reading the store for each message
+// costs a file read and a decryption per message.
 func (r *Relay) upn(account string) string {
-	st, err := r.cfg.Mailboxes[account].Mailer.Status(context.Background())
-	if err != nil || !st.SignedIn {
-		return ""
+	now := time.Now()
+	r.mu.Lock()
+	e, ok := r.upns[account]
+	r.mu.Unlock()
+	if ok && now.Sub(e.read) < upnTTL {
+		return e.upn
 	}
-	return st.UPN
+	e = upnEntry{read: now}
+	if st, err := r.cfg.Mailboxes[account].Mailer.Status(context.Background()); err == nil && st.SignedIn {
+		e.upn = st.UPN
+	}
+	r.mu.Lock()
+	if r.upns == nil {
+		r.upns = map[string]upnEntry{}
+	}
+	r.upns[account] = e
+	r.mu.Unlock()
+	return e.upn
 }
 
 func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
@@ -297,9 +336,15 @@ func replyFor(err error) *smtp.SMTPError {
 	return errQueueDown
 }
 
-func (s *session) Reset() { s.dev, s.from, s.rcpts = nil, "", nil }
+func (s *session) Reset() {
+	s.dev, s.from, s.rcpts = nil, "", nil
+	s.endTx()
+}
 
-func (s *session) Logout() error { return nil }
+func (s *session) Logout() error {
+	s.endTx()
+	return nil
+}
 
 // loginServer is the server side of AUTH LOGIN (draft-murchison-sasl-login):
 // "Username:", then "Password:", each base64 on the wire.
