@@ -63,6 +63,8 @@ type result struct {
 	accepted, delivered time.Duration // wall time to the last 250, to the last message at the emulator
 	lat                 []time.Duration
 	rssKB               int64
+	cpu                 cpuTime // the relay's CPU time while the clients sent (zero: not measured)
+	deliveredEarly      int     // messages at the emulator when the last client had its 250
 }
 
 func (r *result) report(b *testing.B, n int) {
@@ -74,6 +76,12 @@ func (r *result) report(b *testing.B, n int) {
 	b.ReportMetric(float64(q(0.99).Microseconds())/1000, "p99-ms")
 	if r.rssKB > 0 {
 		b.ReportMetric(float64(r.rssKB)/1024, "peak-RSS-MB")
+	}
+	if r.cpu != (cpuTime{}) {
+		ms := func(ticks int64) float64 { return float64(ticks) * 1000 / clockTicks / float64(n) }
+		b.ReportMetric(ms(r.cpu.user), "user-ms/msg")
+		b.ReportMetric(ms(r.cpu.sys), "sys-ms/msg")
+		b.ReportMetric(float64(r.deliveredEarly), "delivered-while-sending")
 	}
 }
 
@@ -205,8 +213,12 @@ func BenchmarkRelay(b *testing.B) {
 			}
 			addr := listening(b, stderr)
 			start := time.Now()
+			cpu0 := procCPU(cmd.Process.Pid)
 			lat, wall := load(b, n, func() (*smtp.Client, error) { return dialFrom(deviceIP, addr) })
-			r := result{accepted: wall, delivered: waitDelivered(b, e, n, start), lat: lat, rssKB: vmHWM(cmd.Process.Pid)}
+			c1 := procCPU(cmd.Process.Pid)
+			r := result{accepted: wall, lat: lat, cpu: c1.sub(cpu0), deliveredEarly: len(e.Messages())}
+			r.delivered = waitDelivered(b, e, n, start)
+			r.rssKB = vmHWM(cmd.Process.Pid)
 			cmd.Process.Signal(os.Interrupt)
 			cmd.Wait()
 			r.report(b, n)
@@ -231,6 +243,32 @@ func listening(b *testing.B, r interface{ Read([]byte) (int, error) }) string {
 	}
 	b.Fatal("the relay exited before listening")
 	return ""
+}
+
+// cpuTime is the CPU time a process has used, in clock ticks.
+type cpuTime struct{ user, sys int64 }
+
+func (c cpuTime) sub(d cpuTime) cpuTime { return cpuTime{c.user - d.user, c.sys - d.sys} }
+
+// clockTicks is the unit of utime and stime in /proc/PID/stat
+// (sysconf(_SC_CLK_TCK), 100 on Linux: proc(5)).
+const clockTicks = 100
+
+// procCPU reads utime and stime (fields 14 and 15) of /proc/PID/stat; the
+// fields after the command name, which may hold spaces, start at field 3.
+func procCPU(pid int) cpuTime {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	i := strings.LastIndexByte(string(b), ')')
+	if err != nil || i < 0 || i+2 > len(b) {
+		return cpuTime{}
+	}
+	f := strings.Fields(string(b[i+2:]))
+	if len(f) < 13 {
+		return cpuTime{}
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	s, _ := strconv.ParseInt(f[12], 10, 64)
+	return cpuTime{u, s}
 }
 
 func buildCommand(b *testing.B) string {
