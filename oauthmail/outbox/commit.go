@@ -5,6 +5,11 @@ import (
 	"sync"
 )
 
+// renameOp is the change that renames from to to.
+func renameOp(from, to string) func() error {
+	return func() error { return os.Rename(from, to) }
+}
+
 // committer makes the renames of the spool durable in groups: concurrent
 // Enqueue calls (and removals) hand it their rename, and one round renames
 // every entry handed in so far and then syncs each directory they touched
@@ -27,20 +32,21 @@ type committer struct {
 	running bool
 }
 
-// commitReq is one rename and the directories whose sync makes it durable.
+// commitReq is one change of a directory (a rename, a link) and the
+// directories whose sync makes it durable.
 type commitReq struct {
-	from, to string   // the rename; from == "" for a request that only syncs
-	dirs     []string // synced after the rename; their failure is the request's
-	also     []string // synced too, on a best-effort basis
-	done     chan error
+	op   func() error // the change; nil for a request that only syncs
+	dirs []string     // synced after the change; their failure is the request's
+	also []string     // synced too, on a best-effort basis
+	done chan error
 }
 
-// commit renames from to to (if from is not empty) in the next round and
-// returns once the round has synced dirs and also: the rename's error, or
-// the first failed sync of dirs. It must not be called while holding
-// anything a round needs.
-func (c *committer) commit(from, to string, dirs, also []string) error {
-	r := &commitReq{from: from, to: to, dirs: dirs, also: also, done: make(chan error, 1)}
+// commit makes the change op (if not nil) in the next round and returns
+// once the round has synced dirs and also: op's error, or the first failed
+// sync of dirs. It must not be called while holding anything a round
+// needs.
+func (c *committer) commit(op func() error, dirs, also []string) error {
+	r := &commitReq{op: op, dirs: dirs, also: also, done: make(chan error, 1)}
 	c.mu.Lock()
 	c.pending = append(c.pending, r)
 	if !c.running {
@@ -67,15 +73,15 @@ func (c *committer) run() {
 	}
 }
 
-// round renames, then syncs each directory of the batch once (in parallel:
-// a journalling file system commits them together), then answers every
-// request.
+// round makes the changes, then syncs each directory of the batch once (in
+// parallel: a journalling file system commits them together), then answers
+// every request.
 func (c *committer) round(batch []*commitReq) {
 	errs := make([]error, len(batch))
 	need := map[string]bool{} // directory → its failure matters
 	for i, r := range batch {
-		if r.from != "" {
-			if err := os.Rename(r.from, r.to); err != nil {
+		if r.op != nil {
+			if err := r.op(); err != nil {
 				errs[i] = storageErr(err)
 				continue
 			}

@@ -149,8 +149,10 @@ type Config struct {
 //	DIR/tmp/                    staging (new-ID) and removal (del-ID)
 //	DIR/lock, DIR/rate.json     delivery lock, recent send times
 //
-// An entry is staged in tmp/, synced, and renamed into queue/ in one step;
-// it leaves queue/ by one rename too (to dead/ or to tmp/ for deletion).
+// An entry is written and synced without a name (Linux's O_TMPFILE) or, where
+// the system has no such files, staged in tmp/; then it is linked or renamed
+// into queue/ in one step. It leaves queue/ by one rename too (to dead/ or
+// to tmp/ for deletion).
 // Entries that earlier versions wrote as a directory (ID/message.json,
 // ID/att-N, ID/state.json) are read and delivered as before.
 // IDs sort by enqueue time. No file holds a token.

@@ -18,8 +18,9 @@ import (
 
 // dirStorage is the spool directory: the default [Storage].
 type dirStorage struct {
-	dir    string
-	commit committer
+	dir     string
+	commit  committer
+	unnamed bool // new entries are written as unnamed files (probeUnnamed)
 
 	mu   sync.Mutex
 	sent []time.Time // send times in the last minute, for SendRate
@@ -32,6 +33,7 @@ func newDirStorage(dir string) (*dirStorage, error) {
 		}
 	}
 	s := &dirStorage{dir: dir, commit: committer{syncDir: syncDir}}
+	s.unnamed = probeUnnamed(filepath.Join(dir, dirTmp))
 	s.sweep()
 	s.loadRate()
 	return s, nil
@@ -50,7 +52,7 @@ func (s *dirStorage) sweep() {
 	for _, de := range des {
 		name := de.Name()
 		switch {
-		case strings.HasPrefix(name, "del-"):
+		case strings.HasPrefix(name, "del-"), strings.HasPrefix(name, "probe-"):
 			removeAll(filepath.Join(dir, name))
 		case strings.HasPrefix(name, "new-"):
 			if fi, err := de.Info(); err == nil && time.Since(fi.ModTime()) > time.Hour {
@@ -81,7 +83,13 @@ func (s *dirStorage) sweep() {
 }
 
 func (s *dirStorage) Add(ctx context.Context, id string, atts []io.Reader, doc func([]int64) ([]byte, error)) error {
-	stage := filepath.Join(s.dir, dirTmp, "new-"+id)
+	queue, tmp := filepath.Join(s.dir, dirQueue), filepath.Join(s.dir, dirTmp)
+	if s.unnamed {
+		if f, err := createUnnamed(queue); err == nil {
+			return s.addUnnamed(f, filepath.Join(queue, id), atts, doc)
+		}
+	}
+	stage := filepath.Join(tmp, "new-"+id)
 	f, err := os.OpenFile(stage, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return storageErr(err)
@@ -105,11 +113,29 @@ func (s *dirStorage) Add(ctx context.Context, id string, atts []io.Reader, doc f
 	// The rename publishes the complete entry at once; the round syncs
 	// both directories (queue/ shared with the other Enqueue calls under
 	// way) before Add returns, so that the rename itself is durable.
-	queue, tmp := filepath.Join(s.dir, dirQueue), filepath.Join(s.dir, dirTmp)
-	if err := s.commit.commit(stage, filepath.Join(queue, id), []string{queue}, []string{tmp}); err != nil {
+	if err := s.commit.commit(renameOp(stage, filepath.Join(queue, id)), []string{queue}, []string{tmp}); err != nil {
 		if _, serr := os.Stat(stage); serr == nil {
 			os.Remove(stage) // not renamed: nothing was published
 		}
+		return fmt.Errorf("outbox: %w", err)
+	}
+	return nil
+}
+
+// addUnnamed writes an entry to f, a file without a name (Linux's
+// O_TMPFILE), syncs it and gives it its name in queue/ in the next round.
+// Until then no directory changes: a crash loses the file with nothing to
+// clean up, and the sync of the file writes no directory; the link and
+// the sync of queue/ are shared with the round's other entries.
+func (s *dirStorage) addUnnamed(f *os.File, path string, atts []io.Reader, doc func([]int64) ([]byte, error)) error {
+	defer f.Close()
+	if err := writeEntry(f, atts, doc); err != nil {
+		return err
+	}
+	if err := storageErr(f.Sync()); err != nil {
+		return fmt.Errorf("outbox: %w", err)
+	}
+	if err := s.commit.commit(func() error { return linkUnnamed(f, path) }, []string{filepath.Dir(path)}, nil); err != nil {
 		return fmt.Errorf("outbox: %w", err)
 	}
 	return nil
@@ -391,7 +417,7 @@ func (s *dirStorage) remove(r entryRef) error {
 	gone := filepath.Join(s.dir, dirTmp, "del-"+r.id+"-"+randHex(4))
 	// The rename and the sync of area go through the committer, so that a
 	// removal shares its directory sync with the Enqueue calls under way.
-	if err := s.commit.commit(s.path(r), gone, nil, []string{filepath.Join(s.dir, r.area)}); err != nil {
+	if err := s.commit.commit(renameOp(s.path(r), gone), nil, []string{filepath.Join(s.dir, r.area)}); err != nil {
 		return err
 	}
 	if !r.dir {
