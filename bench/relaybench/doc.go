@@ -27,7 +27,10 @@
 // after the data on an open connection, and the peak resident memory of the
 // relay (VmHWM of the relay process; for Postfix the largest sum of VmRSS
 // over its processes, sampled every 100 ms, and beside it the largest sum
-// of their PSS, which counts the pages they share once).
+// of their PSS, which counts the pages they share once). For the relay it
+// also reports its CPU time per message while the clients send (utime and
+// stime of the relay process: user-ms/msg, sys-ms/msg) and how many
+// messages reached the emulator meanwhile (delivered-while-sending).
 //
 // It has no API; the benchmark is in its _test.go file and the script run
 // beside it writes RESULTS.md. RELAYBENCH_MESSAGES changes the message
