@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/emersion/go-message/mail"
 	"io"
 	"log/slog"
 	"net/http"
@@ -305,21 +304,7 @@ func TestOutboxAttachmentCopied(t *testing.T) {
 	if n, err := o.Flush(ctx); n != 1 || err != nil {
 		t.Fatalf("Flush() = %d, %v", n, err)
 	}
-	mr, err := mail.CreateReader(bytes.NewReader(r.e.Messages()[0].Data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []byte
-	for {
-		p, err := mr.NextPart()
-		if err != nil {
-			break
-		}
-		if _, ok := p.Header.(*mail.AttachmentHeader); ok {
-			got, _ = io.ReadAll(p.Body)
-		}
-	}
-	if string(got) != "%PDF-1.4 scan-bytes-4711" {
+	if got := attachmentOf(t, r.e.Messages()[0].Data); got != "%PDF-1.4 scan-bytes-4711" {
 		t.Errorf("delivered attachment = %q, want the spooled file's bytes", got)
 	}
 }
