@@ -19,7 +19,6 @@ import (
 
 	"github.com/devicemail/devicemail/internal/testpeer"
 	"github.com/devicemail/devicemail/oauthmail/oauthmailtest"
-	"github.com/devicemail/devicemail/oauthmail/relay"
 )
 
 const relayTestPassword = "scanner-pass-0123"
@@ -261,31 +260,5 @@ func TestRelayBadConfig(t *testing.T) {
 	r = runCmd(t, nil, "relay", "hash-password", "secret-in-args")
 	if r.status != exitUsage {
 		t.Errorf("hash-password with an argument: exit %d, want %d", r.status, exitUsage)
-	}
-}
-
-// "oauthmail relay" delivers nothing while a device is in the middle of a
-// transaction, for at most relay.DefaultMaxYield: the command wires the
-// relay's Yield into each account's outbox.
-func TestRelayDeliveryWaitsForDevices(t *testing.T) {
-	e, cfg, _ := relaySetup(t, "")
-	addr, stderr, _ := startRelayCmd(t, cfg, "--smtp", e.SMTPAddr())
-	busy, c := dialFrom("127.0.0.2", addr), dialFrom("127.0.0.2", addr)
-	if busy == nil || c == nil {
-		t.Fatalf("could not connect from 127.0.0.2 to %s", addr)
-	}
-	defer busy.Close()
-	defer c.Close()
-	if err := busy.Mail("alice@contoso.com", nil); err != nil {
-		t.Fatal(err)
-	}
-	began := time.Now()
-	msg := "From: alice@contoso.com\r\nTo: bob@contoso.com\r\nSubject: while busy\r\n\r\nx\r\n"
-	if err := c.SendMail("alice@contoso.com", []string{"bob@contoso.com"}, strings.NewReader(msg)); err != nil {
-		t.Fatalf("send: %v\nrelay:\n%s", err, stderr)
-	}
-	waitEmulator(t, e, 1, stderr)
-	if waited := time.Since(began); waited < relay.DefaultMaxYield {
-		t.Errorf("delivered %v after a device began a transaction it never ended, want no sooner than %v", waited, relay.DefaultMaxYield)
 	}
 }
