@@ -230,7 +230,11 @@ func (d dirStore) save(ctx context.Context, key string, data []byte) (err error)
 		}
 	}()
 	d.sweep(ctx)
-	for range 3 {
+	// On Windows a Save closes (and so unlocks) its temporary file before
+	// the rename, and another Save's reap may take it in between; under
+	// Wine, with eight goroutines saving and loading at once, three tries
+	// in a row were once taken.
+	for range 10 {
 		if err = d.saveOnce(ctx, name, data); !errors.Is(err, errTempTaken) {
 			return err
 		}

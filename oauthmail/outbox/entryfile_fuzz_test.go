@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/devicemail/devicemail/internal/testdir"
 )
 
 // entryBytes is an entry file as writeEntry writes it.
@@ -36,14 +38,14 @@ func entryBytes(t testing.TB, dir string, atts [][]byte, doc []byte) []byte {
 // panics. An entry that writeEntry wrote from the fuzzed parts reads back
 // byte for byte.
 func FuzzEntryFile(f *testing.F) {
-	dir := f.TempDir()
+	dir := testdir.New(f)
 	f.Add(entryBytes(f, dir, [][]byte{[]byte("%PDF-1.4"), nil}, []byte(`{"version":1}`)), []byte("att"), []byte("doc"))
 	f.Add(entryBytes(f, dir, nil, []byte(`{}`)), []byte{}, []byte{})
 	f.Add([]byte("\n000000000010 oauthmail-spool\n"), []byte("x"), []byte("{}"))
 	f.Add([]byte(`{"v":2,"doc":5,"atts":[-1,7]}`+"\n000000000029 oauthmail-spool\n"), []byte("\x00"), []byte(""))
 	f.Add([]byte(`{"v":2,"doc":5,"atts":[9223372036854775807,9223372036854775807]}`+"\n000000000063 oauthmail-spool\n"), []byte(""), []byte("d"))
 	f.Fuzz(func(t *testing.T, b, att, doc []byte) {
-		dir := t.TempDir()
+		dir := testdir.New(t)
 		path := filepath.Join(dir, "e")
 		if err := os.WriteFile(path, b, 0o600); err != nil {
 			t.Fatal(err)
