@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -29,7 +30,7 @@ func writeDirEntry(t *testing.T, dir, id, subject, att, state string) {
 	}
 	doc := `{"version":1,"enqueued":"2026-11-30T10:00:00Z","from":{"email":""},"to":[{"email":"bob@contoso.com"}],` +
 		`"subject":"` + subject + `","text":"see attached","message_id":"` + id + `@contoso.com","date":"2026-11-30T10:00:00Z",` +
-		`"attachments":[{"name":"scan.pdf","content_type":"application/pdf","file":"att-0","size":` + itoa(len(att)) + `}]}`
+		`"attachments":[{"name":"scan.pdf","content_type":"application/pdf","file":"att-0","size":` + strconv.Itoa(len(att)) + `}]}`
 	files := map[string]string{"message.json": doc, "att-0": att}
 	if state != "" {
 		files["state.json"] = state
@@ -39,14 +40,6 @@ func writeDirEntry(t *testing.T, dir, id, subject, att, state string) {
 			t.Fatal(err)
 		}
 	}
-}
-
-func itoa(n int) string {
-	var b []byte
-	for ; n > 0 || len(b) == 0; n /= 10 {
-		b = append([]byte{byte('0' + n%10)}, b...)
-	}
-	return string(b)
 }
 
 // attachmentOf is the first attachment of a delivered message.

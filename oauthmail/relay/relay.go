@@ -199,7 +199,8 @@ func New(cfg Config) (*Relay, error) {
 	if cfg.MaxYield <= 0 {
 		cfg.MaxYield = DefaultMaxYield
 	}
-	r := &Relay{cfg: cfg, log: cfg.Logger, byUser: map[string]*Device{}, conns: map[netip.Addr]int{}, devStats: map[string]*DeviceStatus{}}
+	r := &Relay{cfg: cfg, log: cfg.Logger, byUser: map[string]*Device{}, conns: map[netip.Addr]int{}, devStats: map[string]*DeviceStatus{},
+		upns: map[string]upnEntry{}}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
@@ -401,8 +402,8 @@ func (r *Relay) Serve(ctx context.Context) error {
 }
 
 // Yield returns once no device is in the middle of a transaction (between
-// MAIL FROM and the reply to its data), or after [MaxYield], or when ctx
-// ends (MaxYield: [Config.MaxYield]). Delivery that calls it before each
+// MAIL FROM and the reply to its data), or after [Config.MaxYield], or
+// when ctx ends. Delivery that calls it before each
 // message ([outbox.Config.Yield]) leaves the CPU to the devices waiting
 // for their 250: those answers are what a device's timeout counts, while
 // delivery has minutes.

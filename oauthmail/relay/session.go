@@ -239,9 +239,6 @@ func (r *Relay) upn(account string) string {
 		e.upn = st.UPN
 	}
 	r.mu.Lock()
-	if r.upns == nil {
-		r.upns = map[string]upnEntry{}
-	}
 	r.upns[account] = e
 	r.mu.Unlock()
 	return e.upn
