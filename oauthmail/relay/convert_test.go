@@ -2,9 +2,12 @@ package relay
 
 import (
 	"bytes"
+	"encoding/base64"
 	"io"
 	"strings"
 	"testing"
+
+	"github.com/emersion/go-message"
 )
 
 // FuzzToMessage feeds arbitrary bytes to the conversion of a device's
@@ -54,4 +57,67 @@ func TestToMessageCharsets(t *testing.T) {
 	if msg.Subject != "=?ISO-2022-JP?B?GyRCJTklLSVjJXMbKEI=?=" {
 		t.Errorf("Subject = %q, want the encoded word passed through", msg.Subject)
 	}
+}
+
+// BenchmarkToMessage converts a scanner's message: a short text part and a
+// 100 KB base64 attachment, the load of the relay benchmark.
+func BenchmarkToMessage(b *testing.B) {
+	att := make([]byte, 100<<10)
+	for i := range att {
+		att[i] = byte(i * 7)
+	}
+	data := scannerMessage(att)
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := toMessage(data, []string{"bob@contoso.com"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// scannerMessage is a multipart message with att as a base64 PDF
+// attachment in lines of 76 characters.
+func scannerMessage(att []byte) []byte {
+	var b bytes.Buffer
+	b.WriteString("From: Scanner <alice@contoso.com>\r\nTo: bob@contoso.com\r\nSubject: scan\r\nMIME-Version: 1.0\r\n")
+	b.WriteString("Content-Type: multipart/mixed; boundary=\"b0\"\r\n\r\n--b0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nScan attached.\r\n")
+	b.WriteString("--b0\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=\"scan.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\n")
+	enc := base64.StdEncoding.EncodeToString(att)
+	for len(enc) > 76 {
+		b.WriteString(enc[:76] + "\r\n")
+		enc = enc[76:]
+	}
+	b.WriteString(enc + "\r\n--b0--\r\n")
+	return b.Bytes()
+}
+
+// FuzzDecodeBase64 compares decodeBase64 with go-message's streaming
+// decoder, which the relay used before: both must refuse the same bodies
+// and decode the others to the same bytes.
+func FuzzDecodeBase64(f *testing.F) {
+	f.Add([]byte("QUJD\r\nREVG\r\n"))
+	f.Add([]byte("QU JD\tREVG"))
+	f.Add([]byte("QQ==\r\n"))
+	f.Add([]byte("QQ==QQ=="))
+	f.Add([]byte("QUJ\r\n"))
+	f.Add([]byte("QU\rJD\n\n"))
+	f.Add([]byte("QUJD!"))
+	f.Fuzz(func(t *testing.T, enc []byte) {
+		var h message.Header
+		h.Set("Content-Type", "application/octet-stream")
+		h.Set("Content-Transfer-Encoding", "base64")
+		e, err := message.New(h, bytes.NewReader(enc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, werr := io.ReadAll(e.Body)
+		got, gerr := decodeBase64(bytes.Clone(enc))
+		if (werr != nil) != (gerr != nil) {
+			t.Fatalf("%q: go-message's error %v, decodeBase64's %v", enc, werr, gerr)
+		}
+		if werr == nil && !bytes.Equal(got, want) {
+			t.Fatalf("%q: decoded %q, go-message %q", enc, got, want)
+		}
+	})
 }
