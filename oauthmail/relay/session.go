@@ -263,7 +263,10 @@ func (s *session) Data(rd io.Reader) error {
 		io.Copy(io.Discard, rd)
 		return &smtp.SMTPError{Code: 503, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "RCPT first"}
 	}
-	data, err := io.ReadAll(rd)
+	buf := getBuf()
+	defer putBuf(buf)
+	data, err := readAll((*buf)[:0], rd)
+	*buf = data
 	if err != nil {
 		var se *smtp.SMTPError
 		if errors.As(err, &se) && se.Code == 552 {
