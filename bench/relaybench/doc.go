@@ -32,7 +32,7 @@
 // stime of the relay process: user-ms/msg, sys-ms/msg) and how many
 // messages reached the emulator meanwhile (delivered-while-sending).
 //
-// It has no API; the benchmark is in its _test.go file and the script run
-// beside it writes RESULTS.md. RELAYBENCH_MESSAGES changes the message
-// count (CI runs it with 100).
+// It has no API; the benchmark is in its _test.go file, and the script run
+// beside it adds each run's output to raw.txt, which RESULTS.md reports on.
+// RELAYBENCH_MESSAGES changes the message count (CI runs it with 100).
 package relaybench
