@@ -2,12 +2,14 @@ package relay
 
 import (
 	"bytes"
-	"encoding/base64"
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-message"
+
+	"github.com/devicemail/devicemail/smtpx"
 )
 
 // FuzzToMessage feeds arbitrary bytes to the conversion of a device's
@@ -76,19 +78,18 @@ func BenchmarkToMessage(b *testing.B) {
 	}
 }
 
-// scannerMessage is a multipart message with att as a base64 PDF
-// attachment in lines of 76 characters.
+// scannerMessage is the message a scanner sends: a line of text and att
+// as a base64 PDF attachment, composed by smtpx.
 func scannerMessage(att []byte) []byte {
-	var b bytes.Buffer
-	b.WriteString("From: Scanner <alice@contoso.com>\r\nTo: bob@contoso.com\r\nSubject: scan\r\nMIME-Version: 1.0\r\n")
-	b.WriteString("Content-Type: multipart/mixed; boundary=\"b0\"\r\n\r\n--b0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nScan attached.\r\n")
-	b.WriteString("--b0\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=\"scan.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\n")
-	enc := base64.StdEncoding.EncodeToString(att)
-	for len(enc) > 76 {
-		b.WriteString(enc[:76] + "\r\n")
-		enc = enc[76:]
+	m := &smtpx.Message{
+		From: smtpx.Address{Name: "Scanner", Email: "alice@contoso.com"}, To: []smtpx.Address{{Email: "bob@contoso.com"}},
+		Subject: "scan", Text: "Scan attached.",
+		Attachments: []smtpx.Attachment{{Name: "scan.pdf", ContentType: "application/pdf", Reader: bytes.NewReader(att), Size: int64(len(att))}},
 	}
-	b.WriteString(enc + "\r\n--b0--\r\n")
+	var b bytes.Buffer
+	if err := m.WriteMIME(&b, time.Now()); err != nil {
+		panic(err)
+	}
 	return b.Bytes()
 }
 
