@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/emersion/go-message"
 	"github.com/emersion/go-message/mail"
@@ -227,7 +228,20 @@ func walk(h message.Header, body io.Reader, leaf func(message.Header, io.Reader)
 // two filters and the decoder: for a scanner's 100 KB attachment that was
 // most of the conversion's time.
 func decodePart(h message.Header, raw io.Reader, scratch *[]byte) (body []byte, cerr, err error) {
-	mt, _, _ := h.ContentType()
+	mt, params, _ := h.ContentType()
+	// go-message converts only UTF-8 and US-ASCII itself; ISO-8859-1 is
+	// converted here, with the charset taken off a copy of the header.
+	latin1 := strings.HasPrefix(mt, "text/") && isLatin1(params["charset"])
+	if latin1 {
+		delete(params, "charset")
+		h = h.Copy()
+		h.SetContentType(mt, params)
+	}
+	defer func() {
+		if latin1 && err == nil {
+			body = latin1ToUTF8(body)
+		}
+	}()
 	if strings.EqualFold(strings.TrimSpace(h.Get("Content-Transfer-Encoding")), "base64") {
 		enc, err := readAll((*scratch)[:0], raw)
 		*scratch = enc
@@ -248,6 +262,27 @@ func decodePart(h message.Header, raw io.Reader, scratch *[]byte) (body []byte, 
 	e, cerr := message.New(h, raw)
 	body, err = io.ReadAll(e.Body)
 	return body, cerr, err
+}
+
+// isLatin1 reports whether charset names ISO-8859-1, under any of the
+// names IANA registers for it
+// (https://www.iana.org/assignments/character-sets/character-sets.xhtml).
+func isLatin1(charset string) bool {
+	switch strings.ToLower(charset) {
+	case "iso-8859-1", "iso_8859-1", "iso_8859-1:1987", "iso-ir-100", "latin1", "l1", "ibm819", "cp819", "csisolatin1":
+		return true
+	}
+	return false
+}
+
+// latin1ToUTF8 converts ISO-8859-1 to UTF-8: each byte is the code point
+// of the same number.
+func latin1ToUTF8(b []byte) []byte {
+	out := make([]byte, 0, len(b)+len(b)/8)
+	for _, c := range b {
+		out = utf8.AppendRune(out, rune(c))
+	}
+	return out
 }
 
 // decodeBase64 decodes a base64 body (RFC 2045 section 6.8), ignoring line

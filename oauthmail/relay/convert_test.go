@@ -122,3 +122,36 @@ func FuzzDecodeBase64(f *testing.F) {
 		}
 	})
 }
+
+// A text part in ISO-8859-1 becomes a UTF-8 body whatever its transfer
+// encoding, and a message that is one base64 part becomes one attachment,
+// with white space inside the base64 ignored.
+func TestToMessageBase64Parts(t *testing.T) {
+	latin1 := "From: a@b.example\r\nTo: bob@contoso.com\r\nContent-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: base64\r\n\r\n6ek=\r\n"
+	msg, _, err := toMessage([]byte(latin1), []string{"bob@contoso.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msg.Text != "éé" || len(msg.Attachments) != 0 {
+		t.Fatalf("Text %q, %d attachments; want the body \"éé\" in UTF-8", msg.Text, len(msg.Attachments))
+	}
+	qp := "From: a@b.example\r\nTo: bob@contoso.com\r\nContent-Type: text/plain; charset=ISO-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n=E9t=E9\r\n"
+	if msg, _, err = toMessage([]byte(qp), []string{"bob@contoso.com"}); err != nil || msg.Text != "été\r\n" {
+		t.Fatalf("quoted-printable ISO-8859-1: Text %q, error %v; want \"été\\r\\n\"", msg.Text, err)
+	}
+	pdf := "From: a@b.example\r\nTo: bob@contoso.com\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=scan.pdf\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBE\r\n RiAx\tLjQ=\r\n"
+	msg, _, err = toMessage([]byte(pdf), []string{"bob@contoso.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msg.Attachments) != 1 || msg.Attachments[0].Name != "scan.pdf" {
+		t.Fatalf("attachments %+v, want scan.pdf", msg.Attachments)
+	}
+	if b, _ := io.ReadAll(msg.Attachments[0].Reader); string(b) != "%PDF 1.4" {
+		t.Errorf("content %q, want %q", b, "%PDF 1.4")
+	}
+	bad := strings.Replace(pdf, "LjQ=", "LjQ!", 1)
+	if _, _, err := toMessage([]byte(bad), []string{"bob@contoso.com"}); err == nil {
+		t.Error("a part that is not base64 was accepted")
+	}
+}
