@@ -229,19 +229,25 @@ func walk(h message.Header, body io.Reader, leaf func(message.Header, io.Reader)
 // most of the conversion's time.
 func decodePart(h message.Header, raw io.Reader, scratch *[]byte) (body []byte, cerr, err error) {
 	mt, params, _ := h.ContentType()
-	// go-message converts only UTF-8 and US-ASCII itself; ISO-8859-1 is
-	// converted here, with the charset taken off a copy of the header.
-	latin1 := strings.HasPrefix(mt, "text/") && isLatin1(params["charset"])
-	if latin1 {
-		delete(params, "charset")
-		h = h.Copy()
-		h.SetContentType(mt, params)
+	if !strings.HasPrefix(mt, "text/") || !isLatin1(params["charset"]) {
+		return decodeBody(h, mt, raw, scratch)
 	}
-	defer func() {
-		if latin1 && err == nil {
-			body = latin1ToUTF8(body)
-		}
-	}()
+	// go-message converts only UTF-8 and US-ASCII itself: an ISO-8859-1
+	// body is decoded with the charset taken off a copy of the header, then
+	// converted here.
+	delete(params, "charset")
+	h = h.Copy()
+	h.SetContentType(mt, params)
+	body, cerr, err = decodeBody(h, mt, raw, scratch)
+	if err != nil {
+		return nil, cerr, err
+	}
+	return latin1ToUTF8(body), cerr, nil
+}
+
+// decodeBody is decodePart for a part of media type mt whose charset, if
+// any, go-message converts.
+func decodeBody(h message.Header, mt string, raw io.Reader, scratch *[]byte) (body []byte, cerr, err error) {
 	if strings.EqualFold(strings.TrimSpace(h.Get("Content-Transfer-Encoding")), "base64") {
 		enc, err := readAll((*scratch)[:0], raw)
 		*scratch = enc
